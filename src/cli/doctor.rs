@@ -1,0 +1,193 @@
+//! `doctor`: checks what usually goes wrong (permissions, no current room, a server that
+//! is not running, a full disk) and says the command that fixes each. It reports whether
+//! a token is present, never the token.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::output::{CALL_TIMEOUT, Ctx};
+use super::state::{load_credentials, load_state};
+use crate::store::lock;
+
+#[derive(Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn check(name: &'static str, ok: bool, detail: String, fix: Option<String>) -> Check {
+    Check {
+        name,
+        ok,
+        detail,
+        fix: if ok { None } else { fix },
+    }
+}
+
+fn mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+fn private_tree(dir: &Path, bad: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if let Some(m) = mode(&p)
+            && m & 0o077 != 0
+        {
+            bad.push(p.display().to_string());
+        }
+        if p.is_dir() {
+            private_tree(&p, bad);
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx) -> Vec<Check> {
+    let home = &ctx.home.root;
+    let mut out = Vec::new();
+    let hm = mode(home);
+    out.push(check(
+        "home",
+        hm.is_some_and(|m| m & 0o077 == 0),
+        match hm {
+            Some(m) => format!("{} (mode {m:o})", home.display()),
+            None => format!("{} does not exist yet", home.display()),
+        },
+        Some(match hm {
+            Some(_) => format!("chmod 700 {}", home.display()),
+            None => "agentgather up   (or agentgather room join '<invite-uri>')".into(),
+        }),
+    ));
+    let mut bad = Vec::new();
+    private_tree(home, &mut bad);
+    out.push(check(
+        "permissions",
+        bad.is_empty(),
+        if bad.is_empty() {
+            "every file is private (0600/0700)".into()
+        } else {
+            format!("readable by others: {}", bad.join(", "))
+        },
+        Some(format!("chmod -R go-rwx {}", home.display())),
+    ));
+    if let Some(free) = free_bytes(if home.exists() { home } else { Path::new("/") }) {
+        out.push(check(
+            "disk",
+            free > 100 * 1024 * 1024,
+            format!("{} MB free", free / (1024 * 1024)),
+            Some(
+                "free some disk space; a full disk makes posts fail with 507 room_log_full".into(),
+            ),
+        ));
+    }
+    let state = load_state(&ctx.home).ok().and_then(|s| s.current);
+    let Some(cur) = state else {
+        out.push(check(
+            "room",
+            false,
+            "no current room".into(),
+            Some("agentgather room join '<invite-uri>'   (or host: agentgather up)".into()),
+        ));
+        return out;
+    };
+    let creds = load_credentials(&ctx.home, &cur.room, &cur.alias)
+        .ok()
+        .flatten();
+    out.push(check(
+        "room",
+        creds.is_some(),
+        format!("current room {} as {}", cur.room, cur.alias),
+        Some(format!(
+            "agentgather room join {} --alias {} --token <token> --url <url>",
+            cur.room, cur.alias
+        )),
+    ));
+    let Some(creds) = creds else { return out };
+    out.push(check(
+        "token",
+        creds.token.starts_with("tgl_"),
+        if creds.token.starts_with("tgl_") {
+            "present (not shown)".into()
+        } else {
+            "missing or malformed".into()
+        },
+        Some("join again with your invite".into()),
+    ));
+    let room_dir = ctx.home.room_dir(&creds.room);
+    if ctx.home.room_exists(&creds.room) {
+        let lock_file = room_dir.join("lock");
+        match lock::holder(&room_dir) {
+            Ok(Some(info)) => out.push(check(
+                "server",
+                true,
+                format!(
+                    "room serve is running (pid {}, {})",
+                    info.pid,
+                    info.addr.as_deref().unwrap_or("no address")
+                ),
+                None,
+            )),
+            Ok(None) => out.push(check(
+                "server",
+                false,
+                if lock_file.exists() {
+                    "no server holds the room (the last holder is gone; its lock is free)".into()
+                } else {
+                    "no server has served this room yet".into()
+                },
+                Some("agentgather room serve".into()),
+            )),
+            Err(e) => out.push(check(
+                "server",
+                false,
+                format!("cannot check the lock: {e}"),
+                Some(format!("ls -l {}", lock_file.display())),
+            )),
+        }
+    }
+    let client = ctx.client(&creds, CALL_TIMEOUT);
+    match client.get("/status") {
+        Ok(s) => out.push(check(
+            "reachable",
+            true,
+            format!(
+                "{} answers: room {} is {}",
+                client.base(),
+                s["room"].as_str().unwrap_or("?"),
+                s["room_status"].as_str().unwrap_or("?")
+            ),
+            None,
+        )),
+        Err(e) => out.push(check(
+            "reachable",
+            false,
+            e.to_string(),
+            Some(if creds.is_host {
+                "agentgather room serve".into()
+            } else {
+                "ask the host whether the room is still served".into()
+            }),
+        )),
+    }
+    out
+}

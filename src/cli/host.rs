@@ -1,0 +1,642 @@
+//! Host commands. Each runs through the room's server when one holds the room (so the
+//! server stays the single writer), else opens the room directly under its lock.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::output::{CALL_TIMEOUT, CliError, Ctx, Exit};
+use super::state::{
+    Credentials, load_credentials, load_host_tokens, remember_host_token, set_current,
+};
+use crate::client::Client;
+use crate::protocol::card::{CardInput, browser_url, card_command, invite_uri, render_card};
+use crate::protocol::ttl::parse_ttl;
+use crate::protocol::{
+    AttendancePolicy, DEFAULT_PORT, Kind, Location, validate_alias, validate_room_id,
+};
+use crate::server::{ServeConfig, serve as run_server};
+use crate::store::room::NewRoom;
+use crate::store::{FsyncMode, Room, RoomOptions};
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Room id: 1-64 of a-z, 0-9, '-'.
+    pub room: String,
+    /// Your alias in the room.
+    #[arg(long, default_value = "host")]
+    pub alias: String,
+    /// The Room Brief (Markdown): the goal and context.
+    #[arg(long, conflicts_with = "brief_file")]
+    pub brief: Option<String>,
+    /// Read the Room Brief from a file.
+    #[arg(long)]
+    pub brief_file: Option<PathBuf>,
+    /// Attendance policy: manual-ok | agents-foreground | all-foreground | host-directed.
+    #[arg(long, default_value = "manual-ok")]
+    pub attendance: AttendancePolicy,
+    /// Close the room by itself after this long (e.g. 30m, 2h, 1d).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// The URL participants will use.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The room to serve (default: the current room).
+    #[arg(long)]
+    pub room: Option<String>,
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address to bind; anything but loopback needs --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// The public URL participants use (e.g. your TLS proxy's https:// URL).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Answer requests whose Host is not loopback (requires an https:// --url).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// When appends reach the disk: off (page cache; survives a process crash) or always (fsync each).
+    #[arg(long, default_value = "off")]
+    pub fsync: FsyncMode,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Room id (default: gather).
+    pub room: Option<String>,
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Your alias when the room is created (default: $USER, else host).
+    #[arg(long)]
+    pub alias: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    /// The new participant's alias.
+    pub alias: String,
+    #[arg(long, default_value = "agent")]
+    pub kind: Kind,
+    #[arg(long, default_value = "local")]
+    pub location: Location,
+}
+
+#[derive(Args, Debug)]
+pub struct AliasArg {
+    pub alias: String,
+}
+
+fn read_brief(brief: Option<String>, file: Option<PathBuf>) -> Result<String, CliError> {
+    match (brief, file) {
+        (Some(b), _) => Ok(b),
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map_err(|e| CliError::msg(format!("cannot read {}: {e}", f.display()))),
+        (None, None) => Ok(String::new()),
+    }
+}
+
+fn check_url(url: &str) -> Result<(), CliError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(CliError::msg(format!(
+            "--url must start with http:// or https:// (got {url:?})"
+        )))
+    }
+}
+
+fn create_room(ctx: &Ctx, new: &NewRoom) -> Result<Credentials, CliError> {
+    let opts = RoomOptions {
+        purpose: "agentgather room start".into(),
+        ..Default::default()
+    };
+    let (room, token) = Room::create(&ctx.home, new, &opts)?;
+    drop(room);
+    let creds = Credentials {
+        room: new.room.clone(),
+        alias: new.host_alias.clone(),
+        url: new.url.clone(),
+        token: token.clone(),
+        is_host: true,
+        cursor: 0,
+    };
+    remember_host_token(&ctx.home, &new.room, &new.host_alias, &token)?;
+    set_current(&ctx.home, &creds)?;
+    Ok(creds)
+}
+
+pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
+    validate_room_id(&a.room).map_err(|e| CliError::msg(e.to_string()))?;
+    validate_alias(&a.alias).map_err(|e| CliError::msg(e.to_string()))?;
+    let ttl = a
+        .ttl
+        .as_deref()
+        .map(parse_ttl)
+        .transpose()
+        .map_err(CliError::msg)?;
+    let url = a
+        .url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{DEFAULT_PORT}"));
+    check_url(&url)?;
+    let brief = read_brief(a.brief, a.brief_file)?;
+    let limit = crate::protocol::Limits::default().brief_chars;
+    if brief.chars().count() > limit {
+        return Err(CliError::msg(format!(
+            "the brief is over the limit of {limit} characters"
+        )));
+    }
+    let new = NewRoom {
+        room: a.room,
+        host_alias: a.alias,
+        brief,
+        policy: a.attendance,
+        ttl,
+        url: url.trim_end_matches('/').to_string(),
+    };
+    let creds = create_room(ctx, &new)?;
+    ctx.print(
+        &json!({"ok": true, "room": creds.room, "alias": creds.alias, "token": creds.token, "url": creds.url}),
+        || {
+            format!(
+                "Room {} created; you are its host, {}.\nHost token (secret): {}\nNext: agentgather room serve   (then: agentgather room invite <alias>)",
+                creds.room, creds.alias, creds.token
+            )
+        },
+    );
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_serve(cfg: ServeConfig) -> Result<(), CliError> {
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::msg(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(run_server(cfg)).map_err(|e| match e {
+        crate::server::ServeError::Store(s) => CliError::from(s),
+        other => CliError::msg(other.to_string()),
+    })
+}
+
+pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
+    let room = match a.room {
+        Some(r) => r,
+        None => ctx.current()?.room,
+    };
+    validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
+    if let Some(u) = &a.url {
+        check_url(u)?;
+    }
+    let mut cfg = ServeConfig::new(ctx.home.clone(), room);
+    cfg.port = a.port;
+    cfg.host = a.host;
+    cfg.url = a.url;
+    cfg.allow_remote = a.allow_remote;
+    cfg.fsync = a.fsync;
+    run_serve(cfg)
+}
+
+fn default_alias() -> String {
+    let user: String = std::env::var("USER")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let user = user.trim_matches('-').chars().take(64).collect::<String>();
+    if validate_alias(&user).is_ok() {
+        user
+    } else {
+        "host".into()
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    crate::server::origin_of(url)
+        .and_then(|o| o.split_once("://").map(|(_, h)| h.to_string()))
+        .is_some_and(|h| crate::server::is_loopback_host(&h))
+}
+
+pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
+    let room = a.room.unwrap_or_else(|| "gather".into());
+    validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
+    let local_url = format!("http://127.0.0.1:{}", a.port);
+    std::net::TcpListener::bind(("127.0.0.1", a.port)).map_err(|e| {
+        CliError::msg(format!(
+            "port {} is not free ({e}); try `agentgather up {room} --port <other>`",
+            a.port
+        ))
+    })?;
+    let creds = if ctx.home.room_exists(&room) {
+        let meta: crate::store::RoomMeta =
+            crate::store::fsutil::read_json(&ctx.home.room_dir(&room).join("room.json"))?
+                .ok_or_else(|| CliError::msg(format!("room {room} has no room.json")))?;
+        let host = meta.host.unwrap_or_else(|| "host".into());
+        let creds = load_credentials(&ctx.home, &room, &host)?.ok_or_else(|| {
+            CliError::msg(format!("this home has no host credentials for room {room}; run `agentgather up` in the home that created it"))
+        })?;
+        set_current(&ctx.home, &creds)?;
+        creds
+    } else {
+        let alias = match a.alias {
+            Some(al) => {
+                validate_alias(&al).map_err(|e| CliError::msg(e.to_string()))?;
+                al
+            }
+            None => default_alias(),
+        };
+        let new = NewRoom {
+            room: room.clone(),
+            host_alias: alias,
+            brief: String::new(),
+            policy: AttendancePolicy::ManualOk,
+            ttl: None,
+            url: local_url.clone(),
+        };
+        create_room(ctx, &new)?
+    };
+    let public = if is_loopback_url(&creds.url) {
+        local_url.clone()
+    } else {
+        creds.url.clone()
+    };
+    println!("Agent Gather room {} is up at {public}", creds.room);
+    println!();
+    println!(
+        "  Your browser link (host {}, keep it private):",
+        creds.alias
+    );
+    println!("    {}", browser_url(&public, &creds.token));
+    println!();
+    println!("  Invite an agent (prints the card command to give it):");
+    println!(
+        "    AGENTGATHER_HOME={} agentgather room invite reviewer",
+        shell_quote(&ctx.home.root.display().to_string())
+    );
+    println!("  Set the goal:  agentgather room brief set --body 'Goal: ...'");
+    println!();
+    let mut cfg = ServeConfig::new(ctx.home.clone(), creds.room.clone());
+    cfg.port = a.port;
+    cfg.url = Some(public);
+    run_serve(cfg)
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Where a host command runs.
+enum HostOp {
+    Server(Client),
+    Direct(Box<Room>, usize),
+}
+
+fn host_op(ctx: &Ctx) -> Result<(Credentials, HostOp), CliError> {
+    let creds = ctx.current()?;
+    if !creds.is_host {
+        return Err(CliError::new(
+            Exit::Unauthorized,
+            "host_required",
+            format!(
+                "{} is not the host of room {}; host commands run in the host's home",
+                creds.alias, creds.room
+            ),
+        ));
+    }
+    if let Some(base) = ctx.local_server(&creds.room) {
+        return Ok((
+            creds.clone(),
+            HostOp::Server(Client::new(&base, &creds.token, CALL_TIMEOUT)),
+        ));
+    }
+    if ctx.home.room_exists(&creds.room) {
+        let opts = RoomOptions {
+            purpose: "agentgather CLI".into(),
+            ..Default::default()
+        };
+        let room = Room::open(&ctx.home, &creds.room, &opts)?;
+        let who = room.find(&creds.alias).ok_or_else(|| {
+            CliError::msg(format!(
+                "{} is not in room {}'s participants",
+                creds.alias, creds.room
+            ))
+        })?;
+        return Ok((creds, HostOp::Direct(Box::new(room), who)));
+    }
+    let client = ctx.client(&creds, CALL_TIMEOUT);
+    Ok((creds, HostOp::Server(client)))
+}
+
+fn brief_value(room: &Room) -> Value {
+    json!({
+        "body": room.brief(), "brief_version": room.meta.brief_version,
+        "brief_updated_at": room.meta.brief_updated_at, "brief_updated_by": room.meta.brief_updated_by,
+    })
+}
+
+fn print_brief(ctx: &Ctx, brief: &Value) {
+    ctx.print(&json!({"ok": true, "brief": brief}), || {
+        format!(
+            "Room Brief v{} (by {}, {}):\n\n{}",
+            brief["brief_version"],
+            brief["brief_updated_by"].as_str().unwrap_or("?"),
+            brief["brief_updated_at"].as_str().unwrap_or("?"),
+            brief["body"].as_str().unwrap_or("")
+        )
+    });
+}
+
+pub fn brief_view(ctx: &Ctx) -> Result<(), CliError> {
+    let creds = ctx.current()?;
+    let brief = if creds.is_host
+        && ctx.local_server(&creds.room).is_none()
+        && ctx.home.room_exists(&creds.room)
+    {
+        let (_, op) = host_op(ctx)?;
+        match op {
+            HostOp::Direct(room, _) => brief_value(&room),
+            HostOp::Server(c) => c.get("/brief")?["brief"].clone(),
+        }
+    } else {
+        ctx.client(&creds, CALL_TIMEOUT).get("/brief")?["brief"].clone()
+    };
+    print_brief(ctx, &brief);
+    Ok(())
+}
+
+pub fn brief_set(ctx: &Ctx, b: super::BodyArgs) -> Result<(), CliError> {
+    let body = read_brief(b.body, b.file)?;
+    let (_, op) = host_op(ctx)?;
+    let brief = match op {
+        HostOp::Server(c) => c.post("/brief", &json!({"body": body}))?.1["brief"].clone(),
+        HostOp::Direct(mut room, who) => {
+            room.set_brief(who, &body)?;
+            brief_value(&room)
+        }
+    };
+    print_brief(ctx, &brief);
+    Ok(())
+}
+
+fn print_policy(ctx: &Ctx, policy: AttendancePolicy) {
+    ctx.print(
+        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
+        || policy.describe().to_string(),
+    );
+}
+
+pub fn attendance_view(ctx: &Ctx) -> Result<(), CliError> {
+    let creds = ctx.current()?;
+    let policy = if creds.is_host
+        && ctx.local_server(&creds.room).is_none()
+        && ctx.home.room_exists(&creds.room)
+    {
+        let m: crate::store::RoomMeta =
+            crate::store::fsutil::read_json(&ctx.home.room_dir(&creds.room).join("room.json"))?
+                .ok_or_else(|| CliError::msg("room.json is missing"))?;
+        m.attendance_policy
+    } else {
+        let v = ctx.client(&creds, CALL_TIMEOUT).get("/attendance")?;
+        v["policy"]
+            .as_str()
+            .and_then(AttendancePolicy::parse)
+            .unwrap_or(AttendancePolicy::ManualOk)
+    };
+    print_policy(ctx, policy);
+    Ok(())
+}
+
+pub fn attendance_set(ctx: &Ctx, policy: AttendancePolicy) -> Result<(), CliError> {
+    let (_, op) = host_op(ctx)?;
+    match op {
+        HostOp::Server(c) => {
+            c.post("/attendance", &json!({"policy": policy}))?;
+        }
+        HostOp::Direct(mut room, who) => {
+            room.set_policy(who, policy)?;
+        }
+    }
+    print_policy(ctx, policy);
+    Ok(())
+}
+
+pub fn invite(ctx: &Ctx, a: InviteArgs) -> Result<(), CliError> {
+    validate_alias(&a.alias).map_err(|e| CliError::msg(e.to_string()))?;
+    let (creds, op) = host_op(ctx)?;
+    let (token, url) = match op {
+        HostOp::Server(c) => {
+            let (_, v) = c.post(
+                "/invite",
+                &json!({"alias": a.alias, "kind": a.kind, "location": a.location}),
+            )?;
+            let token = v["token"].as_str().unwrap_or_default().to_string();
+            (token, v["url"].as_str().unwrap_or(&creds.url).to_string())
+        }
+        HostOp::Direct(mut room, who) => {
+            let token = room.invite(who, &a.alias, a.kind, a.location)?;
+            (token, room.url().unwrap_or(&creds.url).to_string())
+        }
+    };
+    remember_host_token(&ctx.home, &creds.room, &a.alias, &token)?;
+    let v = json!({
+        "ok": true, "room": creds.room, "alias": a.alias, "kind": a.kind, "token": token, "url": url,
+        "card_command": card_command(&url, &a.alias, &token),
+        "browser_url": browser_url(&url, &token),
+        "invite_uri": invite_uri(&creds.room, &a.alias, &url, &token),
+    });
+    ctx.print(&v, || {
+        format!(
+            "Invited {alias} ({kind}) to room {room}. These lines hold {alias}'s token: share them only with {alias}.\n\n  Attend Card (give this command to the agent):\n    {card}\n\n  Browser room:\n    {browser}\n\n  CLI join:\n    agentgather room join '{uri}'",
+            alias = a.alias,
+            kind = a.kind,
+            room = creds.room,
+            card = v["card_command"].as_str().unwrap_or(""),
+            browser = v["browser_url"].as_str().unwrap_or(""),
+            uri = v["invite_uri"].as_str().unwrap_or(""),
+        )
+    });
+    Ok(())
+}
+
+pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
+    let creds = ctx.current()?;
+    let tokens = load_host_tokens(&ctx.home, &creds.room)?;
+    let token = tokens.tokens.get(&a.alias).ok_or_else(|| {
+        CliError::msg(format!("this home has no token for {:?} in room {}; invite it with `agentgather room invite {}`", a.alias, creds.room, a.alias))
+    })?;
+    let text = match ctx.local_server(&creds.room) {
+        Some(base) => Client::new(&base, token, CALL_TIMEOUT)
+            .get_text(&format!("/card?participant={}", a.alias))?,
+        None => {
+            let export = crate::store::export::Export::load_readonly(&ctx.home, &creds.room)?;
+            let kind = export
+                .participants
+                .iter()
+                .find(|p| p.alias == a.alias)
+                .map_or(Kind::Agent, |p| p.kind);
+            let meta: crate::store::RoomMeta =
+                crate::store::fsutil::read_json(&ctx.home.room_dir(&creds.room).join("room.json"))?
+                    .ok_or_else(|| CliError::msg("room.json is missing"))?;
+            render_card(&CardInput {
+                room: &creds.room,
+                alias: &a.alias,
+                kind,
+                token,
+                url: meta.url.as_deref().unwrap_or(&creds.url),
+                brief: &export.brief.body,
+                brief_version: export.brief.brief_version,
+                policy: meta.attendance_policy,
+                host_alias: meta.host.as_deref().unwrap_or("host"),
+                expires_at: meta.expires_at.as_deref(),
+            })
+        }
+    };
+    ctx.print(&json!({"ok": true, "alias": a.alias, "card": text}), || {
+        text.clone()
+    });
+    Ok(())
+}
+
+pub fn status(ctx: &Ctx) -> Result<(), CliError> {
+    let creds = ctx.current()?;
+    let s = ctx.client(&creds, CALL_TIMEOUT).get("/status")?;
+    ctx.print(&s, || format_status(&s));
+    Ok(())
+}
+
+fn format_status(s: &Value) -> String {
+    let mut out = format!(
+        "Room {} · {} · brief v{} · policy {} · {} messages",
+        s["room"].as_str().unwrap_or("?"),
+        s["room_status"].as_str().unwrap_or("?"),
+        s["brief_version"],
+        s["attendance_policy"].as_str().unwrap_or("?"),
+        s["message_count"],
+    );
+    if let Some(e) = s["expires_at"].as_str() {
+        out.push_str(&format!(" · closes at {e}"));
+    }
+    out.push_str(&format!(
+        "\nURL {}\n\n{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
+        s["url"].as_str().unwrap_or(""),
+        "ALIAS",
+        "KIND",
+        "ATTENTION",
+        "STATE",
+        "SEEN",
+        "READ"
+    ));
+    for p in s["participants"].as_array().into_iter().flatten() {
+        let seen = p["last_seen_age_ms"]
+            .as_u64()
+            .map_or("never".to_string(), |ms| format!("{}s ago", ms / 1000));
+        let mut alias = p["alias"].as_str().unwrap_or("?").to_string();
+        if p["is_host"].as_bool() == Some(true) {
+            alias.push_str(" (host)");
+        }
+        out.push_str(&format!(
+            "{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
+            alias,
+            p["kind"].as_str().unwrap_or("?"),
+            p["attention"].as_str().unwrap_or("?"),
+            p["attendance_state"].as_str().unwrap_or("?"),
+            seen,
+            p["read_through_id"],
+        ));
+    }
+    out
+}
+
+pub fn remove(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
+    let (_, op) = host_op(ctx)?;
+    match op {
+        HostOp::Server(c) => {
+            c.post("/remove", &json!({"alias": a.alias}))?;
+        }
+        HostOp::Direct(mut room, who) => {
+            room.remove(who, &a.alias)?;
+        }
+    }
+    ctx.print(&json!({"ok": true, "removed": a.alias}), || {
+        format!("Removed {}; their token no longer works.", a.alias)
+    });
+    Ok(())
+}
+
+pub fn close(ctx: &Ctx) -> Result<(), CliError> {
+    let (creds, op) = host_op(ctx)?;
+    match op {
+        HostOp::Server(c) => {
+            c.post("/close", &json!({}))?;
+        }
+        HostOp::Direct(mut room, who) => {
+            let alias = room.participant(who).alias.clone();
+            room.close(&format!("closed by {alias}"))?;
+        }
+    }
+    ctx.print(
+        &json!({"ok": true, "room": creds.room, "room_status": "closed"}),
+        || {
+            format!(
+                "Room {} is closed. Export it with `agentgather export --output {}.md`.",
+                creds.room, creds.room
+            )
+        },
+    );
+    Ok(())
+}
+
+pub fn dashboard(ctx: &Ctx) -> Result<(), CliError> {
+    let creds = ctx.current()?;
+    let base = ctx
+        .local_server(&creds.room)
+        .unwrap_or_else(|| creds.url.clone());
+    let link = browser_url(&base, &creds.token);
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let opened = std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || cfg!(target_os = "macos");
+    let opened = opened
+        && std::process::Command::new(opener)
+            .arg(&link)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    ctx.print(
+        &json!({"ok": true, "browser_url": link, "opened": opened}),
+        || {
+            if opened {
+                format!("Opened the browser room: {link}")
+            } else {
+                format!("Open this link in your browser (it holds your host token):\n  {link}")
+            }
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The `agentgather` command line: clap definitions, the shared context, and the one
+//! place errors become a one-line reason and an exit code. Commands talk to a running
+//! room server through [`crate::client`]; only when no server holds the room does the
+//! host CLI open the room files itself, through the same [`crate::store::Room`] engine.
+
+mod doctor;
+mod host;
+mod output;
+mod participant;
+pub mod state;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::{CliError, Exit};
+
+const AFTER_HELP: &str = "\
+Examples:
+  agentgather up                         # a room with your browser link and an invite command
+  agentgather room invite reviewer       # card, browser link and CLI join line for a participant
+  agentgather attend --json              # an agent follows the room until it closes
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 removed from the room, 6 room closed.";
+
+#[derive(Parser, Debug)]
+#[command(name = "agentgather", version, about = "A temporary room where AI agent sessions and humans gather to finish one goal.", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Print one JSON object (for agents and scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the room if needed, serve it, and print your browser link and an invite command.
+    #[command(after_help = "Example:\n  agentgather up release-review --port 8787")]
+    Up(host::UpArgs),
+    /// Host and join rooms.
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// Post `@alias text` (mentions the alias).
+    #[command(after_help = "Example:\n  agentgather send reviewer 'please check PR 12'")]
+    Send(participant::SendArgs),
+    /// Reply to a message by id.
+    #[command(after_help = "Example:\n  agentgather reply 12 'done, tests pass'")]
+    Reply(participant::ReplyArgs),
+    /// List messages after an id (default: all).
+    #[command(after_help = "Example:\n  agentgather messages --since 40 --json")]
+    Messages(participant::MessagesArgs),
+    /// Read one message, or the unread ones since your cursor (and move the cursor).
+    #[command(
+        after_help = "Examples:\n  agentgather read        # unread since the cursor\n  agentgather read 12     # one message"
+    )]
+    Read(participant::ReadArgs),
+    /// One /wait turn: returns new messages, or a heartbeat after up to 25 s.
+    #[command(after_help = "Example:\n  agentgather watch --json")]
+    Watch(participant::WatchArgs),
+    /// Follow the room until it closes, printing each batch (one JSON line each with --json).
+    #[command(after_help = "Example:\n  agentgather attend --json")]
+    Attend(participant::AttendArgs),
+    /// Hand work over to someone with an embedded summary (file or text).
+    #[command(after_help = "Example:\n  agentgather handoff reviewer --summary notes.md")]
+    Handoff(participant::HandoffArgs),
+    /// Export the room as Markdown (default) or JSON; never changes the log.
+    #[command(after_help = "Example:\n  agentgather export --output room.md")]
+    Export(participant::ExportArgs),
+    /// Check this home, its room and server; each problem with the command that fixes it.
+    #[command(after_help = "Example:\n  agentgather doctor --json")]
+    Doctor,
+    /// The operating card for agents (works with no room).
+    #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
+    Instructions(participant::InstructionsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoomCommand {
+    /// Create a room and become its host (prints the host token).
+    #[command(
+        after_help = "Example:\n  agentgather room start release-review --brief 'Goal: ship 1.2' --ttl 2h"
+    )]
+    Start(host::StartArgs),
+    /// Serve the current room over HTTP (loopback by default).
+    #[command(after_help = "Example:\n  agentgather room serve --port 8787")]
+    Serve(host::ServeArgs),
+    /// View or set the Room Brief.
+    #[command(subcommand)]
+    Brief(BriefCommand),
+    /// View or set the attendance policy.
+    #[command(subcommand)]
+    Attendance(AttendanceCommand),
+    /// Add a participant: prints its token, card command, browser URL and invite URI.
+    #[command(after_help = "Example:\n  agentgather room invite reviewer --kind agent --json")]
+    Invite(host::InviteArgs),
+    /// Print a participant's Attend Card again (it holds their token).
+    #[command(
+        name = "invite-card",
+        after_help = "Example:\n  agentgather room invite-card reviewer"
+    )]
+    InviteCard(host::AliasArg),
+    /// The room's state and roster.
+    #[command(after_help = "Example:\n  agentgather room status --json")]
+    Status,
+    /// Remove a participant; their token stops working.
+    #[command(after_help = "Example:\n  agentgather room remove reviewer")]
+    Remove(host::AliasArg),
+    /// Close the room: everyone's wait ends, nothing more can be posted.
+    #[command(after_help = "Example:\n  agentgather room close")]
+    Close,
+    /// Open the browser room (prints the link if no browser can be opened).
+    #[command(after_help = "Example:\n  agentgather room dashboard")]
+    Dashboard,
+    /// Join a room as a participant, from an invite URI or --alias/--token/--url.
+    #[command(
+        after_help = "Examples:\n  agentgather room join 'agentgather://join?room=r&alias=a&url=...&token=...'\n  agentgather room join r --alias a --token tgl_... --url http://127.0.0.1:8787"
+    )]
+    Join(participant::JoinArgs),
+    /// Which room, alias and server this home uses.
+    #[command(after_help = "Example:\n  agentgather room current --json")]
+    Current,
+    /// Leave the current room (you can join again with the same invite).
+    #[command(after_help = "Example:\n  agentgather room leave")]
+    Leave,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BriefCommand {
+    /// Print the brief.
+    #[command(after_help = "Example:\n  agentgather room brief view")]
+    View,
+    /// Replace the brief (host); bumps its version and tells the room.
+    #[command(after_help = "Example:\n  agentgather room brief set --file brief.md")]
+    Set(BodyArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct BodyArgs {
+    /// The new brief text.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// A file holding the new brief.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AttendanceCommand {
+    /// Print the policy.
+    #[command(after_help = "Example:\n  agentgather room attendance view")]
+    View,
+    /// Set the policy (host): manual-ok | agents-foreground | all-foreground | host-directed.
+    #[command(
+        after_help = "Example:\n  agentgather room attendance set --policy agents-foreground"
+    )]
+    Set(PolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[arg(long)]
+    pub policy: crate::protocol::AttendancePolicy,
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => output::report_error(&e, json),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = output::Ctx::new(cli.json)?;
+    match cli.command {
+        Command::Up(a) => host::up(&ctx, a),
+        Command::Room(r) => match r {
+            RoomCommand::Start(a) => host::start(&ctx, a),
+            RoomCommand::Serve(a) => host::serve(&ctx, a),
+            RoomCommand::Brief(BriefCommand::View) => host::brief_view(&ctx),
+            RoomCommand::Brief(BriefCommand::Set(b)) => host::brief_set(&ctx, b),
+            RoomCommand::Attendance(AttendanceCommand::View) => host::attendance_view(&ctx),
+            RoomCommand::Attendance(AttendanceCommand::Set(p)) => {
+                host::attendance_set(&ctx, p.policy)
+            }
+            RoomCommand::Invite(a) => host::invite(&ctx, a),
+            RoomCommand::InviteCard(a) => host::invite_card(&ctx, a),
+            RoomCommand::Status => host::status(&ctx),
+            RoomCommand::Remove(a) => host::remove(&ctx, a),
+            RoomCommand::Close => host::close(&ctx),
+            RoomCommand::Dashboard => host::dashboard(&ctx),
+            RoomCommand::Join(a) => participant::join(&ctx, a),
+            RoomCommand::Current => participant::current(&ctx),
+            RoomCommand::Leave => participant::leave(&ctx),
+        },
+        Command::Send(a) => participant::send(&ctx, a),
+        Command::Reply(a) => participant::reply(&ctx, a),
+        Command::Messages(a) => participant::messages(&ctx, a),
+        Command::Read(a) => participant::read(&ctx, a),
+        Command::Watch(a) => participant::watch(&ctx, a),
+        Command::Attend(a) => participant::attend(&ctx, a),
+        Command::Handoff(a) => participant::handoff(&ctx, a),
+        Command::Export(a) => participant::export(&ctx, a),
+        Command::Doctor => participant::doctor(&ctx),
+        Command::Instructions(a) => participant::instructions(&ctx, a),
+    }
+}

@@ -1,0 +1,215 @@
+//! What every command shares: the home, the current identity, how to reach its server,
+//! and how results and errors are printed (text for people, one JSON object with
+//! `--json`; errors as one line on stderr with a stable exit code).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::state::{Credentials, load_credentials, load_state};
+use crate::client::{Client, ClientError};
+use crate::protocol::ApiError;
+use crate::protocol::timefmt::parse_ms;
+use crate::store::{Home, StoreError, lock};
+
+/// Process exit codes, documented in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Error = 1,
+    Unreachable = 3,
+    Unauthorized = 4,
+    Removed = 5,
+    Closed = 6,
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub code: String,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, code: &str, message: impl Into<String>) -> CliError {
+        CliError {
+            exit,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn msg(message: impl Into<String>) -> CliError {
+        CliError::new(Exit::Error, "error", message)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        let code = match e {
+            StoreError::Locked { .. } => "room_locked",
+            StoreError::NoRoom(_) => "no_room",
+            StoreError::RoomExists(_) => "room_exists",
+            _ => "storage_error",
+        };
+        CliError::new(Exit::Error, code, e.to_string())
+    }
+}
+
+fn exit_for(status: u16, code: &str) -> Exit {
+    match (status, code) {
+        (410, _) => Exit::Removed,
+        (403, "room_closed") => Exit::Closed,
+        (401, _) | (403, _) => Exit::Unauthorized,
+        _ => Exit::Error,
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match &e {
+            ClientError::Unreachable { .. } => CliError::new(
+                Exit::Unreachable,
+                "unreachable",
+                format!("{e}; is the room served? (host: `agentgather room serve`)"),
+            ),
+            ClientError::Api {
+                status,
+                code,
+                message,
+            } => CliError::new(exit_for(*status, code), code, message.clone()),
+            ClientError::Protocol { .. } => {
+                CliError::new(Exit::Error, "protocol_error", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ApiError> for CliError {
+    fn from(e: ApiError) -> Self {
+        CliError::new(exit_for(e.status, e.code), e.code, e.message)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::msg(e.to_string())
+    }
+}
+
+/// Prints the error (stderr line; JSON on stdout with `--json`), returns the exit code.
+pub fn report_error(e: &CliError, json: bool) -> i32 {
+    if json {
+        println!(
+            "{}",
+            json!({"ok": false, "error": e.code, "message": e.message})
+        );
+    }
+    eprintln!("agentgather: {}", e.message);
+    e.exit as i32
+}
+
+pub struct Ctx {
+    pub home: Home,
+    pub json: bool,
+}
+
+/// Long enough for a held `/wait` (25 s) plus slack.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(40);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Ctx {
+    pub fn new(json: bool) -> Result<Ctx, CliError> {
+        Ok(Ctx {
+            home: Home::from_env()?,
+            json,
+        })
+    }
+
+    /// This home's current identity.
+    pub fn current(&self) -> Result<Credentials, CliError> {
+        let state = load_state(&self.home)?;
+        let cur = state.current.ok_or_else(|| {
+            CliError::msg("no current room in this home: join one with `agentgather room join '<invite-uri>'` (or host one with `agentgather up`)")
+        })?;
+        load_credentials(&self.home, &cur.room, &cur.alias)?.ok_or_else(|| {
+            CliError::msg(format!(
+                "the credentials for {} in room {} are missing; join again with your invite",
+                cur.alias, cur.room
+            ))
+        })
+    }
+
+    /// The local address of a server holding `room` in this home, if one runs.
+    pub fn local_server(&self, room: &str) -> Option<String> {
+        let dir = self.home.room_dir(room);
+        lock::holder(&dir)
+            .ok()
+            .flatten()
+            .and_then(|info| info.addr)
+            .map(|a| format!("http://{a}"))
+    }
+
+    /// A client for `creds`: the local server when this home hosts the room, else its URL.
+    pub fn client(&self, creds: &Credentials, timeout: Duration) -> Client {
+        let base = self
+            .local_server(&creds.room)
+            .unwrap_or_else(|| creds.url.clone());
+        Client::new(&base, &creds.token, timeout)
+    }
+
+    /// Prints `value` with `--json`, else `text`.
+    pub fn print(&self, value: &Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            let t = text();
+            if !t.is_empty() {
+                println!("{}", t.trim_end());
+            }
+        }
+    }
+}
+
+/// One message as a readable block: `#12 14:03:22 reviewer → #9: text`.
+pub fn format_message(m: &Value) -> String {
+    let id = m.get("id").and_then(Value::as_u64).unwrap_or(0);
+    let from = m.get("from").and_then(Value::as_str).unwrap_or("?");
+    let kind = m.get("type").and_then(Value::as_str).unwrap_or("message");
+    let text = m.get("text").and_then(Value::as_str).unwrap_or("");
+    let time = m
+        .get("ts")
+        .and_then(Value::as_str)
+        .map(|ts| {
+            if parse_ms(ts).is_some() && ts.len() >= 19 {
+                ts[11..19].to_string()
+            } else {
+                ts.to_string()
+            }
+        })
+        .unwrap_or_default();
+    let mut head = format!("#{id:<4} {time} {from}");
+    if let Some(r) = m.get("reply_to").and_then(Value::as_u64) {
+        head.push_str(&format!(" ↩ #{r}"));
+    }
+    if kind != "message" {
+        head.push_str(&format!(" [{kind}]"));
+    }
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("");
+    let mut out = format!("{head}: {first}");
+    for l in lines {
+        out.push_str("\n      ");
+        out.push_str(l);
+    }
+    out
+}
+
+/// Several messages, one block each; a note when there are none.
+pub fn format_messages(msgs: &[Value]) -> String {
+    if msgs.is_empty() {
+        return "(no new messages)".into();
+    }
+    msgs.iter()
+        .map(format_message)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,9 @@
+//! Agent Gather: one binary that is the room server, the CLI for hosts and agents, the
+//! browser room and the tunnel broker. See `ARCHITECTURE.md` for the map.
+
+pub mod cli;
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod web;

@@ -1,0 +1,285 @@
+//! `room serve`: one process owns one room. It holds the room's lock for its lifetime,
+//! keeps the [`Room`] engine behind a mutex (never held across an await), and answers
+//! HTTP with axum on a hyper accept loop of our own, so header timeouts, a connection
+//! cap and a graceful drain are ours to set (hostile clients are expected).
+
+mod http;
+pub mod hub;
+mod routes;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::protocol::timefmt::{now_ms, parse_ms};
+use crate::protocol::{DEFAULT_PORT, Limits};
+use crate::store::{FsyncMode, Home, LockInfo, Room, RoomOptions, StoreError};
+use hub::WaitHub;
+
+pub use http::{is_loopback_host, origin_of};
+
+/// How `room serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub home: Home,
+    pub room: String,
+    pub host: IpAddr,
+    pub port: u16,
+    /// The public URL participants use; default: the room's stored URL, else the local one.
+    pub url: Option<String>,
+    pub allow_remote: bool,
+    pub limits: Limits,
+    pub fsync: FsyncMode,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(home: Home, room: String) -> ServeConfig {
+        ServeConfig {
+            home,
+            room,
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: DEFAULT_PORT,
+            url: None,
+            allow_remote: false,
+            limits: Limits::default(),
+            fsync: FsyncMode::default(),
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Shared by every request.
+pub struct AppState {
+    room: Mutex<Room>,
+    pub hub: WaitHub,
+    public_url: RwLock<String>,
+    local_origin: String,
+    allow_remote: bool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Locks the room. A poisoned lock (a panic mid-request) still yields the room: every
+    /// mutation writes its files before it changes memory that others rely on.
+    pub fn room(&self) -> MutexGuard<'_, Room> {
+        self.room.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_public_url(&self, url: &str) {
+        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) =
+            url.trim_end_matches('/').to_string();
+    }
+
+    /// The origins a same-origin write may come from.
+    fn allowed_origins(&self) -> Vec<String> {
+        let mut v = vec![self.local_origin.clone()];
+        if let Some(o) = origin_of(&self.public_url()) {
+            v.push(o);
+        }
+        v
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if let Some(url) = &cfg.url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ServeError::Config(format!(
+            "--url must start with http:// or https:// (got {url:?})"
+        )));
+    }
+    if cfg.allow_remote {
+        if !cfg
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+        {
+            return Err(ServeError::Config(
+                "--allow-remote requires an https:// public --url (a TLS proxy in front of this server)".into(),
+            ));
+        }
+    } else if !cfg.host.is_loopback() {
+        return Err(ServeError::Config(format!(
+            "--host {} is not loopback; remote access needs --allow-remote and an https:// --url",
+            cfg.host
+        )));
+    }
+    Ok(())
+}
+
+/// Serves the room until SIGINT/SIGTERM, then drains and exits cleanly.
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    check_config(&cfg)?;
+    ignore_file_size_signal();
+    let opts = RoomOptions {
+        limits: cfg.limits.clone(),
+        fsync: cfg.fsync,
+        purpose: "room serve".into(),
+        addr: None,
+    };
+    let mut room = Room::open(&cfg.home, &cfg.room, &opts)?;
+    if room.recovery.torn_bytes > 0 || room.recovery.skipped_lines > 0 {
+        tracing::warn!(
+            torn_bytes = room.recovery.torn_bytes,
+            skipped_lines = room.recovery.skipped_lines,
+            "recovered the message log: a torn final line was cut, unreadable lines are skipped"
+        );
+    }
+    let addr = SocketAddr::new(cfg.host, cfg.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    room.set_lock_info(&LockInfo {
+        pid: std::process::id(),
+        addr: Some(local.to_string()),
+        purpose: "room serve".into(),
+    })?;
+    let local_url = format!("http://{local}");
+    let public = match (&cfg.url, room.url()) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(u)) => u.trim_end_matches('/').to_string(),
+        (None, None) => local_url.clone(),
+    };
+    room.set_url(&public)?;
+    let expires = room.meta.expires_at.as_deref().and_then(parse_ms);
+    let room_id = room.id().to_string();
+    let state = Arc::new(AppState {
+        room: Mutex::new(room),
+        hub: WaitHub::default(),
+        public_url: RwLock::new(public.clone()),
+        local_origin: format!("http://{local}"),
+        allow_remote: cfg.allow_remote,
+        shutdown: watch::channel(false).0,
+    });
+    tracing::info!(room = %room_id, local = %local_url, url = %public, "serving");
+    eprintln!(
+        "agentgather: serving room {room_id} at {local_url} (participants use {public}); ctrl-c stops"
+    );
+    if let Some(at) = expires {
+        tokio::spawn(close_at_ttl(state.clone(), at));
+    }
+    tokio::spawn(flush_periodically(state.clone()));
+
+    let app = routes::router(state.clone());
+    let connections = Arc::new(Semaphore::new(cfg.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_timeout)
+        .keep_alive(true);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    // Over the connection cap: close at once rather than queue.
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = TowerToHyperService::new(app.clone());
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    eprintln!("agentgather: stopping: answering held waits, flushing, releasing the room");
+    state.shutdown.send_replace(true);
+    state.hub.notify();
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    let mut room = state.room();
+    room.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// A write past RLIMIT_FSIZE must fail with EFBIG (and become a 507), not kill us.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// Closes the room when its TTL runs out, even if no request ever arrives.
+async fn close_at_ttl(state: Arc<AppState>, expires_ms: i64) {
+    let wait = (expires_ms - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let closed = state.room().close("its time to live ran out");
+    match closed {
+        Ok(_) => state.hub.notify(),
+        Err(e) => tracing::error!(error = %e.message, "could not close the room at its TTL"),
+    }
+}
+
+/// Persists last-seen times and read receipts every few seconds.
+async fn flush_periodically(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.room().flush() {
+            tracing::warn!(error = %e, "could not save participants");
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! The endpoints of SPEC §4. Each handler authenticates, does one thing to the room
+//! under its lock, wakes the hub if the room changed, and answers in the contract's shape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::http::{
+    bearer, check_origin, is_loopback_host, json_response, ok_json, optional_number, query_param,
+    read_json, since_id,
+};
+use crate::protocol::card::{
+    CardInput, browser_url, card_command, invite_uri, render_card, wait_command,
+};
+use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::protocol::{
+    ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, WAIT_HOLD_MS,
+};
+use crate::store::StoredMessage;
+use crate::store::export::Export;
+
+type S = State<Arc<AppState>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// The most messages one `/wait` answer carries; the rest come on the next turn.
+const WAIT_BATCH: usize = 1000;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(crate::web::index))
+        .route("/assets/{file}", get(crate::web::asset))
+        .route("/card", get(card))
+        .route("/join", post(join))
+        .route("/brief", get(get_brief).post(set_brief))
+        .route("/attendance", get(get_attendance).post(set_attendance))
+        .route("/profile", get(get_profile).post(set_profile))
+        .route("/messages", get(get_messages).post(post_message))
+        .route("/wait", get(wait))
+        .route("/leave", post(leave))
+        .route("/close", post(close))
+        .route("/status", get(status))
+        .route("/invite", post(invite))
+        .route("/remove", post(remove))
+        .route("/export", get(export))
+        .route("/public-url", post(set_public_url))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            exposure_guard,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// SPEC §4 exposure rules: a non-loopback `Host` is refused unless `--allow-remote`, and
+/// writes from another origin are refused always.
+async fn exposure_guard(State(s): S, req: Request, next: Next) -> Response {
+    if !s.allow_remote {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !is_loopback_host(host) {
+            return ApiError::new(
+                403,
+                "insecure_remote",
+                "this room server only answers on loopback; reach it through a TLS tunnel or proxy (see `agentgather tunnel run`)",
+            )
+            .into_response();
+        }
+    }
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Err(e) = check_origin(req.headers(), &s.allowed_origins())
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+/// An authenticated caller.
+struct Caller {
+    who: usize,
+    alias: String,
+    token: String,
+    removed: bool,
+    is_host: bool,
+}
+
+fn authenticate(s: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
+    let token = token.ok_or_else(ApiError::unauthorized)?;
+    let mut room = s.room();
+    let who = room
+        .authenticate(token)
+        .ok_or_else(ApiError::unauthorized)?;
+    let p = room.participant(who);
+    let caller = Caller {
+        who,
+        alias: p.alias.clone(),
+        token: token.to_string(),
+        removed: p.removed,
+        is_host: p.is_host,
+    };
+    if !caller.removed {
+        room.touch(who, now_ms());
+    }
+    Ok(caller)
+}
+
+/// The caller, refusing removed participants (410).
+fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let c = authenticate(s, bearer(headers))?;
+    if c.removed {
+        return Err(ApiError::removed());
+    }
+    Ok(c)
+}
+
+fn check_participant(uri: &Uri, c: &Caller) -> Result<(), ApiError> {
+    match query_param(uri, "participant") {
+        Some(p) if !p.is_empty() && p != c.alias => Err(ApiError::new(
+            403,
+            "participant_mismatch",
+            format!("this token belongs to {:?}, not {p:?}", c.alias),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("{name} is required and must be a string"),
+        )
+    })
+}
+
+async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let token = bearer(&headers)
+        .map(str::to_string)
+        .or_else(|| query_param(&uri, "token"));
+    let c = authenticate(&s, token.as_deref())?;
+    if c.removed {
+        return Err(ApiError::removed());
+    }
+    check_participant(&uri, &c)?;
+    let url = s.public_url();
+    let room = s.room();
+    let p = room.participant(c.who);
+    let text = render_card(&CardInput {
+        room: room.id(),
+        alias: &c.alias,
+        kind: p.kind,
+        token: &c.token,
+        url: &url,
+        brief: room.brief(),
+        brief_version: room.meta.brief_version,
+        policy: room.meta.attendance_policy,
+        host_alias: room.host_alias(),
+        expires_at: room.meta.expires_at.as_deref(),
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    read_json(&headers, body, limit).await?;
+    let posted = s.room().join(c.who)?;
+    if posted.is_some() {
+        s.hub.notify();
+    }
+    let room = s.room();
+    Ok(ok_json(&json!({
+        "ok": true, "room": room.id(), "participant": c.alias, "attention": "attending",
+        "room_status": room.meta.status.as_str(), "brief_version": room.meta.brief_version,
+        "last_id": room.log.last_id(),
+    })))
+}
+
+fn brief_json(s: &AppState) -> Value {
+    let room = s.room();
+    json!({
+        "body": room.brief(),
+        "brief_version": room.meta.brief_version,
+        "brief_updated_at": room.meta.brief_updated_at,
+        "brief_updated_by": room.meta.brief_updated_by,
+    })
+}
+
+async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
+    active(&s, &headers)?;
+    Ok(ok_json(&json!({"ok": true, "brief": brief_json(&s)})))
+}
+
+async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let text = str_field(&body, "body")?;
+    s.room().set_brief(c.who, text)?;
+    s.hub.notify();
+    Ok(ok_json(&json!({"ok": true, "brief": brief_json(&s)})))
+}
+
+async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult {
+    active(&s, &headers)?;
+    let policy = s.room().meta.attendance_policy;
+    Ok(ok_json(
+        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
+    ))
+}
+
+async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let raw = str_field(&body, "policy")?;
+    let policy = AttendancePolicy::parse(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_policy",
+            format!("policy must be one of {}", AttendancePolicy::choices()),
+        )
+    })?;
+    if s.room().set_policy(c.who, policy)?.is_some() {
+        s.hub.notify();
+    }
+    Ok(ok_json(
+        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
+    ))
+}
+
+fn profile_json(s: &AppState, who: usize) -> Value {
+    let room = s.room();
+    let p = room.participant(who);
+    json!({"ok": true, "alias": p.alias, "display_name": p.display_name, "kind": p.kind, "is_host": p.is_host})
+}
+
+async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
+    let c = active(&s, &headers)?;
+    Ok(ok_json(&profile_json(&s, c.who)))
+}
+
+async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let name = str_field(&body, "display_name")?;
+    s.room().set_display_name(c.who, name)?;
+    Ok(ok_json(&profile_json(&s, c.who)))
+}
+
+#[derive(Serialize)]
+struct MessagesPage {
+    ok: bool,
+    room: String,
+    room_status: &'static str,
+    messages: Vec<Arc<StoredMessage>>,
+    next_since_id: u64,
+    has_more: bool,
+}
+
+async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let since = since_id(&uri)?;
+    let limit = optional_number(&uri, "limit")?.map_or(usize::MAX, |l| l.max(1) as usize);
+    let mut room = s.room();
+    let messages = room
+        .log
+        .read_since(since, limit)
+        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    let next = messages.last().map_or(since, |m| m.msg.id);
+    room.mark_delivered(c.who, next);
+    let page = MessagesPage {
+        ok: true,
+        room: room.id().to_string(),
+        room_status: room.meta.status.as_str(),
+        has_more: next < room.log.last_id(),
+        messages,
+        next_since_id: next,
+    };
+    drop(room);
+    Ok(ok_json(&page))
+}
+
+async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = authenticate(&s, bearer(&headers))?;
+    if c.removed {
+        return Err(ApiError::removed());
+    }
+    let limits = s.room().limits.clone();
+    let body = read_json(&headers, body, limits.body_bytes).await?;
+    let input = MessageInput::from_json(&body, &limits)?;
+    let (stored, idempotent) = s.room().post(c.who, input)?;
+    if idempotent {
+        return Ok(ok_json(
+            &json!({"ok": true, "message": stored, "idempotent": true}),
+        ));
+    }
+    s.hub.notify();
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"ok": true, "message": stored}),
+    ))
+}
+
+#[derive(Serialize)]
+struct WaitAnswer {
+    ok: bool,
+    room: String,
+    room_status: &'static str,
+    participant: String,
+    participant_status: &'static str,
+    heartbeat: bool,
+    messages: Vec<Arc<StoredMessage>>,
+    mentioned: bool,
+    next_since_id: u64,
+    keep_waiting: bool,
+    next_cmd: Option<String>,
+    brief_version: u64,
+}
+
+/// The answer to a wait if there is one now: new messages, a closed room, or removal.
+fn wait_answer(
+    s: &AppState,
+    c: &Caller,
+    since: u64,
+    heartbeat: bool,
+) -> Result<Option<WaitAnswer>, ApiError> {
+    let mut room = s.room();
+    let removed = room.participant(c.who).removed;
+    let open = room.is_open();
+    let messages = if removed {
+        Vec::new()
+    } else {
+        room.log
+            .read_since(since, WAIT_BATCH)
+            .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?
+    };
+    if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
+        return Ok(None);
+    }
+    let next = messages.last().map_or(since, |m| m.msg.id);
+    let mentioned = messages.iter().any(|m| m.msg.mentions.contains(&c.alias));
+    room.mark_delivered(c.who, next);
+    let keep_waiting = open && !removed;
+    let next_cmd = keep_waiting.then(|| wait_command(&s.public_url(), &c.alias, &c.token, next));
+    Ok(Some(WaitAnswer {
+        ok: true,
+        room: room.id().to_string(),
+        room_status: room.meta.status.as_str(),
+        participant: c.alias.clone(),
+        participant_status: if removed { "removed" } else { "active" },
+        heartbeat: messages.is_empty() && keep_waiting,
+        messages,
+        mentioned,
+        next_since_id: next,
+        keep_waiting,
+        next_cmd,
+        brief_version: room.meta.brief_version,
+    }))
+}
+
+async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let c = authenticate(&s, bearer(&headers))?;
+    check_participant(&uri, &c)?;
+    let since = since_id(&uri)?;
+    let hold_ms =
+        optional_number(&uri, "timeout_ms")?.map_or(WAIT_HOLD_MS, |t| t.min(WAIT_HOLD_MS));
+    let mut changed = s.hub.subscribe();
+    if let Some(a) = wait_answer(&s, &c, since, false)? {
+        return Ok(ok_json(&a));
+    }
+    let held = s.hub.hold(c.who);
+    s.room().set_attention(c.who, Attention::Attending);
+    let deadline = tokio::time::sleep(Duration::from_millis(hold_ms));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            _ = held.superseded.notified() => break,
+            r = changed.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                if let Some(a) = wait_answer(&s, &c, since, false)? {
+                    return Ok(ok_json(&a));
+                }
+            }
+        }
+    }
+    drop(held);
+    s.room().touch(c.who, now_ms());
+    let a = wait_answer(&s, &c, since, true)?
+        .ok_or_else(|| ApiError::new(500, "internal", "no wait answer"))?;
+    Ok(ok_json(&a))
+}
+
+async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
+    let c = active(&s, &headers)?;
+    if s.room().leave(c.who)?.is_some() {
+        s.hub.notify();
+    }
+    Ok(ok_json(
+        &json!({"ok": true, "participant": c.alias, "attention": "away"}),
+    ))
+}
+
+async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
+    let c = active(&s, &headers)?;
+    if !c.is_host {
+        return Err(ApiError::host_required("close the room"));
+    }
+    let closed = s.room().close(&format!("closed by {}", c.alias))?;
+    s.hub.notify();
+    let room = s.room();
+    Ok(ok_json(&json!({
+        "ok": true, "room": room.id(), "room_status": "closed",
+        "already_closed": closed == crate::store::room::Closed::Already,
+        "closed_at": room.meta.closed_at,
+    })))
+}
+
+async fn status(State(s): S, headers: HeaderMap) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let now = now_ms();
+    let room = s.room();
+    let stale_ms = room.limits.stale_after_ms;
+    let policy = room.meta.attendance_policy;
+    let participants: Vec<Value> = room
+        .participants()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let holding = s.hub.is_holding(i);
+            let age = if holding { Some(0) } else { p.last_seen_ms.map(|t| (now - t).max(0)) };
+            let required = !p.removed && policy.requires(p.kind, p.is_host);
+            let attention = if holding { Attention::Attending } else { p.attention };
+            let state = if p.removed {
+                "removed".to_string()
+            } else if attention == Attention::Attending && age.is_none_or(|a| a as u64 > stale_ms) {
+                "stale".to_string()
+            } else if required && attention != Attention::Attending {
+                "not_attending".to_string()
+            } else {
+                attention.to_string()
+            };
+            json!({
+                "alias": p.alias, "display_name": p.display_name, "kind": p.kind, "location": p.location,
+                "install": p.install, "attention": attention, "is_host": p.is_host, "removed": p.removed,
+                "waiting": holding,
+                "last_seen_at": p.last_seen_ms.map(format_ms), "last_seen_age_ms": age,
+                "attendance_required": required, "attendance_state": state,
+                "read_through_id": p.read_through_id,
+            })
+        })
+        .collect();
+    let body = json!({
+        "ok": true, "room": room.id(), "me": c.alias, "is_host": c.is_host,
+        "room_status": room.meta.status.as_str(), "url": s.public_url(),
+        "attendance_policy": policy, "brief_version": room.meta.brief_version,
+        "brief_updated_at": room.meta.brief_updated_at, "brief_updated_by": room.meta.brief_updated_by,
+        "created_at": room.meta.created_at, "closed_at": room.meta.closed_at,
+        "expires_at": room.meta.expires_at, "stale_after_ms": stale_ms,
+        "last_id": room.log.last_id(), "message_count": room.log.len(), "waiting_count": s.hub.held_count(),
+        "participants": participants,
+    });
+    drop(room);
+    Ok(ok_json(&body))
+}
+
+async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let alias = str_field(&body, "alias")?;
+    let kind = match body.get("kind").and_then(Value::as_str) {
+        None => Kind::Agent,
+        Some(k) => Kind::parse(k).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_kind",
+                format!("kind must be one of {}", Kind::choices()),
+            )
+        })?,
+    };
+    let location = match body.get("location").and_then(Value::as_str) {
+        None => Location::Local,
+        Some(l) => Location::parse(l).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_location",
+                format!("location must be one of {}", Location::choices()),
+            )
+        })?,
+    };
+    let token = s.room().invite(c.who, alias, kind, location)?;
+    let url = s.public_url();
+    let room_id = s.room().id().to_string();
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "ok": true, "room": room_id, "alias": alias, "kind": kind, "token": token, "url": url,
+            "card_command": card_command(&url, alias, &token),
+            "browser_url": browser_url(&url, &token),
+            "invite_uri": invite_uri(&room_id, alias, &url, &token),
+        }),
+    ))
+}
+
+async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let alias = str_field(&body, "alias")?;
+    s.room().remove(c.who, alias)?;
+    s.hub.notify();
+    Ok(ok_json(&json!({"ok": true, "removed": alias})))
+}
+
+async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    let c = active(&s, &headers)?;
+    if !c.is_host {
+        return Err(ApiError::host_required("export the room"));
+    }
+    let format = query_param(&uri, "format").unwrap_or_else(|| "json".into());
+    let export = Export::from_room(&s.room())
+        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    match format.as_str() {
+        "json" => Ok(ok_json(&export)),
+        "md" | "markdown" => {
+            let name = format!("attachment; filename=\"{}.md\"", export.room);
+            Ok((
+                StatusCode::OK,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "text/markdown; charset=utf-8".to_string(),
+                    ),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                export.to_markdown(),
+            )
+                .into_response())
+        }
+        other => Err(ApiError::bad_request(
+            "invalid_format",
+            format!("format must be md or json, got {other:?}"),
+        )),
+    }
+}
+
+/// Host only: the URL participants should use (the tunnel client sets it).
+async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    if !c.is_host {
+        return Err(ApiError::host_required("set the public URL"));
+    }
+    let limit = s.room().limits.body_bytes;
+    let body = read_json(&headers, body, limit).await?;
+    let url = str_field(&body, "url")?.trim_end_matches('/');
+    if !(url.starts_with("https://")
+        || url.starts_with("http://127.0.0.1")
+        || url.starts_with("http://localhost"))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            "the public URL must be https:// (or a loopback http:// URL)",
+        ));
+    }
+    s.room()
+        .set_url(url)
+        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    s.set_public_url(url);
+    Ok(ok_json(&json!({"ok": true, "url": url})))
+}

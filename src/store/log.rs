@@ -1,0 +1,427 @@
+//! `messages.jsonl` is the room's source of truth. The server keeps an index of every
+//! line's offset plus the newest messages parsed in memory, so a read or a `/wait` costs
+//! O(new messages) however long the log, and start-up only scans for line ends and ids.
+//!
+//! Durability: an append is one `write` of the whole line at the end of the file, before
+//! the caller acknowledges; if it fails part-way (disk full, file size limit) the file is
+//! cut back to the last whole line, so the next start never meets a half line we wrote.
+//! A torn last line left by a crash is dropped at start, since nobody was told it landed.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::StoreError;
+use super::fsutil::open_private_append;
+use crate::protocol::Message;
+
+/// When appends reach stable storage, beyond the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncMode {
+    /// `fdatasync` after every append, before the 201.
+    Always,
+    /// Never by us: a process crash loses nothing, a power loss may lose the newest lines.
+    #[default]
+    Off,
+}
+
+impl std::str::FromStr for FsyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(FsyncMode::Always),
+            "off" => Ok(FsyncMode::Off),
+            _ => Err(format!("expected always|off, got {s:?}")),
+        }
+    }
+}
+
+/// A message together with its exact stored JSON, so responses reuse the bytes.
+#[derive(Debug)]
+pub struct StoredMessage {
+    pub msg: Message,
+    pub raw: Box<RawValue>,
+}
+
+impl Serialize for StoredMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+impl StoredMessage {
+    pub(crate) fn from_line(line: &[u8]) -> Option<StoredMessage> {
+        let text = std::str::from_utf8(line).ok()?.trim();
+        let msg: Message = serde_json::from_str(text).ok()?;
+        let raw = RawValue::from_string(text.to_string()).ok()?;
+        Some(StoredMessage { msg, raw })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// What start-up found in the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub messages: usize,
+    pub last_id: u64,
+    /// Bytes of a torn final line that were cut off.
+    pub torn_bytes: u64,
+    /// Complete lines that were not messages (or out of order) and are skipped on read.
+    pub skipped_lines: usize,
+}
+
+/// How many of the newest messages stay parsed in memory.
+pub const CACHE_MESSAGES: usize = 4096;
+
+pub struct MessageLog {
+    path: PathBuf,
+    file: File,
+    index: Vec<Entry>,
+    end: u64,
+    cache: VecDeque<Arc<StoredMessage>>,
+    fsync: FsyncMode,
+}
+
+/// Reads the id of a line written as `{"id": N, ...}` without parsing the rest.
+fn fast_id(line: &[u8]) -> Option<u64> {
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < line.len() && line[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if line.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    if !line[i..].starts_with(b"\"id\"") {
+        return None;
+    }
+    i += 4;
+    skip_ws(&mut i);
+    if line.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    skip_ws(&mut i);
+    let start = i;
+    while i < line.len() && line[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == start || i - start > 19 {
+        return None;
+    }
+    let id = std::str::from_utf8(&line[start..i]).ok()?.parse().ok()?;
+    skip_ws(&mut i);
+    matches!(line.get(i), Some(b',') | Some(b'}')).then_some(id)
+}
+
+fn line_id(line: &[u8]) -> Option<u64> {
+    fast_id(line).or_else(|| StoredMessage::from_line(line).map(|m| m.msg.id))
+}
+
+impl MessageLog {
+    /// Opens (creating) the log, indexes it and repairs a torn tail.
+    pub fn open(path: &Path, fsync: FsyncMode) -> Result<(MessageLog, Recovery), StoreError> {
+        let mut file = open_private_append(path)?;
+        let io = |e| StoreError::io(path, e);
+        let mut index = Vec::new();
+        let mut rec = Recovery::default();
+        let mut last_id = 0u64;
+        let mut offset = 0u64;
+        let mut tail: Option<(u64, Vec<u8>)> = None;
+        {
+            let mut reader = BufReader::with_capacity(1 << 20, &file);
+            reader.seek(SeekFrom::Start(0)).map_err(io)?;
+            let mut line = Vec::with_capacity(512);
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                if line.last() != Some(&b'\n') {
+                    tail = Some((offset, line.clone()));
+                    break;
+                }
+                let body = &line[..n - 1];
+                if !body.iter().all(u8::is_ascii_whitespace) {
+                    match line_id(body) {
+                        Some(id) if id > last_id && n <= u32::MAX as usize => {
+                            index.push(Entry {
+                                id,
+                                offset,
+                                len: (n - 1) as u32,
+                            });
+                            last_id = id;
+                        }
+                        _ => rec.skipped_lines += 1,
+                    }
+                }
+                offset += n as u64;
+            }
+        }
+        if let Some((at, bytes)) = tail {
+            // A complete message without its newline is kept (whole); anything else was
+            // never acknowledged and is cut.
+            match StoredMessage::from_line(&bytes) {
+                Some(m) if m.msg.id > last_id => {
+                    file.write_all(b"\n").map_err(io)?;
+                    index.push(Entry {
+                        id: m.msg.id,
+                        offset: at,
+                        len: bytes.len() as u32,
+                    });
+                    offset += bytes.len() as u64 + 1;
+                }
+                _ => {
+                    file.set_len(at).map_err(io)?;
+                    rec.torn_bytes = bytes.len() as u64;
+                }
+            }
+        }
+        let mut log = MessageLog {
+            path: path.to_path_buf(),
+            file,
+            index,
+            end: offset,
+            cache: VecDeque::new(),
+            fsync,
+        };
+        log.fill_cache()?;
+        rec.messages = log.index.len();
+        rec.last_id = log.last_id();
+        Ok((log, rec))
+    }
+
+    fn fill_cache(&mut self) -> Result<(), StoreError> {
+        let from = self.index.len().saturating_sub(CACHE_MESSAGES);
+        let msgs = self.read_entries(from, self.index.len())?;
+        self.cache = msgs.into_iter().collect();
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest id in the log, 0 if empty.
+    pub fn last_id(&self) -> u64 {
+        self.index.last().map_or(0, |e| e.id)
+    }
+
+    /// How many messages the log holds.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The newest messages, parsed (up to [`CACHE_MESSAGES`]).
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Arc<StoredMessage>> {
+        self.cache.iter()
+    }
+
+    /// Appends `msg` (whose id must exceed [`Self::last_id`]) as one line.
+    pub fn append(&mut self, msg: Message) -> Result<Arc<StoredMessage>, StoreError> {
+        debug_assert!(msg.id > self.last_id());
+        let json = serde_json::to_string(&msg)
+            .map_err(|e| StoreError::corrupt(&self.path, e.to_string()))?;
+        let mut line = Vec::with_capacity(json.len() + 1);
+        line.extend_from_slice(json.as_bytes());
+        line.push(b'\n');
+        if let Err(e) = self.write_line(&line) {
+            // Cut back whatever part of the line reached the file.
+            let _ = self.file.set_len(self.end);
+            return Err(StoreError::write(&self.path, e));
+        }
+        self.index.push(Entry {
+            id: msg.id,
+            offset: self.end,
+            len: json.len() as u32,
+        });
+        self.end += line.len() as u64;
+        let raw = RawValue::from_string(json)
+            .map_err(|e| StoreError::corrupt(&self.path, e.to_string()))?;
+        let stored = Arc::new(StoredMessage { msg, raw });
+        if self.cache.len() == CACHE_MESSAGES {
+            self.cache.pop_front();
+        }
+        self.cache.push_back(stored.clone());
+        Ok(stored)
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(line)?;
+        if self.fsync == FsyncMode::Always {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Messages with id > `since`, oldest first, at most `limit`.
+    pub fn read_since(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        let from = self.index.partition_point(|e| e.id <= since);
+        let to = self.index.len().min(from.saturating_add(limit));
+        self.read_entries(from, to)
+    }
+
+    /// The message with this id, if any.
+    pub fn get(&self, id: u64) -> Result<Option<Arc<StoredMessage>>, StoreError> {
+        let at = self.index.partition_point(|e| e.id < id);
+        match self.index.get(at) {
+            Some(e) if e.id == id => Ok(self.read_entries(at, at + 1)?.pop()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether a message with this id exists.
+    pub fn contains(&self, id: u64) -> bool {
+        self.index.binary_search_by_key(&id, |e| e.id).is_ok()
+    }
+
+    fn read_entries(&self, from: usize, to: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let cache_from = self.index.len() - self.cache.len();
+        let mut out = Vec::with_capacity(to - from);
+        if from < cache_from {
+            let disk_to = to.min(cache_from);
+            let start = self.index[from].offset;
+            let last = self.index[disk_to - 1];
+            let mut buf = vec![0u8; (last.offset + last.len as u64 - start) as usize];
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            for e in &self.index[from..disk_to] {
+                let s = (e.offset - start) as usize;
+                // A line that indexed by id but is not a whole message is skipped.
+                if let Some(m) = StoredMessage::from_line(&buf[s..s + e.len as usize]) {
+                    out.push(Arc::new(m));
+                }
+            }
+        }
+        let first_cached = from.max(cache_from);
+        for i in first_cached..to {
+            out.push(self.cache[i - cache_from].clone());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MessageType;
+
+    fn msg(id: u64) -> Message {
+        Message {
+            id,
+            room: "r".into(),
+            ts: "t".into(),
+            from: "a".into(),
+            kind: MessageType::Message,
+            text: format!("m{id}"),
+            mentions: vec![],
+            reply_to: None,
+            client_msg_id: None,
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ag-log-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("messages.jsonl")
+    }
+
+    #[test]
+    fn fast_id_reads_both_spacings() {
+        assert_eq!(fast_id(br#"{"id":12,"x":1}"#), Some(12));
+        assert_eq!(fast_id(br#"{"id": 7, "x": 1}"#), Some(7));
+        assert_eq!(fast_id(br#"{"x":1,"id":7}"#), None);
+        assert_eq!(fast_id(br#"{"id":"7"}"#), None);
+        assert_eq!(fast_id(b"garbage"), None);
+    }
+
+    #[test]
+    fn appends_reads_and_recovers_a_torn_tail() {
+        let p = tmp("torn");
+        let _ = std::fs::remove_file(&p);
+        {
+            let (mut log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+            assert_eq!(rec.last_id, 0);
+            for id in 1..=5 {
+                log.append(msg(id)).unwrap();
+            }
+            let got: Vec<u64> = log
+                .read_since(2, 100)
+                .unwrap()
+                .iter()
+                .map(|m| m.msg.id)
+                .collect();
+            assert_eq!(got, [3, 4, 5]);
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"not json\n{\"id\":6,\"room\":\"r\",\"ts")
+            .unwrap();
+        drop(f);
+        let (mut log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        assert_eq!(rec.last_id, 5);
+        assert_eq!(rec.skipped_lines, 1);
+        assert!(rec.torn_bytes > 0);
+        log.append(msg(6)).unwrap();
+        drop(log);
+        let (log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        assert_eq!((rec.last_id, rec.torn_bytes), (6, 0));
+        let all: Vec<u64> = log
+            .read_since(0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|m| m.msg.id)
+            .collect();
+        assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(log.get(4).unwrap().unwrap().msg.text, "m4");
+        assert!(log.get(9).unwrap().is_none());
+    }
+
+    #[test]
+    fn reads_beyond_the_cache_come_from_disk() {
+        let p = tmp("big");
+        let _ = std::fs::remove_file(&p);
+        let n = CACHE_MESSAGES as u64 + 50;
+        {
+            let (mut log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+            for id in 1..=n {
+                log.append(msg(id)).unwrap();
+            }
+        }
+        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        let got = log.read_since(10, 100).unwrap();
+        assert_eq!(got.first().unwrap().msg.id, 11);
+        assert_eq!(got.len(), 100);
+        let all = log.read_since(0, usize::MAX).unwrap();
+        assert_eq!(all.len() as u64, n);
+        assert!(all.windows(2).all(|w| w[0].msg.id + 1 == w[1].msg.id));
+    }
+}

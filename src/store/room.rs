@@ -1,0 +1,710 @@
+//! The room engine: the in-memory state of one open room over its files, and every
+//! mutation the contract allows, each with its guards and `system` message. The server
+//! holds one `Room` behind a mutex; the host CLI opens one briefly when no server runs.
+//! Holding a `Room` means holding the room's lock, so there is never a second writer.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fsutil::{ensure_private_dir, read_json, write_json, write_private};
+use super::lock::{LockInfo, RoomLock};
+use super::log::{FsyncMode, MessageLog, Recovery, StoredMessage};
+use super::records::{
+    ParticipantRecord, ParticipantsFile, ParticipantsFileOut, ROOM_FILE_VERSION, RoomMeta,
+    RoomStatus,
+};
+use super::{Home, StoreError};
+use crate::protocol::mentions::resolve_mentions;
+use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::protocol::token::{TokenHash, mint_token};
+use crate::protocol::{
+    ApiError, AttendancePolicy, Attention, Install, Kind, Limits, Location, Message, MessageInput,
+    MessageType, validate_alias, validate_display_name,
+};
+
+/// How a room is opened.
+#[derive(Debug, Clone, Default)]
+pub struct RoomOptions {
+    pub limits: Limits,
+    pub fsync: FsyncMode,
+    /// Recorded in the lock file: `serve`, or the CLI command holding it.
+    pub purpose: String,
+    /// The address a server listens on, for the lock record.
+    pub addr: Option<String>,
+}
+
+/// What `room start` needs.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub room: String,
+    pub host_alias: String,
+    pub brief: String,
+    pub policy: AttendancePolicy,
+    pub ttl: Option<Duration>,
+    pub url: String,
+}
+
+/// How many recent `client_msg_id`s are remembered for idempotent retries.
+const IDEMPOTENCY_WINDOW: usize = 10_000;
+
+#[derive(Default)]
+struct PostGuard {
+    recent_posts_ms: VecDeque<i64>,
+    consecutive_agent_posts: u32,
+}
+
+pub struct Room {
+    dir: PathBuf,
+    pub meta: RoomMeta,
+    participants: Vec<ParticipantRecord>,
+    by_alias: HashMap<String, usize>,
+    by_hash: HashMap<TokenHash, usize>,
+    brief: String,
+    pub log: MessageLog,
+    idempotency: HashMap<(String, String), u64>,
+    idempotency_order: VecDeque<(String, String)>,
+    guards: HashMap<usize, PostGuard>,
+    lock: RoomLock,
+    pub limits: Limits,
+    participants_dirty: bool,
+    pub recovery: Recovery,
+}
+
+fn storage_error(e: StoreError) -> ApiError {
+    match &e {
+        StoreError::Write { .. } => ApiError::storage(format!("the room could not store it: {e}")),
+        _ => ApiError::new(500, "storage_error", e.to_string()),
+    }
+}
+
+/// What changed, so the server knows whom to wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    Now,
+    Already,
+}
+
+impl Room {
+    /// Creates a room and its host; returns it open, with the host's raw token.
+    pub fn create(
+        home: &Home,
+        new: &NewRoom,
+        opts: &RoomOptions,
+    ) -> Result<(Room, String), StoreError> {
+        let dir = home.room_dir(&new.room);
+        if home.room_exists(&new.room) {
+            return Err(StoreError::RoomExists(new.room.clone()));
+        }
+        home.ensure()?;
+        ensure_private_dir(&home.rooms_dir())?;
+        ensure_private_dir(&dir)?;
+        ensure_private_dir(&dir.join("cursors"))?;
+        ensure_private_dir(&dir.join("exports"))?;
+        let lock = RoomLock::acquire(&dir, &lock_info(opts))?;
+        let now = now_ms();
+        let token =
+            mint_token().map_err(|e| StoreError::io(&dir, std::io::Error::other(e.to_string())))?;
+        let meta = RoomMeta {
+            version: ROOM_FILE_VERSION,
+            room: new.room.clone(),
+            status: RoomStatus::Open,
+            created_at: Some(format_ms(now)),
+            closed_at: None,
+            closed_reason: None,
+            expires_at: new.ttl.map(|d| format_ms(now + d.as_millis() as i64)),
+            attendance_policy: new.policy,
+            brief_version: 1,
+            brief_updated_at: Some(format_ms(now)),
+            brief_updated_by: Some(new.host_alias.clone()),
+            url: Some(new.url.clone()),
+            host: Some(new.host_alias.clone()),
+        };
+        let host = ParticipantRecord {
+            alias: new.host_alias.clone(),
+            token_hash: TokenHash::of(&token).to_hex(),
+            kind: Kind::Human,
+            location: Location::Local,
+            install: Install::Host,
+            is_host: true,
+            display_name: None,
+            created_at: Some(format_ms(now)),
+            joined_at: None,
+            last_seen_ms: None,
+            attention: Attention::Manual,
+            removed: false,
+            read_through_id: 0,
+        };
+        write_private(&dir.join("brief.md"), new.brief.as_bytes())?;
+        write_json(
+            &dir.join("participants.json"),
+            &ParticipantsFileOut {
+                version: ROOM_FILE_VERSION,
+                participants: std::slice::from_ref(&host),
+            },
+        )?;
+        // room.json last: its presence is what makes the room exist.
+        write_json(&dir.join("room.json"), &meta)?;
+        drop(lock);
+        let mut room = Room::open(home, &new.room, opts)?;
+        room.system(format!("Room opened by {}.", new.host_alias))
+            .map_err(|e| StoreError::io(&dir, std::io::Error::other(e.message)))?;
+        Ok((room, token))
+    }
+
+    /// Opens an existing room, taking its lock and recovering its log.
+    pub fn open(home: &Home, room: &str, opts: &RoomOptions) -> Result<Room, StoreError> {
+        let dir = home.room_dir(room);
+        if !home.room_exists(room) {
+            return Err(StoreError::NoRoom(room.to_string()));
+        }
+        let lock = RoomLock::acquire(&dir, &lock_info(opts))?;
+        let meta_path = dir.join("room.json");
+        let mut meta: RoomMeta =
+            read_json(&meta_path)?.ok_or_else(|| StoreError::NoRoom(room.to_string()))?;
+        if meta.room.is_empty() {
+            meta.room = room.to_string();
+        }
+        let parts_path = dir.join("participants.json");
+        let participants = read_json::<ParticipantsFile>(&parts_path)?
+            .ok_or_else(|| {
+                StoreError::corrupt(&parts_path, "missing: the room has no participants file")
+            })?
+            .into_records();
+        let mut by_alias = HashMap::new();
+        let mut by_hash = HashMap::new();
+        for (i, p) in participants.iter().enumerate() {
+            let hash = TokenHash::from_hex(&p.token_hash).ok_or_else(|| {
+                StoreError::corrupt(
+                    &parts_path,
+                    format!("participant {:?} has a bad token_hash", p.alias),
+                )
+            })?;
+            if by_alias.insert(p.alias.clone(), i).is_some() {
+                return Err(StoreError::corrupt(
+                    &parts_path,
+                    format!("alias {:?} appears twice", p.alias),
+                ));
+            }
+            by_hash.insert(hash, i);
+        }
+        if meta.host.is_none() {
+            meta.host = participants
+                .iter()
+                .find(|p| p.is_host)
+                .map(|p| p.alias.clone());
+        }
+        let brief = match std::fs::read_to_string(dir.join("brief.md")) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(StoreError::io(&dir.join("brief.md"), e)),
+        };
+        ensure_private_dir(&dir.join("cursors"))?;
+        ensure_private_dir(&dir.join("exports"))?;
+        let (log, recovery) = MessageLog::open(&dir.join("messages.jsonl"), opts.fsync)?;
+        let mut r = Room {
+            dir,
+            meta,
+            participants,
+            by_alias,
+            by_hash,
+            brief,
+            log,
+            idempotency: HashMap::new(),
+            idempotency_order: VecDeque::new(),
+            guards: HashMap::new(),
+            lock,
+            limits: opts.limits.clone(),
+            participants_dirty: false,
+            recovery,
+        };
+        let recent: Vec<(String, String, u64)> = r
+            .log
+            .recent()
+            .filter_map(|m| {
+                m.msg
+                    .client_msg_id
+                    .clone()
+                    .map(|c| (m.msg.from.clone(), c, m.msg.id))
+            })
+            .collect();
+        for (from, cmid, id) in recent {
+            r.remember_idempotency(from, cmid, id);
+        }
+        Ok(r)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn id(&self) -> &str {
+        &self.meta.room
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.meta.status == RoomStatus::Open
+    }
+
+    pub fn brief(&self) -> &str {
+        &self.brief
+    }
+
+    pub fn host_alias(&self) -> &str {
+        self.meta.host.as_deref().unwrap_or("host")
+    }
+
+    pub fn url(&self) -> Option<&str> {
+        self.meta.url.as_deref()
+    }
+
+    /// Records the lock holder's listening address.
+    pub fn set_lock_info(&mut self, info: &LockInfo) -> Result<(), StoreError> {
+        self.lock.update(info)
+    }
+
+    pub fn participants(&self) -> &[ParticipantRecord] {
+        &self.participants
+    }
+
+    pub fn participant(&self, idx: usize) -> &ParticipantRecord {
+        &self.participants[idx]
+    }
+
+    pub fn find(&self, alias: &str) -> Option<usize> {
+        self.by_alias.get(alias).copied()
+    }
+
+    /// The participant a raw token belongs to (removed ones included).
+    pub fn authenticate(&self, token: &str) -> Option<usize> {
+        let hash = TokenHash::of(token);
+        let idx = *self.by_hash.get(&hash)?;
+        let stored = TokenHash::from_hex(&self.participants[idx].token_hash)?;
+        stored.matches(&hash).then_some(idx)
+    }
+
+    fn is_current(&self, alias: &str) -> bool {
+        self.find(alias)
+            .is_some_and(|i| !self.participants[i].removed)
+    }
+
+    fn append(
+        &mut self,
+        from: &str,
+        kind: MessageType,
+        text: String,
+        mentions: Vec<String>,
+        reply_to: Option<u64>,
+        client_msg_id: Option<String>,
+    ) -> Result<Arc<StoredMessage>, ApiError> {
+        let msg = Message {
+            id: self.log.last_id() + 1,
+            room: self.meta.room.clone(),
+            ts: format_ms(now_ms()),
+            from: from.to_string(),
+            kind,
+            text,
+            mentions,
+            reply_to,
+            client_msg_id,
+        };
+        self.log.append(msg).map_err(storage_error)
+    }
+
+    /// Appends a `system` message. System messages are not held to the log cap, so a
+    /// full room can still be closed and still says so.
+    pub fn system(&mut self, text: String) -> Result<Arc<StoredMessage>, ApiError> {
+        let mentions = Vec::new();
+        self.append("system", MessageType::System, text, mentions, None, None)
+    }
+
+    fn remember_idempotency(&mut self, from: String, cmid: String, id: u64) {
+        let key = (from, cmid);
+        if self.idempotency.insert(key.clone(), id).is_none() {
+            self.idempotency_order.push_back(key);
+            if self.idempotency_order.len() > IDEMPOTENCY_WINDOW
+                && let Some(old) = self.idempotency_order.pop_front()
+            {
+                self.idempotency.remove(&old);
+            }
+        }
+    }
+
+    fn require_active(&self, who: usize) -> Result<(), ApiError> {
+        if self.participants[who].removed {
+            return Err(ApiError::removed());
+        }
+        Ok(())
+    }
+
+    fn require_host(&self, who: usize, what: &str) -> Result<(), ApiError> {
+        self.require_active(who)?;
+        if !self.participants[who].is_host {
+            return Err(ApiError::host_required(what));
+        }
+        Ok(())
+    }
+
+    fn require_open(&self) -> Result<(), ApiError> {
+        if !self.is_open() {
+            return Err(ApiError::room_closed());
+        }
+        Ok(())
+    }
+
+    /// Posts a participant's message with every guard of SPEC §4. Returns the stored
+    /// message and whether it is an idempotent repeat of an earlier post.
+    pub fn post(
+        &mut self,
+        who: usize,
+        input: MessageInput,
+    ) -> Result<(Arc<StoredMessage>, bool), ApiError> {
+        self.require_active(who)?;
+        self.require_open()?;
+        let alias = self.participants[who].alias.clone();
+        if let Some(cmid) = &input.client_msg_id
+            && let Some(&id) = self.idempotency.get(&(alias.clone(), cmid.clone()))
+            && let Ok(Some(original)) = self.log.get(id)
+        {
+            return Ok((original, true));
+        }
+        if let Some(r) = input.reply_to
+            && !self.log.contains(r)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_reply_to",
+                format!("there is no message {r} to reply to"),
+            ));
+        }
+        for to in &input.to {
+            if !self.is_current(to) {
+                return Err(ApiError::bad_request(
+                    "unknown_participant",
+                    format!("{to:?} in `to` is not a participant of this room"),
+                ));
+            }
+        }
+        let now = now_ms();
+        let kind = self.participants[who].kind;
+        let limits = &self.limits;
+        let guard = self.guards.entry(who).or_default();
+        while guard
+            .recent_posts_ms
+            .front()
+            .is_some_and(|&t| t <= now - 60_000)
+        {
+            guard.recent_posts_ms.pop_front();
+        }
+        if guard.recent_posts_ms.len() >= limits.posts_per_minute as usize {
+            return Err(ApiError::new(
+                429,
+                "rate_limited",
+                format!(
+                    "more than {} posts in a minute; slow down and try again shortly",
+                    limits.posts_per_minute
+                ),
+            ));
+        }
+        if kind == Kind::Agent && guard.consecutive_agent_posts >= limits.loop_guard {
+            return Err(ApiError::new(
+                429,
+                "loop_guard",
+                format!(
+                    "{} posts in a row with no human post in between; wait for a human to answer",
+                    limits.loop_guard
+                ),
+            ));
+        }
+        if self.log.len() as u64 >= self.limits.log_cap {
+            return Err(ApiError::storage(format!(
+                "the room's log holds its cap of {} messages; the host can export it and open a new room",
+                self.limits.log_cap
+            )));
+        }
+        let mut mentions = resolve_mentions(&input.text, |a| self.is_current(a));
+        for to in input.to {
+            if !mentions.contains(&to) {
+                mentions.push(to);
+            }
+        }
+        let stored = self.append(
+            &alias,
+            input.kind,
+            input.text,
+            mentions,
+            input.reply_to,
+            input.client_msg_id.clone(),
+        )?;
+        let guard = self.guards.entry(who).or_default();
+        guard.recent_posts_ms.push_back(now);
+        if kind == Kind::Human {
+            for g in self.guards.values_mut() {
+                g.consecutive_agent_posts = 0;
+            }
+        } else {
+            guard.consecutive_agent_posts += 1;
+        }
+        if let Some(cmid) = input.client_msg_id {
+            self.remember_idempotency(alias, cmid, stored.msg.id);
+        }
+        self.touch(who, now);
+        Ok((stored, false))
+    }
+
+    /// Records a sign of life.
+    pub fn touch(&mut self, who: usize, now: i64) {
+        self.participants[who].last_seen_ms = Some(now);
+        self.participants_dirty = true;
+    }
+
+    /// Records that messages through `id` were delivered to `who`.
+    pub fn mark_delivered(&mut self, who: usize, id: u64) {
+        let p = &mut self.participants[who];
+        if id > p.read_through_id {
+            p.read_through_id = id;
+            self.participants_dirty = true;
+        }
+    }
+
+    pub fn set_attention(&mut self, who: usize, attention: Attention) {
+        if self.participants[who].attention != attention {
+            self.participants[who].attention = attention;
+            self.participants_dirty = true;
+        }
+    }
+
+    /// `POST /join`: attending, and a `system` message unless already attending.
+    pub fn join(&mut self, who: usize) -> Result<Option<Arc<StoredMessage>>, ApiError> {
+        self.require_active(who)?;
+        let now = now_ms();
+        self.touch(who, now);
+        let p = &mut self.participants[who];
+        let was = p.attention;
+        let first = p.joined_at.is_none();
+        if first {
+            p.joined_at = Some(format_ms(now));
+        }
+        p.attention = Attention::Attending;
+        let alias = p.alias.clone();
+        self.save_participants().map_err(storage_error)?;
+        if (first || was != Attention::Attending) && self.is_open() {
+            return self.system(format!("{alias} joined.")).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// `POST /leave`: away, with a `system` message.
+    pub fn leave(&mut self, who: usize) -> Result<Option<Arc<StoredMessage>>, ApiError> {
+        self.require_active(who)?;
+        self.touch(who, now_ms());
+        let was = self.participants[who].attention;
+        self.participants[who].attention = Attention::Away;
+        self.save_participants().map_err(storage_error)?;
+        let alias = self.participants[who].alias.clone();
+        if was != Attention::Away && self.is_open() {
+            return self.system(format!("{alias} left.")).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// `POST /brief`: a new version, written before it is announced.
+    pub fn set_brief(&mut self, who: usize, body: &str) -> Result<Arc<StoredMessage>, ApiError> {
+        self.require_host(who, "set the brief")?;
+        self.require_open()?;
+        let chars = body.chars().count();
+        if chars > self.limits.brief_chars {
+            return Err(ApiError::too_large(
+                "brief_too_large",
+                format!(
+                    "the brief is {chars} characters; the limit is {}",
+                    self.limits.brief_chars
+                ),
+            ));
+        }
+        write_private(&self.dir.join("brief.md"), body.as_bytes()).map_err(storage_error)?;
+        self.brief = body.to_string();
+        let by = self.participants[who].alias.clone();
+        self.meta.brief_version += 1;
+        self.meta.brief_updated_at = Some(format_ms(now_ms()));
+        self.meta.brief_updated_by = Some(by.clone());
+        self.save_meta().map_err(storage_error)?;
+        self.system(format!(
+            "{by} updated the Room Brief to version {}.",
+            self.meta.brief_version
+        ))
+    }
+
+    /// `POST /attendance`.
+    pub fn set_policy(
+        &mut self,
+        who: usize,
+        policy: AttendancePolicy,
+    ) -> Result<Option<Arc<StoredMessage>>, ApiError> {
+        self.require_host(who, "set the attendance policy")?;
+        self.require_open()?;
+        if self.meta.attendance_policy == policy {
+            return Ok(None);
+        }
+        self.meta.attendance_policy = policy;
+        self.save_meta().map_err(storage_error)?;
+        let by = self.participants[who].alias.clone();
+        self.system(format!("{by} set the attendance policy to {policy}."))
+            .map(Some)
+    }
+
+    /// Adds a participant; returns their raw token (shown once, never stored).
+    pub fn invite(
+        &mut self,
+        who: usize,
+        alias: &str,
+        kind: Kind,
+        location: Location,
+    ) -> Result<String, ApiError> {
+        self.require_host(who, "invite")?;
+        self.require_open()?;
+        validate_alias(alias).map_err(|e| ApiError::bad_request("invalid_alias", e.to_string()))?;
+        if self.by_alias.contains_key(alias) {
+            return Err(ApiError::new(
+                409,
+                "alias_taken",
+                format!("{alias:?} is already a participant of this room"),
+            ));
+        }
+        let token = mint_token()
+            .map_err(|e| ApiError::new(500, "internal", format!("no randomness: {e}")))?;
+        let hash = TokenHash::of(&token);
+        self.participants.push(ParticipantRecord {
+            alias: alias.to_string(),
+            token_hash: hash.to_hex(),
+            kind,
+            location,
+            install: Install::Lite,
+            is_host: false,
+            display_name: None,
+            created_at: Some(format_ms(now_ms())),
+            joined_at: None,
+            last_seen_ms: None,
+            attention: Attention::Manual,
+            removed: false,
+            read_through_id: 0,
+        });
+        let idx = self.participants.len() - 1;
+        self.by_alias.insert(alias.to_string(), idx);
+        self.by_hash.insert(hash, idx);
+        if let Err(e) = self.save_participants() {
+            self.participants.pop();
+            self.by_alias.remove(alias);
+            self.by_hash.remove(&hash);
+            return Err(storage_error(e));
+        }
+        Ok(token)
+    }
+
+    /// Removes a participant: their token stops working for writes at once.
+    pub fn remove(&mut self, who: usize, alias: &str) -> Result<Arc<StoredMessage>, ApiError> {
+        self.require_host(who, "remove participants")?;
+        let idx = self
+            .find(alias)
+            .ok_or_else(|| ApiError::not_found(format!("no participant {alias:?} in this room")))?;
+        if self.participants[idx].is_host {
+            return Err(ApiError::new(
+                409,
+                "cannot_remove_host",
+                "the host cannot be removed; close the room instead",
+            ));
+        }
+        if self.participants[idx].removed {
+            return Err(ApiError::new(
+                409,
+                "already_removed",
+                format!("{alias:?} was already removed"),
+            ));
+        }
+        self.participants[idx].removed = true;
+        self.participants[idx].attention = Attention::Away;
+        self.save_participants().map_err(storage_error)?;
+        let by = self.participants[who].alias.clone();
+        self.system(format!("{alias} was removed by {by}."))
+    }
+
+    /// Sets a participant's display name (unique per room, case-insensitively).
+    pub fn set_display_name(&mut self, who: usize, name: &str) -> Result<String, ApiError> {
+        self.require_active(who)?;
+        let name = validate_display_name(name)
+            .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?;
+        let lower = name.to_lowercase();
+        let taken = self.participants.iter().enumerate().any(|(i, p)| {
+            i != who
+                && (p
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase() == lower)
+                    || p.alias == lower)
+        });
+        if taken {
+            return Err(ApiError::new(
+                409,
+                "display_name_taken",
+                format!("{name:?} is already used in this room; pick another"),
+            ));
+        }
+        self.participants[who].display_name = Some(name.clone());
+        self.save_participants().map_err(storage_error)?;
+        Ok(name)
+    }
+
+    /// Closes the room with a `system` message saying why.
+    pub fn close(&mut self, reason: &str) -> Result<Closed, ApiError> {
+        if !self.is_open() {
+            return Ok(Closed::Already);
+        }
+        self.meta.status = RoomStatus::Closed;
+        self.meta.closed_at = Some(format_ms(now_ms()));
+        self.meta.closed_reason = Some(reason.to_string());
+        self.save_meta().map_err(storage_error)?;
+        self.system(format!("Room closed: {reason}."))?;
+        Ok(Closed::Now)
+    }
+
+    /// Sets the URL participants use (the public one when tunnelled).
+    pub fn set_url(&mut self, url: &str) -> Result<(), StoreError> {
+        if self.meta.url.as_deref() != Some(url) {
+            self.meta.url = Some(url.to_string());
+            self.save_meta()?;
+        }
+        Ok(())
+    }
+
+    pub fn save_meta(&self) -> Result<(), StoreError> {
+        write_json(&self.dir.join("room.json"), &self.meta)
+    }
+
+    pub fn save_participants(&mut self) -> Result<(), StoreError> {
+        write_json(
+            &self.dir.join("participants.json"),
+            &ParticipantsFileOut {
+                version: ROOM_FILE_VERSION,
+                participants: &self.participants,
+            },
+        )?;
+        self.participants_dirty = false;
+        Ok(())
+    }
+
+    /// Writes last-seen times and read receipts if they changed.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.participants_dirty {
+            self.save_participants()?;
+        }
+        Ok(())
+    }
+}
+
+fn lock_info(opts: &RoomOptions) -> LockInfo {
+    LockInfo {
+        pid: std::process::id(),
+        addr: opts.addr.clone(),
+        purpose: opts.purpose.clone(),
+    }
+}
