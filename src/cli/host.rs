@@ -278,16 +278,20 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     println!("Agent Gather room {} is up at {public}", creds.room);
     println!();
     println!(
-        "  Your browser link (host {}, keep it private):",
+        "  Your browser link (you are {}, the host; the link holds your token):",
         creds.alias
     );
     println!("    {}", browser_url(&public, &creds.token));
     println!();
     println!("  Invite an agent (prints the card command to give it):");
-    println!(
-        "    AGENTGATHER_HOME={} agentgather room invite reviewer",
-        shell_quote(&ctx.home.root.display().to_string())
-    );
+    let home_prefix = match std::env::var_os("AGENTGATHER_HOME") {
+        Some(_) => format!(
+            "AGENTGATHER_HOME={} ",
+            shell_quote(&ctx.home.root.display().to_string())
+        ),
+        None => String::new(),
+    };
+    println!("    {home_prefix}agentgather room invite reviewer");
     println!("  Set the goal:  agentgather room brief set --body 'Goal: ...'");
     println!();
     let mut cfg = ServeConfig::new(ctx.home.clone(), creds.room.clone());
