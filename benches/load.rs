@@ -455,7 +455,7 @@ fn table(r: &Value) -> String {
             "≤ 30 MB idle; ≤ 16 KB per wait",
         );
     }
-    for key in ["posts_off", "posts_always"] {
+    for key in ["posts_off", "posts_batch", "posts_always"] {
         if let Some(x) = r.get(key) {
             t += &row(
                 &format!(
@@ -554,6 +554,7 @@ async fn main() {
     }
     if want("posts") {
         r.insert("posts_off".into(), throughput(4000, 16, "off").await);
+        r.insert("posts_batch".into(), throughput(4000, 16, "batch").await);
         r.insert("posts_always".into(), throughput(4000, 16, "always").await);
     }
     if want("reads") {

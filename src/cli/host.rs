@@ -61,8 +61,8 @@ pub struct ServeArgs {
     /// Answer requests whose Host is not loopback (requires an https:// --url).
     #[arg(long)]
     pub allow_remote: bool,
-    /// When appends reach the disk: off (page cache; survives a process crash) or always (fsync each).
-    #[arg(long, default_value = "off")]
+    /// When appends reach the disk: batch (group commit before the 201; default), always (fsync each), off (page cache only).
+    #[arg(long, default_value = "batch")]
     pub fsync: FsyncMode,
 }
 

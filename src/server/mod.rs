@@ -3,6 +3,7 @@
 //! HTTP with axum on a hyper accept loop of our own, so header timeouts, a connection
 //! cap and a graceful drain are ours to set (hostile clients are expected).
 
+mod durability;
 mod http;
 pub mod hub;
 mod routes;
@@ -77,6 +78,8 @@ pub struct AppState {
     local_origin: String,
     allow_remote: bool,
     shutdown: watch::Sender<bool>,
+    /// Present with `--fsync batch`: posts wait for a covering sync before their 201.
+    group_commit: Option<durability::GroupCommit>,
 }
 
 impl AppState {
@@ -178,6 +181,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     room.set_url(&public)?;
     let expires = room.meta.expires_at.as_deref().and_then(parse_ms);
     let room_id = room.id().to_string();
+    let group_commit = match room.log.fsync_mode() {
+        FsyncMode::Batch => Some(durability::GroupCommit::start(room.log.sync_handle()?, 0)),
+        _ => None,
+    };
     let state = Arc::new(AppState {
         room: Mutex::new(room),
         hub: WaitHub::default(),
@@ -185,6 +192,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         local_origin: format!("http://{local}"),
         allow_remote: cfg.allow_remote,
         shutdown: watch::channel(false).0,
+        group_commit,
     });
     tracing::info!(room = %room_id, local = %local_url, url = %public, "serving");
     eprintln!(

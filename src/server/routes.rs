@@ -323,7 +323,14 @@ async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult 
     let limits = s.room().limits.clone();
     let body = read_json(&headers, body, limits.body_bytes).await?;
     let input = MessageInput::from_json(&body, &limits)?;
-    let (stored, idempotent) = s.room().post(c.who, input)?;
+    let (stored, idempotent, end) = {
+        let mut room = s.room();
+        let (stored, idempotent) = room.post(c.who, input)?;
+        (stored, idempotent, room.log.end_offset())
+    };
+    if let Some(gc) = &s.group_commit {
+        gc.wait(end).await?;
+    }
     if idempotent {
         return Ok(ok_json(
             &json!({"ok": true, "message": stored, "idempotent": true}),

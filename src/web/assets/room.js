@@ -24,6 +24,14 @@
     history.replaceState(null, "", location.pathname + location.search);
   })();
   let token = sessionStorage.getItem(TOKEN_KEY);
+  // A new invite link opened in this tab only changes the fragment: take it and restart.
+  window.addEventListener("hashchange", () => {
+    const t = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
+    if (!t) return;
+    sessionStorage.setItem(TOKEN_KEY, t.trim());
+    history.replaceState(null, "", location.pathname + location.search);
+    location.reload();
+  });
 
   // ---- state ----
   const state = {
@@ -45,6 +53,7 @@
     connOk: true,
     unread: 0,
     expiresAt: null,
+    hasChat: false,
   };
 
   // ---- small helpers ----
@@ -244,7 +253,11 @@
       into.append(p);
       buf = [];
     };
+    let blanks = 0;
     for (const line of lines) {
+      // Runs of blank lines show as one blank line.
+      blanks = line.trim() === "" ? blanks + 1 : 0;
+      if (blanks > 1) continue;
       const h = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
       if (h) {
         flush();
@@ -280,13 +293,28 @@
       heads.set(n, h);
       if (h < list.length) {
         const close = list[h];
-        if (s > pos) renderLinksMentions(text.slice(pos, s), into, known);
+        if (s > pos) renderEmphasis(text.slice(pos, s), into, known);
         let inner = text.slice(e, runs[close][0]);
         if (inner.length > 2 && inner[0] === " " && inner[inner.length - 1] === " " && inner.trim()) inner = inner.slice(1, -1);
         into.append(el("code", "inline", inner));
         pos = runs[close][1];
         k = close + 1;
       } else k++;
+    }
+    if (pos < text.length) renderEmphasis(text.slice(pos), into, known);
+  }
+
+  // **bold** (no nesting; the markers stay out of the text)
+  function renderEmphasis(text, into, known) {
+    const re = /\*\*(?=\S)([^*]*?\S)\*\*/g;
+    let pos = 0;
+    let m;
+    while ((m = re.exec(text))) {
+      if (m.index > pos) renderLinksMentions(text.slice(pos, m.index), into, known);
+      const b = el("strong");
+      renderLinksMentions(m[1], b, known);
+      into.append(b);
+      pos = m.index + m[0].length;
     }
     if (pos < text.length) renderLinksMentions(text.slice(pos), into, known);
   }
@@ -353,7 +381,7 @@
   }
 
   // ---- time ----
-  const fmtTime = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const fmtTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
   const fmtFull = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
   const fmtDay = new Intl.DateTimeFormat(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
   function parseTs(ts) {
@@ -524,14 +552,15 @@
   }
 
   function updateEmpty() {
-    let chat = false;
-    for (const m of state.byId.values()) {
-      if (m.type !== "system") {
-        chat = true;
-        break;
+    if (!state.hasChat) {
+      for (const m of state.byId.values()) {
+        if (m.type !== "system") {
+          state.hasChat = true;
+          break;
+        }
       }
     }
-    $("empty").hidden = chat || state.pending.size > 0;
+    $("empty").hidden = state.hasChat || state.pending.size > 0;
   }
 
   function flash(id) {
@@ -659,6 +688,7 @@
   // ---- composer ----
   function autogrow() {
     const input = $("input");
+    if (!input.offsetParent) return; // not laid out (hidden); sized when shown
     input.style.height = "auto";
     const cs = getComputedStyle(input);
     const line = parseFloat(cs.lineHeight) || 20;
@@ -754,7 +784,11 @@
       updateAc();
     });
     input.addEventListener("click", updateAc);
-    input.addEventListener("blur", () => setTimeout(closeAc, 150));
+    input.addEventListener("blur", () =>
+      setTimeout(() => {
+        if (document.activeElement !== input) closeAc();
+      }, 150)
+    );
     input.addEventListener("keydown", (e) => {
       const ime = e.isComposing || composing || e.keyCode === 229;
       if (ac.open && !ime) {
@@ -798,6 +832,13 @@
       if (nearBottom()) $("jump").hidden = true;
     });
     $("jump").addEventListener("click", scrollToBottom);
+    const narrow = window.matchMedia("(max-width: 520px)");
+    const placeholder = () => {
+      input.placeholder = narrow.matches ? "Message · @ to mention" : "Message the room · @ mentions · Shift+Enter for a new line";
+    };
+    narrow.addEventListener("change", placeholder);
+    window.addEventListener("resize", autogrow);
+    placeholder();
     autogrow();
   }
 
@@ -951,8 +992,8 @@
         const first = !state.brief;
         const changed = first || b.brief_version !== state.brief.brief_version || b.body !== state.brief.body;
         state.brief = b;
-        if (first && !briefSeenVersion()) {
-          // the version you found on arrival counts as seen
+        if ((first && !briefSeenVersion()) || String(b.brief_updated_by) === state.me) {
+          // the version you found on arrival, or wrote yourself, counts as seen
           try {
             localStorage.setItem(state.briefSeenKey, String(b.brief_version));
           } catch (e) {
@@ -1138,6 +1179,9 @@
       markBriefSeen();
     });
     $("brief-ack").addEventListener("click", markBriefSeen);
+    document.querySelector(".main").addEventListener("click", () => {
+      if (!wide.matches && document.body.classList.contains("rail-open")) setRail(false);
+    });
     $("tb-system").addEventListener("click", () => setHideSystem(!document.body.classList.contains("hide-system")));
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !wide.matches && document.body.classList.contains("rail-open")) setRail(false);
@@ -1274,13 +1318,16 @@
     wireHost();
     wireRail();
     wireComposer();
-    showScreen("room");
     try {
       await Promise.all([loadBrief(), loadHistory()]);
     } catch (e) {
       if (e.status === 401) return showGate("bad");
+      if (e.status === 410) return showGate("removed");
       toast("Could not load the history: " + e.message, true);
     }
+    showScreen("room");
+    autogrow();
+    scrollToBottom();
     if (!state.closed) {
       api("POST", "join", {}).catch(() => {});
       $("input").focus();
