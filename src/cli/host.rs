@@ -64,6 +64,15 @@ pub struct ServeArgs {
     /// When appends reach the disk: batch (group commit before the 201; default), always (fsync each), off (page cache only).
     #[arg(long, default_value = "batch")]
     pub fsync: FsyncMode,
+    /// Most simultaneous connections; more are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a client may take to send a request body (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub body_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -208,6 +217,9 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
     cfg.url = a.url;
     cfg.allow_remote = a.allow_remote;
     cfg.fsync = a.fsync;
+    cfg.max_connections = a.max_connections.max(1);
+    cfg.header_timeout = a.header_timeout;
+    cfg.body_timeout = a.body_timeout;
     run_serve(cfg)
 }
 

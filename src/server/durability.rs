@@ -26,10 +26,16 @@ impl GroupCommit {
     /// Starts the syncer for `file`, whose first `initial` bytes count as durable.
     pub fn start(file: File, initial: u64) -> GroupCommit {
         let (requested, mut req_rx) = watch::channel(initial);
-        let (durable_tx, durable) = watch::channel(Durable { offset: initial, failures: 0 });
+        let (durable_tx, durable) = watch::channel(Durable {
+            offset: initial,
+            failures: 0,
+        });
         let file = Arc::new(file);
         tokio::spawn(async move {
-            let mut state = Durable { offset: initial, failures: 0 };
+            let mut state = Durable {
+                offset: initial,
+                failures: 0,
+            };
             while req_rx.changed().await.is_ok() {
                 let target = *req_rx.borrow_and_update();
                 if target <= state.offset {
@@ -61,7 +67,9 @@ impl GroupCommit {
                 return Ok(());
             }
             if now.failures > failures_before {
-                return Err(ApiError::storage("the message was written but could not be synced to disk"));
+                return Err(ApiError::storage(
+                    "the message was written but could not be synced to disk",
+                ));
             }
             if rx.changed().await.is_err() {
                 return Err(ApiError::storage("the log syncer stopped"));
@@ -81,7 +89,10 @@ mod tests {
         let gc = GroupCommit::start(File::open(&path).unwrap(), 0);
         let waits: Vec<_> = (1..=10).map(|o| gc.wait(o)).collect();
         for w in waits {
-            tokio::time::timeout(std::time::Duration::from_secs(5), w).await.unwrap().unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .unwrap()
+                .unwrap();
         }
         std::fs::remove_file(&path).unwrap();
     }

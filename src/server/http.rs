@@ -86,10 +86,13 @@ pub fn optional_number(uri: &Uri, name: &'static str) -> Result<Option<u64>, Api
     }
 }
 
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Reads a JSON body of at most `limit` bytes; an empty body reads as `{}`.
-pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<Value, ApiError> {
+/// Reads a JSON body of at most `limit` bytes within `deadline`; an empty body reads as `{}`.
+pub async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Value, ApiError> {
     let too_large = || {
         ApiError::too_large(
             "body_too_large",
@@ -108,26 +111,25 @@ pub async fn read_json(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             return Err(too_large());
         }
     }
-    let bytes =
-        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
-            Err(_) => {
-                return Err(ApiError::new(
-                    408,
-                    "request_timeout",
-                    "the request body did not arrive in time",
-                ));
-            }
-            Ok(Err(e)) => {
-                let is_limit = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                return Err(if is_limit {
-                    too_large()
-                } else {
-                    ApiError::bad_request("invalid_body", "the request body could not be read")
-                });
-            }
-            Ok(Ok(b)) => b,
-        };
+    let bytes = match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                408,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ));
+        }
+        Ok(Err(e)) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return Err(if is_limit {
+                too_large()
+            } else {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            });
+        }
+        Ok(Ok(b)) => b,
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }

@@ -37,7 +37,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub fsync: FsyncMode,
     pub max_connections: usize,
+    /// How long a client may take to send its request headers (slow-loris guard).
     pub header_timeout: Duration,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -53,6 +56,7 @@ impl ServeConfig {
             fsync: FsyncMode::default(),
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct AppState {
     shutdown: watch::Sender<bool>,
     /// Present with `--fsync batch`: posts wait for a covering sync before their 201.
     group_commit: Option<durability::GroupCommit>,
+    body_limit: usize,
+    body_timeout: Duration,
 }
 
 impl AppState {
@@ -108,6 +114,15 @@ impl AppState {
             v.push(o);
         }
         v
+    }
+
+    /// Reads a request's JSON body within the configured size and time limits.
+    pub async fn read_body(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<serde_json::Value, crate::protocol::ApiError> {
+        http::read_json(headers, body, self.body_limit, self.body_timeout).await
     }
 
     fn shutting_down(&self) -> bool {
@@ -193,6 +208,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         allow_remote: cfg.allow_remote,
         shutdown: watch::channel(false).0,
         group_commit,
+        body_limit: cfg.limits.body_bytes,
+        body_timeout: cfg.body_timeout,
     });
     tracing::info!(room = %room_id, local = %local_url, url = %public, "serving");
     eprintln!(

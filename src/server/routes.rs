@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::http::{
     bearer, check_origin, is_loopback_host, json_response, ok_json, optional_number, query_param,
-    read_json, since_id,
+    since_id,
 };
 use crate::protocol::card::{
     CardInput, browser_url, card_command, invite_uri, render_card, wait_command,
@@ -196,8 +196,7 @@ async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
 
 async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    read_json(&headers, body, limit).await?;
+    s.read_body(&headers, body).await?;
     let posted = s.room().join(c.who)?;
     if posted.is_some() {
         s.hub.notify();
@@ -227,8 +226,7 @@ async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
 
 async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let text = str_field(&body, "body")?;
     s.room().set_brief(c.who, text)?;
     s.hub.notify();
@@ -245,8 +243,7 @@ async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult {
 
 async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let raw = str_field(&body, "policy")?;
     let policy = AttendancePolicy::parse(raw).ok_or_else(|| {
         ApiError::bad_request(
@@ -275,8 +272,7 @@ async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
 
 async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let name = str_field(&body, "display_name")?;
     s.room().set_display_name(c.who, name)?;
     Ok(ok_json(&profile_json(&s, c.who)))
@@ -321,7 +317,7 @@ async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult 
         return Err(ApiError::removed());
     }
     let limits = s.room().limits.clone();
-    let body = read_json(&headers, body, limits.body_bytes).await?;
+    let body = s.read_body(&headers, body).await?;
     let input = MessageInput::from_json(&body, &limits)?;
     let (stored, idempotent, end) = {
         let mut room = s.room();
@@ -510,8 +506,7 @@ async fn status(State(s): S, headers: HeaderMap) -> ApiResult {
 
 async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let alias = str_field(&body, "alias")?;
     let kind = match body.get("kind").and_then(Value::as_str) {
         None => Kind::Agent,
@@ -547,8 +542,7 @@ async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 
 async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let alias = str_field(&body, "alias")?;
     s.room().remove(c.who, alias)?;
     s.hub.notify();
@@ -594,8 +588,7 @@ async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
     if !c.is_host {
         return Err(ApiError::host_required("set the public URL"));
     }
-    let limit = s.room().limits.body_bytes;
-    let body = read_json(&headers, body, limit).await?;
+    let body = s.read_body(&headers, body).await?;
     let url = str_field(&body, "url")?.trim_end_matches('/');
     if !(url.starts_with("https://")
         || url.starts_with("http://127.0.0.1")
