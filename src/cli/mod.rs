@@ -37,7 +37,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  agentgather up release-review --port 8787")]
     Up(host::UpArgs),
     /// Host and join rooms.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  agentgather room start review --brief 'Goal: ship 1.2'\n  agentgather room invite reviewer --json\n  agentgather room join 'agentgather://join?...'"
+    )]
     Room(RoomCommand),
     /// Post `@alias text` (mentions the alias).
     #[command(after_help = "Example:\n  agentgather send reviewer 'please check PR 12'")]
@@ -84,10 +87,16 @@ pub enum RoomCommand {
     #[command(after_help = "Example:\n  agentgather room serve --port 8787")]
     Serve(host::ServeArgs),
     /// View or set the Room Brief.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  agentgather room brief view\n  agentgather room brief set --file brief.md"
+    )]
     Brief(BriefCommand),
     /// View or set the attendance policy.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  agentgather room attendance view\n  agentgather room attendance set --policy agents-foreground"
+    )]
     Attendance(AttendanceCommand),
     /// Add a participant: prints its token, card command, browser URL and invite URI.
     #[command(after_help = "Example:\n  agentgather room invite reviewer --kind agent --json")]

@@ -92,11 +92,21 @@ async fn exposure_guard(State(s): S, req: Request, next: Next) -> Response {
             .into_response();
         }
     }
-    if req.method() != Method::GET
-        && req.method() != Method::HEAD
-        && let Err(e) = check_origin(req.headers(), &s.allowed_origins())
-    {
-        return e.into_response();
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut allowed = s.allowed_origins();
+        // The page may be opened as localhost or 127.0.0.1: its own loopback origin is
+        // same-origin. (A foreign page cannot claim a loopback Origin.)
+        if let Some(host) = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            && is_loopback_host(host)
+        {
+            allowed.push(format!("http://{}", host.to_ascii_lowercase()));
+        }
+        if let Err(e) = check_origin(req.headers(), &allowed) {
+            return e.into_response();
+        }
     }
     next.run(req).await
 }

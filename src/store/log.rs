@@ -244,7 +244,9 @@ impl MessageLog {
 
     /// A second handle on the log file, for syncing outside the room lock.
     pub fn sync_handle(&self) -> Result<File, StoreError> {
-        self.file.try_clone().map_err(|e| StoreError::io(&self.path, e))
+        self.file
+            .try_clone()
+            .map_err(|e| StoreError::io(&self.path, e))
     }
 
     /// How many messages the log holds.
