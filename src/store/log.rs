@@ -148,7 +148,6 @@ impl MessageLog {
         let io = |e| StoreError::io(path, e);
         let mut index = Vec::new();
         let mut rec = Recovery::default();
-        let mut last_id = 0u64;
         let mut offset = 0u64;
         let mut tail: Option<(u64, Vec<u8>)> = None;
         {
@@ -168,13 +167,15 @@ impl MessageLog {
                 let body = &line[..n - 1];
                 if !body.iter().all(u8::is_ascii_whitespace) {
                     match line_id(body) {
-                        Some(id) if id > last_id && n <= u32::MAX as usize => {
-                            index.push(Entry {
+                        Some(id) if n <= u32::MAX as usize => {
+                            let entry = Entry {
                                 id,
                                 offset,
                                 len: (n - 1) as u32,
-                            });
-                            last_id = id;
+                            };
+                            if Self::push_in_order(&file, path, &mut index, entry)? {
+                                rec.skipped_lines += 1;
+                            }
                         }
                         _ => rec.skipped_lines += 1,
                     }
@@ -185,6 +186,7 @@ impl MessageLog {
         if let Some((at, bytes)) = tail {
             // A complete message without its newline is kept (whole); anything else was
             // never acknowledged and is cut.
+            let last_id = index.last().map_or(0, |e| e.id);
             match StoredMessage::from_line(&bytes) {
                 Some(m) if m.msg.id > last_id => {
                     file.write_all(b"\n").map_err(io)?;
@@ -209,17 +211,69 @@ impl MessageLog {
             cache: VecDeque::new(),
             fsync,
         };
-        log.fill_cache()?;
+        rec.skipped_lines += log.fill_cache()?;
         rec.messages = log.index.len();
         rec.last_id = log.last_id();
         Ok((log, rec))
     }
 
-    fn fill_cache(&mut self) -> Result<(), StoreError> {
-        let from = self.index.len().saturating_sub(CACHE_MESSAGES);
-        let msgs = self.read_entries(from, self.index.len())?;
-        self.cache = msgs.into_iter().collect();
-        Ok(())
+    /// Adds a scanned line to the index, keeping ids strictly increasing. The scan trusts
+    /// a line's id prefix without parsing the rest (that keeps start-up fast), so when a
+    /// line's id does not exceed the previous one, the previous lines are checked in
+    /// full: garbage that only looked like a message gives way, a real message stays and
+    /// the out-of-order line is skipped. Returns whether a line was skipped.
+    fn push_in_order(
+        file: &File,
+        path: &Path,
+        index: &mut Vec<Entry>,
+        entry: Entry,
+    ) -> Result<bool, StoreError> {
+        let mut skipped = false;
+        while let Some(top) = index.last().copied() {
+            if entry.id > top.id {
+                break;
+            }
+            let mut buf = vec![0u8; top.len as usize];
+            file.read_exact_at(&mut buf, top.offset)
+                .map_err(|e| StoreError::io(path, e))?;
+            if StoredMessage::from_line(&buf).is_some_and(|m| m.msg.id == top.id) {
+                return Ok(true);
+            }
+            index.pop();
+            skipped = true;
+        }
+        index.push(entry);
+        Ok(skipped)
+    }
+
+    /// Parses the newest lines into the cache. The cache must mirror the tail of the
+    /// index entry for entry, so an indexed line that is not a whole message (its id
+    /// was readable, the rest is not) leaves the index here; returns how many did.
+    fn fill_cache(&mut self) -> Result<usize, StoreError> {
+        let mut dropped = 0;
+        loop {
+            let from = self.index.len().saturating_sub(CACHE_MESSAGES);
+            let tail: Vec<Entry> = self.index.drain(from..).collect();
+            let mut cache = VecDeque::with_capacity(tail.len());
+            for e in tail {
+                let mut buf = vec![0u8; e.len as usize];
+                self.file
+                    .read_exact_at(&mut buf, e.offset)
+                    .map_err(|err| StoreError::io(&self.path, err))?;
+                match StoredMessage::from_line(&buf) {
+                    Some(m) if m.msg.id == e.id => {
+                        self.index.push(e);
+                        cache.push_back(Arc::new(m));
+                    }
+                    _ => dropped += 1,
+                }
+            }
+            self.cache = cache;
+            // Dropped lines leave room for older ones: refill until full or done.
+            if self.cache.len() == CACHE_MESSAGES.min(self.index.len()) {
+                return Ok(dropped);
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -428,6 +482,26 @@ mod tests {
         assert_eq!(all, [1, 2, 3, 4, 5, 6]);
         assert_eq!(log.get(4).unwrap().unwrap().msg.text, "m4");
         assert!(log.get(9).unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_with_a_high_id_never_hides_real_messages() {
+        let p = tmp("highid");
+        let good = |id: u64| serde_json::to_string(&msg(id)).unwrap() + "\n";
+        let data = format!("{}{{\"id\": 45, not json\n{}", good(1), good(2));
+        std::fs::write(&p, data).unwrap();
+        let (mut log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        assert_eq!((rec.last_id, rec.skipped_lines), (2, 1));
+        log.append(msg(3)).unwrap();
+        drop(log);
+        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        let ids: Vec<u64> = log
+            .read_since(0, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.msg.id)
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
     }
 
     #[test]
