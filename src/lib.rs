@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod mcp;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -5,8 +5,8 @@
 
 mod doctor;
 mod host;
-mod output;
-mod participant;
+pub(crate) mod output;
+pub(crate) mod participant;
 pub mod state;
 
 use clap::{Args, Parser, Subcommand};
@@ -74,6 +74,11 @@ pub enum Command {
     /// The operating card for agents (works with no room).
     #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
     Instructions(participant::InstructionsArgs),
+    /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
+    #[command(
+        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff."
+    )]
+    Mcp,
 }
 
 #[derive(Subcommand, Debug)]
@@ -221,5 +226,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(a) => participant::export(&ctx, a),
         Command::Doctor => participant::doctor(&ctx),
         Command::Instructions(a) => participant::instructions(&ctx, a),
+        Command::Mcp => crate::mcp::run(&ctx).map_err(CliError::from),
     }
 }

@@ -194,8 +194,9 @@ pub fn leave(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 /// Posts with a fresh `client_msg_id`, retrying on network errors: the server answers a
-/// repeat with the original message, so a retry never posts twice.
-fn post_message(client: &Client, mut body: Value) -> Result<Value, CliError> {
+/// repeat with the original message, so a retry never posts twice. Shared with the MCP
+/// adapter, so both post the same way.
+pub(crate) fn post_message(client: &Client, mut body: Value) -> Result<Value, CliError> {
     let cmid = mint_token().map_err(|e| CliError::msg(format!("no randomness: {e}")))?;
     body["client_msg_id"] = json!(format!("cli-{}", &cmid[4..]));
     let mut delay = Duration::from_millis(200);
@@ -249,6 +250,32 @@ pub fn reply(ctx: &Ctx, a: ReplyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The text of a handoff from `from` to `alias` embedding `summary`, within the cap:
+/// 24,000 characters, or 64,000 when `large` (`large_hint` names the switch that allows
+/// it, e.g. `--large`). Shared with the MCP adapter.
+pub(crate) fn handoff_text(
+    from: &str,
+    alias: &str,
+    summary: &str,
+    large: bool,
+    large_hint: &str,
+) -> Result<String, CliError> {
+    let text = format!("@{alias} handoff from {from}:\n\n{}", summary.trim_end());
+    let cap = if large { 64_000 } else { 24_000 };
+    let n = text.chars().count();
+    if n > cap {
+        let hint = if large {
+            String::new()
+        } else {
+            format!("; {large_hint} allows 64,000")
+        };
+        return Err(CliError::msg(format!(
+            "the handoff is {n} characters, over the cap of {cap}{hint}"
+        )));
+    }
+    Ok(text)
+}
+
 pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
     let c = ctx.current()?;
     let alias = a.alias.trim_start_matches('@');
@@ -259,23 +286,7 @@ pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
     } else {
         a.summary.clone()
     };
-    let text = format!(
-        "@{alias} handoff from {}:\n\n{}",
-        c.alias,
-        summary.trim_end()
-    );
-    let cap = if a.large { 64_000 } else { 24_000 };
-    let n = text.chars().count();
-    if n > cap {
-        let hint = if a.large {
-            ""
-        } else {
-            "; --large allows 64,000"
-        };
-        return Err(CliError::msg(format!(
-            "the handoff is {n} characters, over the cap of {cap}{hint}"
-        )));
-    }
+    let text = handoff_text(&c.alias, alias, &summary, a.large, "--large")?;
     let m = post_message(
         &ctx.client(&c, CALL_TIMEOUT),
         json!({"text": text, "type": "handoff", "to": alias}),
