@@ -1,8 +1,37 @@
 //! Bounded fuzzing on every test run: the targets of `src/fuzzing.rs` (the same ones
 //! `cargo fuzz` drives in `fuzz/`) fed with generated, structure-aware inputs from fixed
-//! seeds, so a failure reproduces.
+//! seeds, so a failure reproduces. Each target runs a fixed number of cases and then
+//! keeps going until `AGENTGATHER_FUZZ_SECS` (default 5; CI sets 60) have passed; a
+//! failing input is printed before the test fails.
+
+use std::time::{Duration, Instant};
 
 use agentgather::fuzzing;
+
+fn budget() -> Duration {
+    let secs = std::env::var("AGENTGATHER_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
+/// Runs `target` on inputs from `make` for at least `min_cases` cases and the time budget.
+fn drive(seed: u64, min_cases: u64, mut make: impl FnMut(&mut Rng) -> Vec<u8>, target: fn(&[u8])) {
+    let mut r = Rng(seed);
+    let start = Instant::now();
+    let mut case = 0u64;
+    while case < min_cases || start.elapsed() < budget() {
+        let input = make(&mut r);
+        if std::panic::catch_unwind(|| target(&input)).is_err() {
+            panic!(
+                "case {case} of seed {seed:#x} failed on input {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+        case += 1;
+    }
+}
 
 struct Rng(u64);
 
@@ -155,28 +184,36 @@ fn log_file(r: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn fuzz_message_input() {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..30_000 {
-        fuzzing::message_input(&message_body(&mut r));
-    }
+    drive(
+        0x9e37_79b9_7f4a_7c15,
+        30_000,
+        message_body,
+        fuzzing::message_input,
+    );
 }
 
 #[test]
 fn fuzz_mentions() {
-    let mut r = Rng(0xdead_beef_cafe_f00d);
-    for _ in 0..50_000 {
-        fuzzing::mentions(text(&mut r).as_bytes());
-    }
-    for _ in 0..5_000 {
-        let raw: Vec<u8> = (0..r.below(64)).map(|_| r.next() as u8).collect();
-        fuzzing::mentions(&raw);
-    }
+    drive(
+        0xdead_beef_cafe_f00d,
+        50_000,
+        |r| text(r).into_bytes(),
+        fuzzing::mentions,
+    );
+    drive(
+        0x5151_5151_aaaa_0001,
+        5_000,
+        |r| (0..r.below(64)).map(|_| r.next() as u8).collect(),
+        fuzzing::mentions,
+    );
 }
 
 #[test]
 fn fuzz_log_recovery() {
-    let mut r = Rng(0x0123_4567_89ab_cdef);
-    for _ in 0..3_000 {
-        fuzzing::log_recovery(&log_file(&mut r));
-    }
+    drive(
+        0x0123_4567_89ab_cdef,
+        3_000,
+        log_file,
+        fuzzing::log_recovery,
+    );
 }
