@@ -511,3 +511,49 @@ fn tricky_texts_survive_a_restart_byte_for_byte() {
     let m = r.say(&r.token, "next");
     assert_eq!(m["id"].as_u64().unwrap(), ids.last().unwrap() + 1);
 }
+
+/// Property-style: the same burst, killed at kill points drawn from a handful of fixed
+/// seeds (so a failure reproduces), each followed by a restart and the full log check.
+#[test]
+fn kill_9_at_random_points_keeps_every_acknowledged_message() {
+    let mut r = TestRoom::start("crash-random");
+    let tokens: Vec<(String, String)> = (0..PARTICIPANTS)
+        .map(|i| {
+            let alias = format!("q{i}");
+            (alias.clone(), r.invite_http(&alias, "agent").token)
+        })
+        .collect();
+    let total = PARTICIPANTS * POSTS_EACH;
+    let mut all_acked = Vec::new();
+    for (n, seed) in [
+        0x5eed_0001u64,
+        0x5eed_0002,
+        0x5eed_0003,
+        0x5eed_0004,
+        0x5eed_0005,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut x = seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let kill_after = 1 + (x as usize) % (total / 2);
+        let res = burst_and_kill(&mut r, 10 + n, &tokens, kill_after);
+        assert!(
+            res.unexpected.is_empty(),
+            "seed {seed:#x}: {:?}",
+            &res.unexpected[..res.unexpected.len().min(5)]
+        );
+        all_acked.extend(res.acked);
+        r.restart();
+        let last = check_log(&r, &all_acked);
+        let m = r.say(&r.token, &format!("after seed {seed:#x}"));
+        assert_eq!(
+            m["id"].as_u64().unwrap(),
+            last + 1,
+            "seed {seed:#x}: ids continue"
+        );
+    }
+}
