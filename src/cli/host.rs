@@ -378,7 +378,7 @@ fn print_brief(ctx: &Ctx, brief: &Value) {
             brief["brief_version"],
             brief["brief_updated_by"].as_str().unwrap_or("?"),
             brief["brief_updated_at"].as_str().unwrap_or("?"),
-            brief["body"].as_str().unwrap_or("")
+            super::output::printable(brief["body"].as_str().unwrap_or(""))
         )
     });
 }

@@ -169,29 +169,82 @@ impl Ctx {
     }
 }
 
-/// One message as a readable block: `#12 14:03:22 reviewer → #9: text`.
+/// Whether stdout is a terminal that wants colour (`NO_COLOR` and `TERM=dumb` opt out).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::env::var("TERM").map_or(true, |t| t != "dumb")
+    })
+}
+
+/// Wraps `s` in an SGR colour code when colour is on.
+pub fn paint(code: &str, s: &str) -> String {
+    if colour() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Room text comes from other participants: control characters (terminal escapes among
+/// them) are shown as U+FFFD, never sent to the terminal.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// `HH:MM:SS` in the local time zone for an RFC 3339 timestamp.
+fn local_time(ts: &str) -> String {
+    let Some(ms) = parse_ms(ts) else {
+        return printable(ts);
+    };
+    let secs = ms.div_euclid(1000) as libc::time_t;
+    // SAFETY: localtime_r reads `secs` and writes only into `tm`, which we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if ok {
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    } else {
+        ts.get(11..19).unwrap_or(ts).to_string()
+    }
+}
+
+/// One message as a readable block: `#12  14:03:22 reviewer ↩ #9: text`, local time.
 pub fn format_message(m: &Value) -> String {
     let id = m.get("id").and_then(Value::as_u64).unwrap_or(0);
-    let from = m.get("from").and_then(Value::as_str).unwrap_or("?");
-    let kind = m.get("type").and_then(Value::as_str).unwrap_or("message");
-    let text = m.get("text").and_then(Value::as_str).unwrap_or("");
+    let from = printable(m.get("from").and_then(Value::as_str).unwrap_or("?"));
+    let kind = printable(m.get("type").and_then(Value::as_str).unwrap_or("message"));
+    let text = printable(m.get("text").and_then(Value::as_str).unwrap_or(""));
     let time = m
         .get("ts")
         .and_then(Value::as_str)
-        .map(|ts| {
-            if parse_ms(ts).is_some() && ts.len() >= 19 {
-                ts[11..19].to_string()
-            } else {
-                ts.to_string()
-            }
-        })
+        .map(local_time)
         .unwrap_or_default();
-    let mut head = format!("#{id:<4} {time} {from}");
+    let who = if kind == "system" {
+        paint("2", &from)
+    } else {
+        paint("1", &from)
+    };
+    let mut head = format!(
+        "{} {} {who}",
+        paint("2", &format!("#{id:<4}")),
+        paint("2", &time)
+    );
     if let Some(r) = m.get("reply_to").and_then(Value::as_u64) {
         head.push_str(&format!(" ↩ #{r}"));
     }
     if kind != "message" {
-        head.push_str(&format!(" [{kind}]"));
+        head.push_str(&paint("36", &format!(" [{kind}]")));
     }
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("");
@@ -212,4 +265,20 @@ pub fn format_messages(msgs: &[Value]) -> String {
         .map(format_message)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn messages_print_without_terminal_escapes() {
+        let m = json!({"id": 7, "from": "evil", "type": "message", "ts": "2026-11-25T12:00:00.000Z",
+            "text": "hi \u{1b}[2J\u{1b}]0;pwned\u{7}\nsecond line", "reply_to": 3});
+        let out = format_message(&m);
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(out.contains("↩ #3"));
+        assert!(out.contains("\n      second line"));
+    }
 }
