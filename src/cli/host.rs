@@ -290,7 +290,7 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     println!("Agent Gather room {} is up at {public}", creds.room);
     println!();
     println!(
-        "  Your browser link (you are {}, the host; the link holds your token):",
+        "  Your browser link (as host `{}`; it holds your token, keep it private):",
         creds.alias
     );
     println!("    {}", browser_url(&public, &creds.token));
@@ -303,13 +303,33 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
         ),
         None => String::new(),
     };
-    println!("    {home_prefix}agentgather room invite reviewer");
-    println!("  Set the goal:  agentgather room brief set --body 'Goal: ...'");
+    let me = self_command();
+    println!("    {home_prefix}{me} room invite reviewer");
+    println!("  Set the goal:  {home_prefix}{me} room brief set --body 'Goal: ...'");
     println!();
     let mut cfg = ServeConfig::new(ctx.home.clone(), creds.room.clone());
     cfg.port = a.port;
     cfg.url = Some(public);
     run_serve(cfg)
+}
+
+/// How to run this binary again from a shell: `agentgather` when that name on `PATH` is
+/// this binary, else its full path (e.g. right after `cargo run`).
+fn self_command() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "agentgather".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::canonicalize(dir.join("agentgather"))
+                .is_ok_and(|p| std::fs::canonicalize(&me).is_ok_and(|m| m == p))
+        })
+    });
+    if on_path {
+        "agentgather".into()
+    } else {
+        shell_quote(&me.display().to_string())
+    }
 }
 
 fn shell_quote(s: &str) -> String {
