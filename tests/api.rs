@@ -413,6 +413,21 @@ fn messages_since_id_and_limit() {
     assert_eq!(v["next_since_id"], all_ids[1]);
     assert_eq!(v["has_more"], true);
 
+    // tail: the newest N, oldest first; the cursor moves to the end.
+    let (s, v) = r.get("/messages?since_id=0&tail=2", Some(&r.token));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        ids(v["messages"].as_array().unwrap()),
+        all_ids[all_ids.len() - 2..].to_vec()
+    );
+    assert_eq!(v["next_since_id"], last);
+    assert_eq!(v["has_more"], false);
+    assert_error(
+        r.get("/messages?tail=x", Some(&r.token)),
+        400,
+        "invalid_query",
+    );
+
     // Message shape.
     let m = all.iter().find(|m| m["text"] == "m1").unwrap();
     for f in ["id", "room", "ts", "from", "type", "text", "mentions"] {

@@ -302,11 +302,14 @@ async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     let since = since_id(&uri)?;
     let limit = optional_number(&uri, "limit")?.map_or(usize::MAX, |l| l.max(1) as usize);
+    // `tail=N`: only the newest N of those messages (a page opening a long room).
+    let tail = optional_number(&uri, "tail")?.map(|t| t.max(1) as usize);
     let mut room = s.room();
-    let messages = room
-        .log
-        .read_since(since, limit)
-        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    let messages = match tail {
+        Some(n) => room.log.read_tail(since, n),
+        None => room.log.read_since(since, limit),
+    }
+    .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
     let next = messages.last().map_or(since, |m| m.msg.id);
     room.mark_delivered(c.who, next);
     let page = MessagesPage {

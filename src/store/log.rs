@@ -365,6 +365,13 @@ impl MessageLog {
         self.read_entries(from, to)
     }
 
+    /// The newest `n` messages with id > `since`, oldest first.
+    pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        let from = self.index.partition_point(|e| e.id <= since);
+        let to = self.index.len();
+        self.read_entries(from.max(to.saturating_sub(n)), to)
+    }
+
     /// The message with this id, if any.
     pub fn get(&self, id: u64) -> Result<Option<Arc<StoredMessage>>, StoreError> {
         let at = self.index.partition_point(|e| e.id < id);
@@ -481,6 +488,20 @@ mod tests {
             .collect();
         assert_eq!(all, [1, 2, 3, 4, 5, 6]);
         assert_eq!(log.get(4).unwrap().unwrap().msg.text, "m4");
+        let tail: Vec<u64> = log
+            .read_tail(0, 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.msg.id)
+            .collect();
+        assert_eq!(tail, [5, 6]);
+        let tail: Vec<u64> = log
+            .read_tail(5, 10)
+            .unwrap()
+            .iter()
+            .map(|m| m.msg.id)
+            .collect();
+        assert_eq!(tail, [6]);
         assert!(log.get(9).unwrap().is_none());
     }
 

@@ -1248,14 +1248,11 @@
   }
 
   async function loadHistory() {
-    for (let guard = 0; guard < 1000; guard++) {
-      const r = await api("GET", "messages?since_id=" + state.cursor + "&limit=1000");
-      const msgs = r.messages || [];
-      // Only keep what can be shown: index everything for reply previews, render the tail.
-      for (const m of msgs) if (typeof m.id === "number") state.byId.set(m.id, m);
-      if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
-      if (!r.has_more || !msgs.length) break;
-    }
+    // Only the newest rows are shown, so only they are fetched: one request however long
+    // the room (older replies show their #id without a preview).
+    const r = await api("GET", "messages?since_id=" + state.cursor + "&tail=" + MAX_ROWS);
+    for (const m of r.messages || []) if (typeof m.id === "number") state.byId.set(m.id, m);
+    if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
     const all = [...state.byId.values()].sort((a, b) => a.id - b.id);
     const tail = all.slice(-MAX_ROWS);
     const frag = document.createDocumentFragment();
