@@ -137,25 +137,25 @@ impl Client {
         }
     }
 
-    /// `GET path` expecting JSON.
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// `GET path`: status, content type and body text.
+    fn fetch(&self, path: &str) -> Result<(u16, String, String), ClientError> {
         let resp = self
             .agent
             .get(self.url(path))
             .header("Authorization", format!("Bearer {}", self.token))
             .call();
-        let (status, ctype, text) = self.finish(resp)?;
+        self.finish(resp)
+    }
+
+    /// `GET path` expecting JSON.
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let (status, ctype, text) = self.fetch(path)?;
         self.decode(status, &ctype, &text)
     }
 
     /// `GET path` expecting text (cards, Markdown exports).
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let resp = self
-            .agent
-            .get(self.url(path))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .call();
-        let (status, ctype, text) = self.finish(resp)?;
+        let (status, ctype, text) = self.fetch(path)?;
         if status >= 400 {
             return Err(self.decode(status, &ctype, &text).err().unwrap_or(
                 ClientError::Protocol {
