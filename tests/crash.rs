@@ -557,3 +557,62 @@ fn kill_9_at_random_points_keeps_every_acknowledged_message() {
         );
     }
 }
+
+/// Older or damaged room files: start-up recovers what it can, and refuses with a message
+/// naming the file when it cannot; it never panics.
+#[test]
+fn old_and_damaged_room_files_recover_or_refuse_by_name() {
+    let mut r = TestRoom::start("old-files");
+    r.say(&r.token, "before");
+    r.server.kill();
+    let dir = r.home.room_dir("old-files");
+    // room.json with only the fields of an early version.
+    std::fs::write(dir.join("room.json"), br#"{"room": "old-files"}"#).unwrap();
+    // participants.json in the version-0 form: a bare array.
+    let parts: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("participants.json")).unwrap()).unwrap();
+    let legacy: Vec<Value> = parts["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"alias": p["alias"], "token_hash": p["token_hash"], "is_host": p["is_host"]}))
+        .collect();
+    std::fs::write(
+        dir.join("participants.json"),
+        serde_json::to_vec(&legacy).unwrap(),
+    )
+    .unwrap();
+    r.restart();
+    let s = r.status(&r.token);
+    assert_eq!(s["room_status"], "open", "{s}");
+    assert_eq!(s["brief_version"], 1);
+    assert_eq!(r.say(&r.token, "after")["text"], "after");
+    r.server.kill();
+
+    // A participants file that is not JSON: refused, naming the file.
+    std::fs::write(dir.join("participants.json"), b"{ not json").unwrap();
+    let port = common::free_port();
+    match common::Server::try_spawn(&r.home, port, &[]) {
+        Ok(_) => panic!("a server started on a corrupt participants.json"),
+        Err((status, err)) => {
+            assert!(!status.success());
+            assert!(err.contains("participants.json"), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    // A room.json that is not JSON: the same.
+    std::fs::write(
+        dir.join("participants.json"),
+        serde_json::to_vec(&legacy).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("room.json"), b"\x00\x01").unwrap();
+    match common::Server::try_spawn(&r.home, port, &[]) {
+        Ok(_) => panic!("a server started on a corrupt room.json"),
+        Err((status, err)) => {
+            assert!(!status.success());
+            assert!(err.contains("room.json"), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
