@@ -200,6 +200,10 @@ fn fuzz_mentions() {
         |r| text(r).into_bytes(),
         fuzzing::mentions,
     );
+}
+
+#[test]
+fn fuzz_mentions_raw_bytes() {
     drive(
         0x5151_5151_aaaa_0001,
         5_000,
