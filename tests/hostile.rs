@@ -36,6 +36,51 @@ impl Hostile {
         assert_eq!(r.status, 200, "the server stopped serving: {}", r.text());
     }
 
+    /// A connection that has had one request answered and stays open (keep-alive).
+    /// Retries while an earlier connection (e.g. the start-up probe) still holds a slot.
+    fn served_keep_alive(&self) -> TcpStream {
+        for _ in 0..50 {
+            if let Some(s) = self.try_served_keep_alive() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no slot freed up for a held connection");
+    }
+
+    fn try_served_keep_alive(&self) -> Option<TcpStream> {
+        let mut s = self.connect();
+        let req = format!(
+            "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .expect("content-length");
+                if got.len() >= end + 4 + len {
+                    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                    return Some(s);
+                }
+            }
+        }
+    }
+
     fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.server.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -93,9 +138,10 @@ fn slow_bodies_time_out_with_the_error_contract() {
 #[test]
 fn the_connection_cap_holds_and_frees() {
     let h = room(&["--max-connections", "8", "--header-timeout", "30s"]);
-    // Hold every slot with an idle connection.
-    let held: Vec<TcpStream> = (0..8).map(|_| h.connect()).collect();
+    // Hold every slot with a kept-alive connection that has been served once, so each
+    // one surely holds its slot (however slowly the server got to it).
     std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<TcpStream> = (0..8).map(|_| h.served_keep_alive()).collect();
     let over = h.connect();
     let (answer, took) = until_closed(over);
     assert!(answer.is_empty(), "over the cap got an answer: {answer}");
