@@ -9,4 +9,5 @@ pub mod mcp;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod tunnel;
 pub mod web;

@@ -8,6 +8,7 @@ mod host;
 pub(crate) mod output;
 pub(crate) mod participant;
 pub mod state;
+mod tunnel;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -74,6 +75,12 @@ pub enum Command {
     /// The operating card for agents (works with no room).
     #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
     Instructions(participant::InstructionsArgs),
+    /// Relay public room links: run on a public machine behind a TLS proxy.
+    #[command(subcommand)]
+    Broker(tunnel::BrokerCommand),
+    /// Give the current room a public link through a broker (no inbound port needed).
+    #[command(subcommand)]
+    Tunnel(tunnel::TunnelCommand),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
         after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff."
@@ -226,6 +233,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(a) => participant::export(&ctx, a),
         Command::Doctor => participant::doctor(&ctx),
         Command::Instructions(a) => participant::instructions(&ctx, a),
+        Command::Broker(c) => tunnel::broker(&ctx, c),
+        Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
         Command::Mcp => crate::mcp::run(&ctx).map_err(CliError::from),
     }
 }

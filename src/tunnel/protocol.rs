@@ -1,0 +1,311 @@
+//! The wire between a host's `tunnel run` and `broker serve`: one WebSocket carrying
+//! JSON control frames (text messages) and body bytes (binary messages), so many HTTP
+//! requests share the one outbound connection a host behind NAT can open.
+//!
+//! A request travels as `request {id,…}`, zero or more data frames, then `end {id}`; the
+//! answer comes back as `response {id,…}`, data frames, `end {id}` (or `fail {id,…}`).
+//! Response bytes are credit-based: the host may have at most [`INITIAL_WINDOW`] bytes of
+//! a stream unacknowledged, and the broker returns `credit` as the participant reads, so a
+//! slow reader can never stall the other streams on the shared connection (a held `/wait`
+//! costs nothing while it waits). Request bodies need no credit: the broker caps them.
+//!
+//! Data frames are binary: one tag byte ([`DATA_FRAME`]), the stream id as 8 bytes big
+//! endian, then the payload. Everything here is pure data, shared by both ends.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; a broker refuses other versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Where hosts open their WebSocket. `_` can never start a room slug, so no room collides.
+pub const TUNNEL_PATH: &str = "/_agentgather/tunnel";
+/// A liveness probe for operators (no route data).
+pub const HEALTH_PATH: &str = "/_agentgather/health";
+/// The route table, for an operator on the broker machine only (loopback, no proxy).
+pub const ROUTES_PATH: &str = "/_agentgather/routes";
+/// The tag byte of a binary data frame.
+pub const DATA_FRAME: u8 = 1;
+/// Bodies travel in pieces of at most this many bytes.
+pub const CHUNK_BYTES: usize = 16 * 1024;
+/// Unacknowledged response bytes a host may send on one stream.
+pub const INITIAL_WINDOW: u32 = 256 * 1024;
+/// The largest WebSocket message either side accepts (a data frame or a control frame).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Request headers a participant's request keeps on its way to the room server. Nothing
+/// else crosses: no cookies, no forwarding headers, no `Host` (the host sets its own).
+pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-length",
+    "origin",
+    "referer",
+    "accept",
+];
+
+/// Response headers that never cross a proxy hop (and cookies, which a shared broker
+/// origin must not carry from one room to another).
+pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "set-cookie",
+];
+
+pub fn forwards_request_header(name: &str) -> bool {
+    FORWARDED_REQUEST_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+pub fn forwards_response_header(name: &str) -> bool {
+    !DROPPED_RESPONSE_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// What proves a connection owns a route. The secret is never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteCredentials {
+    pub route_id: String,
+    pub route_secret: String,
+}
+
+impl fmt::Debug for RouteCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteCredentials")
+            .field("route_id", &self.route_id)
+            .field("route_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The per-route limits the broker enforces, told to the host on registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteLimits {
+    pub max_requests: u32,
+    pub max_waits: u32,
+    pub max_request_body: u64,
+    pub max_response: u64,
+    pub idle_timeout_ms: u64,
+    pub max_lifetime_ms: u64,
+    pub route_requests_per_min: u32,
+    pub ip_requests_per_min: u32,
+}
+
+/// Host → broker control frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostFrame {
+    /// The first frame: claim `slug` (or take back the route `reclaim` names).
+    Register {
+        version: u32,
+        slug: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reclaim: Option<RouteCredentials>,
+    },
+    /// Keeps the route from idling out.
+    Heartbeat { route: RouteCredentials },
+    /// Gives the slug up; the broker answers `closed` and hangs up.
+    Release { route: RouteCredentials },
+    /// The head of the answer to request `id`.
+    Response {
+        id: u64,
+        status: u16,
+        headers: Vec<(String, String)>,
+    },
+    /// The answer to `id` is complete.
+    End { id: u64 },
+    /// Request `id` could not be answered (the room server is down, too slow, too big).
+    Fail {
+        id: u64,
+        code: String,
+        message: String,
+    },
+}
+
+/// Broker → host control frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerFrame {
+    /// Registration accepted: keep `route` to heartbeat, release or reclaim it.
+    Registered {
+        route: RouteCredentials,
+        slug: String,
+        public_url: String,
+        reclaimed: bool,
+        heartbeat_ms: u64,
+        expires_at_ms: i64,
+        limits: RouteLimits,
+    },
+    /// Registration refused; the broker hangs up after this frame.
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A participant's request for the room server.
+    Request {
+        id: u64,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    /// The request body of `id` is complete.
+    End { id: u64 },
+    /// The participant went away: stop working on `id`.
+    Cancel { id: u64 },
+    /// The participant has read `bytes` more of the answer to `id`.
+    Credit { id: u64, bytes: u32 },
+    /// A frame was refused (for example a forged route secret); the connection stays.
+    Error { code: String, message: String },
+    /// The route is gone (released, expired, replaced, broker shutdown); hang up.
+    Closed { code: String, message: String },
+}
+
+/// Encodes a binary data frame.
+pub fn encode_data(id: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.push(DATA_FRAME);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Decodes a binary data frame into its stream id and payload.
+pub fn decode_data(frame: &[u8]) -> Option<(u64, &[u8])> {
+    let (&tag, rest) = frame.split_first()?;
+    if tag != DATA_FRAME || rest.len() < 8 {
+        return None;
+    }
+    let (id, payload) = rest.split_at(8);
+    let id = u64::from_be_bytes(id.try_into().ok()?);
+    Some((id, payload))
+}
+
+/// A route slug: the same safe slug as a room id (1-64 of `a-z0-9-`, no edge dash).
+pub fn validate_slug(slug: &str) -> Result<(), crate::protocol::NameError> {
+    crate::protocol::validate_room_id(slug)
+}
+
+/// Splits `/<slug>/rest` into the slug and `/rest` (empty when the path is just `/<slug>`).
+pub fn split_slug(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    match rest.find('/') {
+        Some(i) => Some((&rest[..i], &rest[i..])),
+        None => Some((rest, "")),
+    }
+}
+
+/// The class of a room-server path for the access log: a fixed vocabulary, so nothing a
+/// participant put in the path (ids, aliases, slugs, typos) ever reaches the log.
+pub fn path_class(path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or("");
+    match path {
+        "" | "/" | "/index.html" => "page",
+        "/wait" => "wait",
+        "/messages" => "messages",
+        "/card" => "card",
+        "/join" => "join",
+        "/status" => "status",
+        "/brief" => "brief",
+        "/attendance" => "attendance",
+        "/profile" => "profile",
+        "/leave" => "leave",
+        "/close" => "close",
+        "/invite" => "invite",
+        "/remove" => "remove",
+        "/export" => "export",
+        p if p.starts_with("/assets/") => "asset",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_frames_round_trip() {
+        let f = encode_data(0x0102_0304_0506_0708, b"hello");
+        assert_eq!(f[0], DATA_FRAME);
+        assert_eq!(
+            decode_data(&f),
+            Some((0x0102_0304_0506_0708, &b"hello"[..]))
+        );
+        assert_eq!(decode_data(&encode_data(7, b"")), Some((7, &b""[..])));
+        assert_eq!(decode_data(&[DATA_FRAME, 1, 2]), None);
+        assert_eq!(decode_data(&[9, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(decode_data(&[]), None);
+    }
+
+    #[test]
+    fn control_frames_have_a_type_tag() {
+        let f = HostFrame::Register {
+            version: 1,
+            slug: "demo".into(),
+            host_key: None,
+            reclaim: None,
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(text, r#"{"type":"register","version":1,"slug":"demo"}"#);
+        assert_eq!(serde_json::from_str::<HostFrame>(&text).unwrap(), f);
+        let c: BrokerFrame =
+            serde_json::from_str(r#"{"type":"credit","id":3,"bytes":10}"#).unwrap();
+        assert_eq!(c, BrokerFrame::Credit { id: 3, bytes: 10 });
+        assert!(serde_json::from_str::<HostFrame>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let c = RouteCredentials {
+            route_id: "rt_1".into(),
+            route_secret: "rts_canary".into(),
+        };
+        assert!(!format!("{c:?}").contains("canary"));
+    }
+
+    #[test]
+    fn slugs_split_off_the_path() {
+        assert_eq!(split_slug("/demo/wait"), Some(("demo", "/wait")));
+        assert_eq!(split_slug("/demo/"), Some(("demo", "/")));
+        assert_eq!(split_slug("/demo"), Some(("demo", "")));
+        assert_eq!(
+            split_slug("/demo/assets/room.js"),
+            Some(("demo", "/assets/room.js"))
+        );
+        assert_eq!(split_slug("demo"), None);
+        assert!(validate_slug("demo-1").is_ok());
+        assert!(validate_slug("_agentgather").is_err());
+        assert!(validate_slug("").is_err());
+    }
+
+    #[test]
+    fn path_classes_are_a_fixed_vocabulary() {
+        assert_eq!(path_class("/"), "page");
+        assert_eq!(path_class("/wait"), "wait");
+        assert_eq!(path_class("/assets/room.js"), "asset");
+        assert_eq!(path_class("/messages?since_id=3"), "messages");
+        assert_eq!(path_class("/secret-canary"), "other");
+    }
+
+    #[test]
+    fn header_allowlists() {
+        assert!(forwards_request_header("Authorization"));
+        assert!(forwards_request_header("origin"));
+        assert!(!forwards_request_header("cookie"));
+        assert!(!forwards_request_header("host"));
+        assert!(!forwards_request_header("x-forwarded-for"));
+        assert!(forwards_response_header("content-security-policy"));
+        assert!(!forwards_response_header("Set-Cookie"));
+        assert!(!forwards_response_header("transfer-encoding"));
+    }
+}

@@ -1,0 +1,115 @@
+//! Token buckets for the broker's per-IP and per-route request rates. A bucket holds up
+//! to one minute's allowance and refills continuously, so a burst up to the limit is fine
+//! and a steady stream above it is refused with an honest `Retry-After`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub fn full(per_minute: u32, now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(per_minute),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, per_minute: u32, now: Instant) {
+        let cap = f64::from(per_minute);
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * cap / 60.0).min(cap);
+        self.last = now;
+    }
+
+    /// Takes one token, or says how long until one is there.
+    pub fn take(&mut self, per_minute: u32, now: Instant) -> Result<(), Duration> {
+        self.refill(per_minute, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let per_sec = f64::from(per_minute.max(1)) / 60.0;
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
+    }
+
+    fn is_full(&mut self, per_minute: u32, now: Instant) -> bool {
+        self.refill(per_minute, now);
+        self.tokens >= f64::from(per_minute)
+    }
+}
+
+/// One bucket per client address; full buckets are forgotten, so memory follows the
+/// number of recently active addresses, not every address ever seen.
+pub struct IpLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Past this many tracked addresses the full buckets are swept on the spot.
+const SWEEP_AT: usize = 50_000;
+
+impl IpLimiter {
+    pub fn new(per_minute: u32) -> IpLimiter {
+        IpLimiter {
+            per_minute,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SWEEP_AT {
+            let per_minute = self.per_minute;
+            map.retain(|_, b| !b.is_full(per_minute, now));
+        }
+        map.entry(ip)
+            .or_insert_with(|| Bucket::full(self.per_minute, now))
+            .take(self.per_minute, now)
+    }
+
+    /// Forgets addresses whose bucket has refilled.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let per_minute = self.per_minute;
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| !b.is_full(per_minute, now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_refuses_then_refills() {
+        let t0 = Instant::now();
+        let mut b = Bucket::full(3, t0);
+        assert!(b.take(3, t0).is_ok());
+        assert!(b.take(3, t0).is_ok());
+        assert!(b.take(3, t0).is_ok());
+        let wait = b.take(3, t0).unwrap_err();
+        assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20));
+        assert!(b.take(3, t0 + Duration::from_secs(20)).is_ok());
+    }
+
+    #[test]
+    fn addresses_have_separate_buckets() {
+        let l = IpLimiter::new(1);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(l.take(a).is_ok());
+        assert!(l.take(a).is_err());
+        assert!(l.take(b).is_ok());
+        l.sweep();
+    }
+}
