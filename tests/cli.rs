@@ -635,3 +635,19 @@ fn export_never_changes_the_log() {
     assert_eq!(v2["messages"], v["messages"]);
     assert_eq!(std::fs::read(r.log_path()).unwrap(), log_before);
 }
+
+#[test]
+fn room_start_can_name_the_host_for_the_browser() {
+    let r = TestRoom::start_with("named-host", &["--display-name", "Ada Host"]);
+    assert_eq!(r.roster_entry("operator")["display_name"], "Ada Host");
+    let (s, v) = r.get("/profile", Some(&r.token));
+    assert_eq!(
+        (s, &v["display_name"]),
+        (200, &serde_json::json!("Ada Host"))
+    );
+    // A bad name is refused before anything is created.
+    let home = TempHome::new("bad-display-name");
+    let o = cli(&home, &["room", "start", "x", "--display-name", "a\u{7}b"]);
+    assert_fails(&o, "a display name with a control character");
+    assert!(!home.home.join("rooms").join("x").exists());
+}

@@ -43,6 +43,9 @@ pub struct StartArgs {
     /// The URL participants will use.
     #[arg(long)]
     pub url: Option<String>,
+    /// Your name as people see it in the browser room (default: ask on first visit).
+    #[arg(long)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +87,9 @@ pub struct UpArgs {
     /// Your alias when the room is created (default: $USER, else host).
     #[arg(long)]
     pub alias: Option<String>,
+    /// Your name as people see it in the browser room, when the room is created.
+    #[arg(long)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +114,14 @@ fn read_brief(brief: Option<String>, file: Option<PathBuf>) -> Result<String, Cl
             .map_err(|e| CliError::msg(format!("cannot read {}: {e}", f.display()))),
         (None, None) => Ok(String::new()),
     }
+}
+
+/// Validates an optional `--display-name` before anything is created.
+fn display_name(name: Option<String>) -> Result<Option<String>, CliError> {
+    name.map(|n| {
+        crate::protocol::validate_display_name(&n).map_err(|e| CliError::msg(e.to_string()))
+    })
+    .transpose()
 }
 
 fn check_url(url: &str) -> Result<(), CliError> {
@@ -167,6 +181,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
         policy: a.attendance,
         ttl,
         url: url.trim_end_matches('/').to_string(),
+        host_display_name: display_name(a.display_name)?,
     };
     let creds = create_room(ctx, &new)?;
     ctx.print(
@@ -279,6 +294,7 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
             policy: AttendancePolicy::ManualOk,
             ttl: None,
             url: local_url.clone(),
+            host_display_name: display_name(a.display_name)?,
         };
         create_room(ctx, &new)?
     };

@@ -44,6 +44,8 @@ pub struct NewRoom {
     pub policy: AttendancePolicy,
     pub ttl: Option<Duration>,
     pub url: String,
+    /// The host's display name (validated by the caller), so the browser room need not ask.
+    pub host_display_name: Option<String>,
 }
 
 /// How many recent `client_msg_id`s are remembered for idempotent retries.
@@ -128,7 +130,7 @@ impl Room {
             location: Location::Local,
             install: Install::Host,
             is_host: true,
-            display_name: None,
+            display_name: new.host_display_name.clone(),
             created_at: Some(format_ms(now)),
             joined_at: None,
             last_seen_ms: None,
