@@ -6,6 +6,7 @@ pub mod client;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mcp;
+pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod store;

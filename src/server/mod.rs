@@ -228,25 +228,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.header_timeout)
         .keep_alive(true);
-    let stop = shutdown_signal();
+    let stop = crate::net::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    // Over the connection cap: close at once rather than queue.
-                    drop(stream);
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+            (stream, _peer, permit) = crate::net::accept_capped(&listener, &connections) => {
                 let svc = TowerToHyperService::new(app.clone());
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
                 tokio::spawn(async move {
@@ -265,18 +251,6 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let mut room = state.room();
     room.flush()?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// A write past RLIMIT_FSIZE must fail with EFBIG (and become a 507), not kill us.

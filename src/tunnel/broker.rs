@@ -1682,17 +1682,6 @@ async fn reap(b: Arc<Broker>) {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 /// Serves until SIGINT/SIGTERM, then drains and returns.
 pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     if let Some(u) = &cfg.public_url
@@ -1749,24 +1738,11 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .keep_alive(true);
-    let stop = shutdown_signal();
+    let stop = crate::net::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    drop(stream);
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+            (stream, peer, permit) = crate::net::accept_capped(&listener, &connections) => {
                 let broker = b.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let broker = broker.clone();

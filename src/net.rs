@@ -1,0 +1,47 @@
+//! What the room server and the tunnel broker share about taking connections: admission
+//! under a connection cap (over the cap a connection is closed at once, never queued, so a
+//! flood cannot pile up memory) and the stop signal (SIGINT or SIGTERM, as systemd sends).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The next connection admitted under `cap`, with the permit it holds until dropped.
+/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+pub async fn accept_capped(
+    listener: &TcpListener,
+    cap: &Arc<Semaphore>,
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = cap.clone().try_acquire_owned() else {
+            // Over the connection cap: close at once rather than queue.
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        return (stream, peer, permit);
+    }
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
