@@ -53,7 +53,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use super::protocol::{
     BrokerFrame, CHUNK_BYTES, HEALTH_PATH, HostFrame, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
     ROUTES_PATH, RouteCredentials, RouteLimits, TUNNEL_PATH, decode_data, encode_data,
-    forwards_request_header, forwards_response_header, path_class, split_slug, validate_slug,
+    forwards_request_header, forwards_response_header, header_pairs, path_class, split_slug,
+    validate_slug,
 };
 use super::rate::{Bucket, IpLimiter};
 use super::{TunnelError, random_token};
@@ -1012,16 +1013,7 @@ async fn proxy(
         Some(q) => format!("{rest}?{q}"),
         None => rest,
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| forwards_request_header(n.as_str()))
-        .filter_map(|(n, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (n.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let headers = header_pairs(&parts.headers, forwards_request_header);
     let (id, head_rx, body_rx) = conn.open_stream().ok_or_else(unavailable)?;
     let mut guard = StreamGuard {
         conn: conn.clone(),

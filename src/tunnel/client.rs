@@ -40,7 +40,7 @@ use super::TunnelError;
 use super::protocol::{
     BrokerFrame, CHUNK_BYTES, HostFrame, INITIAL_WINDOW, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
     RouteCredentials, TUNNEL_PATH, decode_data, encode_data, forwards_request_header,
-    forwards_response_header, validate_slug,
+    forwards_response_header, header_pairs, validate_slug,
 };
 use crate::client::Client;
 use crate::protocol::timefmt::format_ms;
@@ -908,16 +908,7 @@ async fn forward(
         })?
         .map_err(unreachable)?;
     let (parts, mut body) = resp.into_parts();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| forwards_response_header(n.as_str()))
-        .filter_map(|(n, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (n.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let headers = header_pairs(&parts.headers, forwards_response_header);
     send_frame(
         tx,
         &HostFrame::Response {

@@ -58,6 +58,19 @@ pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "set-cookie",
 ];
 
+/// The headers of `map` that `keep` lets through the tunnel, as name/value text pairs
+/// (values that are not visible ASCII are dropped).
+pub fn header_pairs(map: &hyper::HeaderMap, keep: fn(&str) -> bool) -> Vec<(String, String)> {
+    map.iter()
+        .filter(|(n, _)| keep(n.as_str()))
+        .filter_map(|(n, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (n.as_str().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 pub fn forwards_request_header(name: &str) -> bool {
     FORWARDED_REQUEST_HEADERS
         .iter()
