@@ -869,6 +869,22 @@ def step_xss_corpus(d, c):
     d.screenshot("xss-corpus-host-1280x800")
 
 
+def step_rename_updates_rows(d, c):
+    # Rows drawn under an alias pick up the sender's display name once the roster knows it,
+    # without a reload (rows are not re-fetched: the page renames them in place).
+    d.switch(c.alice_tab)
+    m = c.room.post(c.curly["token"], "a line before curly has a display name")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="curly's row")
+    assert_eq(d.js("return document.querySelector('#m%d .who').textContent" % m["id"]), "curly", "alias before a name")
+    r = c.room.post(c.curly["token"], "a reply", reply_to=m["id"])
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", r["id"], timeout=5, what="curly's reply")
+    st, v = c.room.api("POST", "profile", c.curly["token"], {"display_name": "Curly Quinn"})
+    assert st == 200, (st, v)
+    d.wait_for("return document.querySelector('#m' + arguments[0] + ' .who').textContent === 'Curly Quinn'", m["id"],
+               timeout=10, what="the earlier row renamed")
+    assert_eq(d.js("return document.querySelector('#m%d .ref-who').textContent" % r["id"]), "Curly Quinn", "reply reference renamed")
+
+
 def step_host_export_and_close(d, c):
     d.switch(c.host_tab)
     for fmt in ("md", "json"):
@@ -965,6 +981,7 @@ STEPS = [
     step_host_view,
     step_screenshots_open,
     step_xss_corpus,
+    step_rename_updates_rows,
     step_host_export_and_close,
     step_room_closed_guest,
     step_no_token_in_urls,

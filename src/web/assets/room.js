@@ -409,6 +409,15 @@
     return p && p.display_name ? p.display_name : alias;
   }
 
+  // Rows drawn before the roster knew a display name (or before a rename) show the
+  // sender's current name once the roster catches up.
+  function renameSenders() {
+    for (const n of document.querySelectorAll("#rows .who[data-alias], #rows .ref-who[data-alias], #pending .who[data-alias]")) {
+      const name = nameOf(n.dataset.alias);
+      if (n.textContent !== name) n.textContent = name;
+    }
+  }
+
   // ---- timeline ----
   const rowsEl = () => $("rows");
   const timeline = () => $("timeline");
@@ -441,7 +450,7 @@
     }
     const who = el("span", "who c" + hashHue(String(msg.from)), isSystem ? "system" : nameOf(msg.from));
     who.title = isSystem ? "system" : "@" + msg.from + (state.roster.get(msg.from) ? " · " + state.roster.get(msg.from).kind : "");
-    who.dataset.alias = String(msg.from);
+    if (!isSystem) who.dataset.alias = String(msg.from);
 
     const body = el("div", "body");
     if (msg.reply_to) {
@@ -451,7 +460,9 @@
       const orig = state.byId.get(msg.reply_to);
       ref.append(el("span", "ref-arrow", "↩"), el("span", "ref-id", "#" + msg.reply_to));
       if (orig) {
-        ref.append(el("span", "ref-who", nameOf(orig.from)));
+        const refWho = el("span", "ref-who", nameOf(orig.from));
+        refWho.dataset.alias = String(orig.from);
+        ref.append(refWho);
         ref.append(el("span", "ref-text", String(orig.text).replace(/\s+/g, " ").slice(0, 120)));
       }
       ref.title = "Show message #" + msg.reply_to;
@@ -523,7 +534,7 @@
     if (!Array.isArray(list) || !list.length) return;
     const stick = nearBottom();
     let fresh = 0;
-    let sawSystem = false;
+    let rosterStale = false; // a join/leave/rename or an unknown sender: refresh /status
     let briefTouched = false;
     for (const msg of list) {
       if (!msg || typeof msg.id !== "number" || state.byId.has(msg.id)) continue; // dedupe by id
@@ -533,8 +544,10 @@
       }
       insertRow(msg);
       if (msg.type === "system") {
-        sawSystem = true;
+        rosterStale = true;
         if (/Room Brief/.test(msg.text)) briefTouched = true;
+      } else if (msg.from !== "system" && !state.roster.has(String(msg.from))) {
+        rosterStale = true;
       }
       if (msg.from !== state.me) fresh++;
     }
@@ -547,7 +560,7 @@
       state.unread += fresh;
       updateTitle();
     }
-    if (sawSystem) refreshStatus();
+    if (rosterStale) refreshStatus();
     if (briefTouched) loadBrief();
   }
 
@@ -605,6 +618,7 @@
     const li = el("li", "row mine pending-row");
     const t = el("time", "t", "");
     const who = el("span", "who c" + hashHue(state.me), nameOf(state.me));
+    who.dataset.alias = state.me;
     const body = el("div", "body");
     const text = el("div", "text rich");
     renderRich(item.text, text, knownAliases(null));
@@ -880,6 +894,7 @@
     $("tb-me").title = "You are @" + state.me + (state.isHost ? " (host)" : "");
     if (s.brief_version && state.brief && s.brief_version > state.brief.brief_version) loadBrief();
     renderRoster(s);
+    renameSenders();
     if (!open) setClosed();
     updateSeen();
     updateTitle();
