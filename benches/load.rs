@@ -455,13 +455,18 @@ fn table(r: &Value) -> String {
             "≤ 30 MB idle; ≤ 16 KB per wait",
         );
     }
-    for key in ["posts_off", "posts_batch", "posts_always"] {
+    for key in ["posts_batch", "posts_off", "posts_always"] {
         if let Some(x) = r.get(key) {
             t += &row(
                 &format!(
-                    "posts, {} in flight, fsync {}",
+                    "posts, {} in flight, fsync {}{}",
                     x["inflight"],
-                    x["fsync"].as_str().unwrap_or("?")
+                    x["fsync"].as_str().unwrap_or("?"),
+                    if key == "posts_batch" {
+                        " (default)"
+                    } else {
+                        ""
+                    }
                 ),
                 format!(
                     "{}/s, p99 {} ms, failed {}, stored {}",
@@ -470,10 +475,11 @@ fn table(r: &Value) -> String {
                     x["failed"],
                     x["stored"]
                 ),
-                if key == "posts_off" {
-                    "≥ 5,000/s, none lost or duplicated"
-                } else {
-                    "reported"
+                match key {
+                    // The target holds for the default durability, not only without syncs.
+                    "posts_batch" => "≥ 5,000/s, none lost or duplicated",
+                    "posts_always" => "reported (durability cost)",
+                    _ => "reported",
                 },
             );
         }

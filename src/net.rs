@@ -45,3 +45,20 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// Packs the heap of a server that holds many idle connections. Each connection keeps a
+/// few small buffers that the runtime's worker threads allocate and free on whichever
+/// thread runs it; with glibc's default per-thread arenas, pages freed in one arena are
+/// not reused by the other, so held waits cost more resident memory. One arena brings a
+/// held `/wait` from about 16.5 KB to under 15 KB with no measured throughput cost
+/// (README, Performance). Call it before any thread starts; `MALLOC_ARENA_MAX` in the
+/// environment still wins.
+pub fn compact_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc tunable, and no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}

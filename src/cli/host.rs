@@ -207,6 +207,7 @@ fn init_tracing() {
 
 fn run_serve(cfg: ServeConfig) -> Result<(), CliError> {
     init_tracing();
+    crate::net::compact_heap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -193,6 +193,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         ..BrokerConfig::default()
     };
     init_tracing();
+    crate::net::compact_heap();
     runtime()?.block_on(crate::tunnel::broker::serve(cfg))?;
     Ok(())
 }

@@ -415,6 +415,9 @@ async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let since = since_id(&uri)?;
     let hold_ms =
         optional_number(&uri, "timeout_ms")?.map_or(WAIT_HOLD_MS, |t| t.min(WAIT_HOLD_MS));
+    // The request's header and URI bytes share hyper's read buffer; let it go before the
+    // long sleep (about 8 KB per held wait).
+    drop((headers, uri));
     let mut changed = s.hub.subscribe();
     if let Some(a) = wait_answer(&s, &c, since, false)? {
         return Ok(ok_json(&a));
