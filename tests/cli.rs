@@ -651,3 +651,113 @@ fn room_start_can_name_the_host_for_the_browser() {
     assert_fails(&o, "a display name with a control character");
     assert!(!home.home.join("rooms").join("x").exists());
 }
+
+/// Runs `up --port PORT [extra]` until its banner has printed the invite lines; returns
+/// the running child and the banner.
+fn run_up(home: &TempHome, port: u16, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let port_s = port.to_string();
+    let mut args = vec!["up", "--port", &port_s];
+    args.extend_from_slice(extra);
+    let mut child = command(home, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn up");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read up's stdout");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Set the goal") {
+            break;
+        }
+    }
+    // Keep reading, so a later line never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    // The banner prints before the port opens: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up did not serve: {banner}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, banner)
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().expect("wait for up");
+    assert!(status.success(), "up exits 0 on SIGTERM: {status}");
+}
+
+/// The line after the one containing `label`, trimmed.
+fn line_after(banner: &str, label: &str) -> String {
+    let mut lines = banner.lines();
+    lines.find(|l| l.contains(label));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no line after {label:?} in:\n{banner}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn up_serves_and_prints_a_ready_invite_once() {
+    let home = TempHome::new("up");
+    let port = free_port();
+    let (child, banner) = run_up(&home, port, &[]);
+    let browser = line_after(&banner, "Your browser link");
+    assert!(
+        browser.starts_with(&format!("http://127.0.0.1:{port}/#token=tgl_")),
+        "{banner}"
+    );
+    let card_cmd = line_after(&banner, "Invite an agent");
+    assert!(card_cmd.starts_with("curl "), "{banner}");
+    // The printed command is a working Attend Card for `agent`.
+    let url = card_cmd
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no quoted URL in {card_cmd}"));
+    let path = url
+        .strip_prefix(&format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("card URL {url} is not on the room's port"));
+    let card = Req::get(path).send(port);
+    assert_eq!(card.status, 200, "{}", card.text());
+    assert!(card.text().contains("`agent`"), "{}", card.text());
+    stop(child);
+
+    // Again: the same invite, not a second participant; a named one is added once.
+    let (child, again) = run_up(&home, port, &[]);
+    assert_eq!(line_after(&again, "Invite an agent"), card_cmd);
+    stop(child);
+    let (child, named) = run_up(&home, port, &["--invite", "reviewer"]);
+    assert!(
+        line_after(&named, "Invite an agent").contains("participant=reviewer"),
+        "{named}"
+    );
+    let status = cli_json(&home, &["room", "status", "--json"]);
+    let aliases: Vec<&str> = status["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases.len(), 3, "{aliases:?}");
+    assert!(aliases.contains(&"agent") && aliases.contains(&"reviewer"));
+    stop(child);
+
+    // Bad --invite values fail before anything is printed or served.
+    let port_s = free_port().to_string();
+    for bad in [&["--invite", "Not An Alias"][..], &["--invite", aliases[0]]] {
+        let mut args = vec!["up", "--port", &port_s];
+        args.extend_from_slice(bad);
+        let o = cli(&home, &args);
+        assert_fails(&o, &format!("up {bad:?}"));
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    }
+}

@@ -90,6 +90,13 @@ pub struct UpArgs {
     /// Your name as people see it in the browser room, when the room is created.
     #[arg(long)]
     pub display_name: Option<String>,
+    /// The agent to print a ready invite (its Attend Card command) for. Running `up` again
+    /// prints the same invite, never a second participant.
+    #[arg(long, default_value = "agent", conflicts_with = "no_invite")]
+    pub invite: String,
+    /// Print no invite; invite later with `room invite <alias>`.
+    #[arg(long)]
+    pub no_invite: bool,
 }
 
 #[derive(Args, Debug)]
@@ -304,6 +311,10 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     } else {
         creds.url.clone()
     };
+    let ready = match a.no_invite {
+        true => None,
+        false => ready_invite(ctx, &creds, &a.invite)?,
+    };
     println!("Agent Gather room {} is up at {public}", creds.room);
     println!();
     println!(
@@ -312,7 +323,6 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     );
     println!("    {}", browser_url(&public, &creds.token));
     println!();
-    println!("  Invite an agent (prints the card command to give it):");
     let home_prefix = match std::env::var_os("AGENTGATHER_HOME") {
         Some(_) => format!(
             "AGENTGATHER_HOME={} ",
@@ -321,13 +331,64 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
         None => String::new(),
     };
     let me = self_command();
-    println!("    {home_prefix}{me} room invite reviewer");
+    match ready {
+        Some(token) => {
+            println!(
+                "  Invite an agent: give it this command (its Attend Card; it holds {}'s token):",
+                a.invite
+            );
+            println!("    {}", card_command(&public, &a.invite, &token));
+            println!("  More invites:  {home_prefix}{me} room invite <alias>");
+        }
+        None => {
+            println!("  Invite an agent (prints the card command to give it):");
+            println!("    {home_prefix}{me} room invite reviewer");
+        }
+    }
     println!("  Set the goal:  {home_prefix}{me} room brief set --body 'Goal: ...'");
     println!();
     let mut cfg = ServeConfig::new(ctx.home.clone(), creds.room.clone());
     cfg.port = a.port;
     cfg.url = Some(public);
     run_serve(cfg)
+}
+
+/// The token of `alias`'s invite for `up` to print: the one this home minted before (so a
+/// second `up` does not pile up participants), else a new invite. None when `alias` cannot
+/// get one here: the room is closed, `alias` was removed, or another home invited it.
+fn ready_invite(ctx: &Ctx, creds: &Credentials, alias: &str) -> Result<Option<String>, CliError> {
+    validate_alias(alias).map_err(|e| CliError::msg(format!("--invite: {e}")))?;
+    if alias == creds.alias {
+        return Err(CliError::msg(format!(
+            "--invite {alias} names you, the host; pick the alias of the agent to invite"
+        )));
+    }
+    let opts = RoomOptions {
+        purpose: "agentgather up".into(),
+        ..Default::default()
+    };
+    let mut room = Room::open(&ctx.home, &creds.room, &opts)?;
+    if !room.is_open() {
+        return Ok(None);
+    }
+    if let Some(idx) = room.find(alias) {
+        if room.participant(idx).removed {
+            return Ok(None);
+        }
+        let known = load_host_tokens(&ctx.home, &creds.room)?
+            .tokens
+            .remove(alias);
+        return Ok(known.filter(|t| room.authenticate(t) == Some(idx)));
+    }
+    let host = room.find(&creds.alias).ok_or_else(|| {
+        CliError::msg(format!(
+            "{} is not in room {}'s participants",
+            creds.alias, creds.room
+        ))
+    })?;
+    let token = room.invite(host, alias, Kind::Agent, Location::Local)?;
+    remember_host_token(&ctx.home, &creds.room, alias, &token)?;
+    Ok(Some(token))
 }
 
 /// How to run this binary again from a shell: `agentgather` when that name on `PATH` is

@@ -34,8 +34,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create the room if needed, serve it, and print your browser link and an invite command.
-    #[command(after_help = "Example:\n  agentgather up release-review --port 8787")]
+    /// Create the room if needed, serve it, and print your browser link and a ready invite.
+    #[command(
+        after_help = "Examples:\n  agentgather up release-review --port 8787\n  agentgather up --invite reviewer"
+    )]
     Up(host::UpArgs),
     /// Host and join rooms.
     #[command(
