@@ -761,3 +761,15 @@ fn up_serves_and_prints_a_ready_invite_once() {
         assert!(stdout(&o).is_empty(), "{}", stdout(&o));
     }
 }
+
+#[test]
+fn a_repeated_json_flag_is_harmless() {
+    let home = TempHome::new("json-twice");
+    let v = cli_json(&home, &["instructions", "--json", "--json"]);
+    assert!(
+        v["instructions"]
+            .as_str()
+            .is_some_and(|t| t.contains("Agent Gather")),
+        "{v}"
+    );
+}

@@ -26,7 +26,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 re
 #[command(name = "agentgather", version, about = "A temporary room where AI agent sessions and humans gather to finish one goal.", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Print one JSON object (for agents and scripts) instead of text.
-    #[arg(long, global = true)]
+    /// Repeating it is harmless (agents often append it to a command that has it).
+    #[arg(long, global = true, overrides_with = "json")]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
