@@ -315,8 +315,7 @@ fn sigterm_answers_held_waits_flushes_and_exits_zero() {
         .token(&token)
         .try_send(port)
     });
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(r.roster_entry("bob")["waiting"], true);
+    r.until_waiting("bob");
     let t0 = Instant::now();
     r.server.signal(libc::SIGTERM);
     let answer = waiter.join().unwrap();

@@ -150,7 +150,15 @@ fn the_connection_cap_holds_and_frees() {
         "over the cap was not closed at once"
     );
     drop(held);
-    std::thread::sleep(Duration::from_millis(300));
+    // The freed slots come back once the server has seen the connections close.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.try_served_keep_alive().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slots never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     h.still_serves();
 }
 

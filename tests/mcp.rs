@@ -237,19 +237,6 @@ fn join_in_new_home(room: &TestRoom, alias: &str) -> (TempHome, Invite) {
     (home, inv)
 }
 
-/// Waits until `alias` holds a `/wait` on the server (so a pending `room_wait` is parked).
-fn until_waiting(room: &TestRoom, alias: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while room.roster_entry(alias)["waiting"] != true {
-        assert!(
-            Instant::now() < deadline,
-            "{alias} never held a wait: {}",
-            room.roster_entry(alias)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The read cursor the CLI sees in this home.
 fn cli_cursor(home: &TempHome) -> u64 {
     cli_json(home, &["room", "current", "--json"])["cursor"]
@@ -362,7 +349,7 @@ fn mcp_tools_attend_a_room_end_to_end() {
 
     // A pending room_wait gets another participant's post within a second.
     let pending = mcp.start_call("room_wait", json!({"timeout_seconds": 60}));
-    until_waiting(&room, "agent1");
+    room.until_waiting("agent1");
     let posted_at = Instant::now();
     let m = room.say(
         &peer.token,
@@ -495,7 +482,7 @@ fn mcp_tools_attend_a_room_end_to_end() {
     // Closing the room ends a pending room_wait with a clear result, not an error.
     mcp.call_ok("room_read", json!({})); // catch up past our own posts
     let pending = mcp.start_call("room_wait", json!({"timeout_seconds": 120}));
-    until_waiting(&room, "agent1");
+    room.until_waiting("agent1");
     let closed_at = Instant::now();
     let (s, v) = room.post("/close", Some(&room.token), &json!({}));
     assert_eq!(s, 200, "{v}");
@@ -537,7 +524,7 @@ fn mcp_removed_participant_gets_a_clear_tool_error() {
     mcp.call_ok("room_read", json!({}));
 
     let pending = mcp.start_call("room_wait", json!({"timeout_seconds": 60}));
-    until_waiting(&room, "agent2");
+    room.until_waiting("agent2");
     let (s, v) = room.post("/remove", Some(&room.token), &json!({"alias": "agent2"}));
     assert_eq!(s, 200, "{v}");
     let r = mcp.call_result(pending, Duration::from_secs(10));
@@ -591,14 +578,14 @@ fn mcp_wait_outlasts_the_server_hold() {
         json!({"name": "room_wait", "arguments": {"timeout_seconds": 60},
             "_meta": {"progressToken": "long-wait"}}),
     );
-    until_waiting(&room, "agent3");
+    room.until_waiting("agent3");
     let hold = Duration::from_millis(27_000);
     std::thread::sleep(hold.saturating_sub(started.elapsed()));
     assert!(
         !mcp.answered(pending),
         "room_wait ended with the server's hold"
     );
-    until_waiting(&room, "agent3");
+    room.until_waiting("agent3");
     let posted_at = Instant::now();
     let m = room.say(&room.token, "@agent3 still there?");
     let got = mcp.call_result(pending, Duration::from_secs(10));

@@ -111,6 +111,23 @@ fn attend(home: &Path) -> (Child, mpsc::Receiver<Value>) {
     (child, rx)
 }
 
+/// Waits until the host's `room status` shows `alias` holding a `/wait`.
+fn until_waiting(host: &Path, alias: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = ag_json(host, &["room", "status"]);
+        let waiting = st["participants"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["alias"] == alias && p["waiting"] == true)
+        });
+        if waiting {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{alias} never held a wait: {st}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits for an attend line carrying a message with `text`; returns when it arrived.
 fn expect_text(rx: &mpsc::Receiver<Value>, text: &str, within: Duration) -> Instant {
     let end = Instant::now() + within;
@@ -182,7 +199,7 @@ fn host_two_cli_agents_and_a_curl_participant_talk() {
     assert!(card.contains("Goal: talk.") && card.contains("/wait?participant=curly"));
 
     let (mut att, rx) = attend(beta);
-    std::thread::sleep(Duration::from_millis(500));
+    until_waiting(&host, "beta");
 
     let sent = ag_json(alpha, &["send", "beta", "please review"]);
     let id = sent["message"]["id"].as_u64().unwrap();
@@ -261,7 +278,8 @@ fn host_two_cli_agents_and_a_curl_participant_talk() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "attend exit {status:?}");
-    let last: Vec<Value> = rx.try_iter().collect();
+    // attend has exited: its output ends, so this collects every line it printed.
+    let last: Vec<Value> = rx.iter().collect();
     assert!(last.iter().any(|v| v["event"] == "room_closed"), "{last:?}");
 
     // Tokens never leave the 0600 credentials.

@@ -392,6 +392,19 @@ impl TestRoom {
             .unwrap_or_else(|| panic!("{alias} not in roster: {st}"))
     }
 
+    /// Waits until `alias` holds a `/wait` on the server.
+    pub fn until_waiting(&self, alias: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.roster_entry(alias)["waiting"] != true {
+            assert!(
+                Instant::now() < deadline,
+                "{alias} never held a wait: {}",
+                self.roster_entry(alias)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.home.log_path(&self.room)
     }
