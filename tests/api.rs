@@ -900,7 +900,7 @@ fn held_wait_returns_promptly_on_a_post() {
             .send(port)
             .json()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    r.until_waiting("bob");
     let t0 = Instant::now();
     r.post("/brief", Some(&r.token), &json!({"body": "new goal"}));
     let v = waiter.join().unwrap();
@@ -975,8 +975,7 @@ fn newer_wait_supersedes_older() {
     assert_eq!(v["keep_waiting"], true, "{v}");
     assert_eq!(v["messages"], json!([]));
     // The newer one is still held: a post answers it.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(r.roster_entry("bob")["waiting"], true);
+    r.until_waiting("bob");
     let m = r.say(&r.token, "for the newer wait");
     let v = second.join().unwrap();
     assert_eq!(v["heartbeat"], false, "{v}");
@@ -996,10 +995,10 @@ fn close_releases_held_waits() {
             .send(port);
         (Instant::now(), resp.status, resp.json())
     });
-    std::thread::sleep(Duration::from_millis(400));
-    let closed_at = Instant::now();
+    r.until_waiting("bob");
     let (s, v) = r.post("/close", Some(&r.token), &json!({}));
     assert_eq!(s, 200, "{v}");
+    let closed_at = Instant::now();
     let (at, s, v) = waiter.join().unwrap();
     assert!(at.saturating_duration_since(closed_at) < Duration::from_secs(1));
     assert_eq!(s, 200, "{v}");
@@ -1038,7 +1037,7 @@ fn removed_participant_wait() {
             .send(port)
             .json()
     });
-    std::thread::sleep(Duration::from_millis(400));
+    r.until_waiting("bob");
     let t0 = Instant::now();
     let (s, v) = r.post("/remove", Some(&r.token), &json!({"alias": "bob"}));
     assert_eq!(s, 200, "{v}");
