@@ -891,6 +891,49 @@ def step_rename_updates_rows(d, c):
     assert_eq(d.js("return document.querySelector('#m%d .ref-who').textContent" % r["id"]), "Curly Quinn", "reply reference renamed")
 
 
+def step_two_tabs_one_wait(d, c):
+    # The server holds one /wait per participant. Two tabs of alice must not supersede
+    # each other: one leads (holds the wait), the other follows through the leader, and
+    # takes over when the leader's tab closes.
+    d.switch(c.alice_tab)
+    d.wait_for("return document.documentElement.dataset.waitLeader === '1'", what="the only tab leading")
+    second = d.new_tab()
+    open_as(d, c, c.alice["browser_url"])
+    wait_room(d)
+    time.sleep(1.0)
+    assert_eq(d.js("return document.documentElement.dataset.waitLeader"), None, "the second tab follows")
+    waits = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/wait?')).length"
+    assert_eq(d.js(waits), 0, "a following tab holds no /wait")
+    m = c.room.post(c.curly["token"], "for both of alice's tabs")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the following tab")
+    d.switch(c.alice_tab)
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the leading tab")
+    # Across both tabs, alice keeps one held wait (no superseding back and forth).
+    deadline = time.time() + 5
+    while True:
+        st, v = c.room.api("GET", "status", c.room.host_token)
+        me = [p for p in v["participants"] if p["alias"] == "alice"][0]
+        if me["waiting"]:
+            break
+        assert time.time() < deadline, "alice holds no wait: %r" % me
+        time.sleep(0.05)
+    # The follower learns from the leader that the server is away, and that it is back.
+    d.switch(second)
+    c.room.stop_server()
+    d.wait_for("return !document.getElementById('tb-conn').hidden", timeout=8, what="reconnecting in the follower")
+    c.room.start_server()
+    m = c.room.post(c.curly["token"], "back, for both tabs")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=20, what="the post after the restart in the follower")
+    d.wait_for("return document.getElementById('tb-conn').hidden", timeout=5, what="the follower reconnected")
+    d.switch(c.alice_tab)
+    d.s("DELETE", "/window")  # close the leader's tab
+    d.switch(second)
+    d.wait_for("return document.documentElement.dataset.waitLeader === '1'", timeout=8, what="the follower taking over")
+    m = c.room.post(c.curly["token"], "after the leader tab closed")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the new leader")
+    c.alice_tab = second
+
+
 def step_host_export_and_close(d, c):
     d.switch(c.host_tab)
     for fmt in ("md", "json"):
@@ -989,6 +1032,7 @@ STEPS = [
     step_screenshots_open,
     step_xss_corpus,
     step_rename_updates_rows,
+    step_two_tabs_one_wait,
     step_host_export_and_close,
     step_room_closed_guest,
     step_no_token_in_urls,
