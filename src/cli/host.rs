@@ -203,17 +203,8 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run_serve(cfg: ServeConfig) -> Result<(), CliError> {
-    init_tracing();
+    super::output::init_tracing();
     crate::net::compact_heap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -267,6 +267,17 @@ pub fn format_messages(msgs: &[Value]) -> String {
         .join("\n")
 }
 
+/// Logs for the long-running commands (serve, broker, tunnel) go to stderr, warnings and
+/// up unless `RUST_LOG` says otherwise.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,15 +139,6 @@ pub struct TunnelRunArgs {
     pub max_backoff: Duration,
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -192,7 +183,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         routes_may_return,
         ..BrokerConfig::default()
     };
-    init_tracing();
+    super::output::init_tracing();
     crate::net::compact_heap();
     runtime()?.block_on(crate::tunnel::broker::serve(cfg))?;
     Ok(())
@@ -335,7 +326,7 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
             println!("{}", describe(&e));
         }
     });
-    init_tracing();
+    super::output::init_tracing();
     let finish = runtime()?.block_on(crate::tunnel::client::run(cfg, emit))?;
     ctx.print(
         &json!({"ok": true, "event": "stopped", "reason": finish.as_str(), "room": creds.room}),
