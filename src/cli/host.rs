@@ -302,18 +302,23 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     } else {
         creds.url.clone()
     };
-    let ready = match a.no_invite {
-        true => None,
-        false => ready_invite(ctx, &creds, &a.invite)?,
+    let ready = if a.no_invite {
+        None
+    } else {
+        ready_invite(ctx, &creds, &a.invite)?
     };
-    println!("Agent Gather room {} is up at {public}", creds.room);
-    println!();
-    println!(
+    let mut lines: Vec<String> = Vec::new();
+    lines.push(format!(
+        "Agent Gather room {} is up at {public}",
+        creds.room
+    ));
+    lines.push(String::new());
+    lines.push(format!(
         "  Your browser link (as host `{}`; it holds your token, keep it private):",
         creds.alias
-    );
-    println!("    {}", browser_url(&public, &creds.token));
-    println!();
+    ));
+    lines.push(format!("    {}", browser_url(&public, &creds.token)));
+    lines.push(String::new());
     let home_prefix = match std::env::var_os("AGENTGATHER_HOME") {
         Some(_) => format!(
             "AGENTGATHER_HOME={} ",
@@ -324,20 +329,31 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     let me = self_command();
     match ready {
         Some(token) => {
-            println!(
+            lines.push(format!(
                 "  Invite an agent: give it this command (its Attend Card; it holds {}'s token):",
                 a.invite
-            );
-            println!("    {}", card_command(&public, &a.invite, &token));
-            println!("  More invites:  {home_prefix}{me} room invite <alias>");
+            ));
+            lines.push(format!("    {}", card_command(&public, &a.invite, &token)));
+            lines.push(format!(
+                "  More invites:  {home_prefix}{me} room invite <alias>"
+            ));
         }
         None => {
-            println!("  Invite an agent (prints the card command to give it):");
-            println!("    {home_prefix}{me} room invite reviewer");
+            lines.push("  Invite an agent (prints the card command to give it):".into());
+            lines.push(format!("    {home_prefix}{me} room invite reviewer"));
         }
     }
-    println!("  Set the goal:  {home_prefix}{me} room brief set --body 'Goal: ...'");
-    println!();
+    lines.push(format!(
+        "  Set the goal:  {home_prefix}{me} room brief set --body 'Goal: ...'"
+    ));
+    lines.push(String::new());
+    // The banner is written once; a reader that went away (`up | head`) must not stop
+    // the server, which logs to stderr from here on.
+    let mut stdout = std::io::stdout().lock();
+    let banner = lines.join("\n") + "\n";
+    let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout));
+    drop(stdout);
     let mut cfg = ServeConfig::new(ctx.home.clone(), creds.room.clone());
     cfg.port = a.port;
     cfg.url = Some(public);
