@@ -751,9 +751,20 @@ fn up_serves_and_prints_a_ready_invite_once() {
     assert!(aliases.contains(&"agent") && aliases.contains(&"reviewer"));
     stop(child);
 
-    // Bad --invite values fail before anything is printed or served.
+    // On an existing room, --display-name renames the host before serving.
+    let (child, _) = run_up(&home, port, &["--display-name", "Ada Lovelace"]);
+    let host = cli_json(&home, &["room", "status", "--json"])["participants"][0].clone();
+    assert_eq!(host["display_name"], "Ada Lovelace", "{host}");
+    stop(child);
+
+    // Bad --invite values, and an --alias the existing room's host does not have, fail
+    // before anything is printed or served.
     let port_s = free_port().to_string();
-    for bad in [&["--invite", "Not An Alias"][..], &["--invite", aliases[0]]] {
+    for bad in [
+        &["--invite", "Not An Alias"][..],
+        &["--invite", aliases[0]],
+        &["--alias", "someone-else"],
+    ] {
         let mut args = vec!["up", "--port", &port_s];
         args.extend_from_slice(bad);
         let o = cli(&home, &args);

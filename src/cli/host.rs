@@ -273,9 +273,17 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
             crate::store::fsutil::read_json(&ctx.home.room_dir(&room).join("room.json"))?
                 .ok_or_else(|| CliError::msg(format!("room {room} has no room.json")))?;
         let host = meta.host.unwrap_or_else(|| "host".into());
+        if let Some(al) = a.alias.as_deref().filter(|al| *al != host) {
+            return Err(CliError::msg(format!(
+                "room {room} already exists with host `{host}`; --alias {al} applies only when up creates a room"
+            )));
+        }
         let creds = load_credentials(&ctx.home, &room, &host)?.ok_or_else(|| {
             CliError::msg(format!("this home has no host credentials for room {room}; run `agentgather up` in the home that created it"))
         })?;
+        if let Some(name) = display_name(a.display_name)? {
+            rename_host(ctx, &creds, &name)?;
+        }
         set_current(&ctx.home, &creds)?;
         creds
     } else {
@@ -360,6 +368,29 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     run_serve(cfg)
 }
 
+/// Opens the room's files directly (no server holds them), with the host's index.
+fn open_as_host(ctx: &Ctx, creds: &Credentials, purpose: &str) -> Result<(Room, usize), CliError> {
+    let opts = RoomOptions {
+        purpose: purpose.into(),
+        ..Default::default()
+    };
+    let room = Room::open(&ctx.home, &creds.room, &opts)?;
+    let host = room.find(&creds.alias).ok_or_else(|| {
+        CliError::msg(format!(
+            "{} is not in room {}'s participants",
+            creds.alias, creds.room
+        ))
+    })?;
+    Ok((room, host))
+}
+
+/// `up --display-name` on an existing room: the host's name changes before serving.
+fn rename_host(ctx: &Ctx, creds: &Credentials, name: &str) -> Result<(), CliError> {
+    let (mut room, host) = open_as_host(ctx, creds, "agentgather up")?;
+    room.set_display_name(host, name)?;
+    Ok(())
+}
+
 /// The token of `alias`'s invite for `up` to print: the one this home minted before (so a
 /// second `up` does not pile up participants), else a new invite. None when `alias` cannot
 /// get one here: the room is closed, `alias` was removed, or another home invited it.
@@ -370,11 +401,7 @@ fn ready_invite(ctx: &Ctx, creds: &Credentials, alias: &str) -> Result<Option<St
             "--invite {alias} names you, the host; pick the alias of the agent to invite"
         )));
     }
-    let opts = RoomOptions {
-        purpose: "agentgather up".into(),
-        ..Default::default()
-    };
-    let mut room = Room::open(&ctx.home, &creds.room, &opts)?;
+    let (mut room, host) = open_as_host(ctx, creds, "agentgather up")?;
     if !room.is_open() {
         return Ok(None);
     }
@@ -387,12 +414,6 @@ fn ready_invite(ctx: &Ctx, creds: &Credentials, alias: &str) -> Result<Option<St
             .remove(alias);
         return Ok(known.filter(|t| room.authenticate(t) == Some(idx)));
     }
-    let host = room.find(&creds.alias).ok_or_else(|| {
-        CliError::msg(format!(
-            "{} is not in room {}'s participants",
-            creds.alias, creds.room
-        ))
-    })?;
     let token = room.invite(host, alias, Kind::Agent, Location::Local)?;
     remember_host_token(&ctx.home, &creds.room, alias, &token)?;
     Ok(Some(token))
@@ -452,17 +473,7 @@ fn host_op(ctx: &Ctx) -> Result<(Credentials, HostOp), CliError> {
         ));
     }
     if ctx.home.room_exists(&creds.room) {
-        let opts = RoomOptions {
-            purpose: "agentgather CLI".into(),
-            ..Default::default()
-        };
-        let room = Room::open(&ctx.home, &creds.room, &opts)?;
-        let who = room.find(&creds.alias).ok_or_else(|| {
-            CliError::msg(format!(
-                "{} is not in room {}'s participants",
-                creds.alias, creds.room
-            ))
-        })?;
+        let (room, who) = open_as_host(ctx, &creds, "agentgather CLI")?;
         return Ok((creds, HostOp::Direct(Box::new(room), who)));
     }
     let client = ctx.client(&creds, CALL_TIMEOUT);
