@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -1234,22 +1234,13 @@ async fn host_connection<S>(b: Arc<Broker>, ws: WebSocketStream<S>, base: String
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (sink, mut stream) = ws.split();
+    let (tx, writer) = super::spawn_ws_writer(sink);
     let conn = Arc::new(HostConn::new(
         b.next_conn.fetch_add(1, Ordering::Relaxed),
         tx,
         b.cfg.limits.max_response,
     ));
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
     let registered = match tokio::time::timeout(b.cfg.register_timeout, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<HostFrame>(&text) {
             Ok(HostFrame::Register {

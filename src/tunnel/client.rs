@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Either, Empty, StreamBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, header};
@@ -522,17 +522,8 @@ async fn session(
         Ok(Err(e)) => return SessionEnd::Lost(format!("cannot reach the broker: {e}")),
         Ok(Ok((ws, _))) => ws,
     };
-    let (mut sink, mut incoming) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, mut incoming) = ws.split();
+    let (tx, writer) = super::spawn_ws_writer(sink);
     let streams: Streams = Arc::new(Mutex::new(HashMap::new()));
     let end = serve(cx, creds, stop, registered, &tx, &mut incoming, &streams).await;
     let tasks: Vec<AbortHandle> = lock(&streams).drain().filter_map(|(_, s)| s.task).collect();

@@ -92,6 +92,33 @@ pub fn read_key_file(path: &Path) -> Result<Vec<String>, TunnelError> {
     Ok(keys)
 }
 
+/// The one task that writes a tunnel WebSocket, on either end: every other task queues
+/// frames on the returned sender, so no two writers interleave. It stops after a write
+/// fails or a Close frame is sent, then closes the sink.
+pub(crate) fn spawn_ws_writer<S>(
+    mut sink: S,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<tokio_tungstenite::tungstenite::Message>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin + Send + 'static,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (tx, writer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
