@@ -14,6 +14,7 @@ use super::state::{
 use crate::client::Client;
 use crate::protocol::card::{CardInput, browser_url, card_command, invite_uri, render_card};
 use crate::protocol::ttl::parse_ttl;
+use crate::protocol::url::{RoomUrl, shell_quote};
 use crate::protocol::{
     AttendancePolicy, DEFAULT_PORT, Kind, Location, validate_alias, validate_room_id,
 };
@@ -131,14 +132,11 @@ fn display_name(name: Option<String>) -> Result<Option<String>, CliError> {
     .transpose()
 }
 
-fn check_url(url: &str) -> Result<(), CliError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(CliError::msg(format!(
-            "--url must start with http:// or https:// (got {url:?})"
-        )))
-    }
+/// A `--url` as stored: checked by the one URL rule (https, or http on loopback).
+fn check_url(url: &str) -> Result<String, CliError> {
+    RoomUrl::parse(url)
+        .map(|u| u.as_str().to_string())
+        .map_err(|e| CliError::msg(format!("--url: {e}")))
 }
 
 fn create_room(ctx: &Ctx, new: &NewRoom) -> Result<Credentials, CliError> {
@@ -173,7 +171,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
     let url = a
         .url
         .unwrap_or_else(|| format!("http://127.0.0.1:{DEFAULT_PORT}"));
-    check_url(&url)?;
+    let url = check_url(&url)?;
     let brief = read_brief(a.brief, a.brief_file)?;
     let limit = crate::protocol::Limits::default().brief_chars;
     if brief.chars().count() > limit {
@@ -187,7 +185,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
         brief,
         policy: a.attendance,
         ttl,
-        url: url.trim_end_matches('/').to_string(),
+        url,
         host_display_name: display_name(a.display_name)?,
     };
     let creds = create_room(ctx, &new)?;
@@ -222,13 +220,11 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
         None => ctx.current()?.room,
     };
     validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
-    if let Some(u) = &a.url {
-        check_url(u)?;
-    }
+    let url = a.url.as_deref().map(check_url).transpose()?;
     let mut cfg = ServeConfig::new(ctx.home.clone(), room);
     cfg.port = a.port;
     cfg.host = a.host;
-    cfg.url = a.url;
+    cfg.url = url;
     cfg.allow_remote = a.allow_remote;
     cfg.fsync = a.fsync;
     cfg.max_connections = a.max_connections.max(1);
@@ -253,9 +249,7 @@ fn default_alias() -> String {
 }
 
 fn is_loopback_url(url: &str) -> bool {
-    crate::server::origin_of(url)
-        .and_then(|o| o.split_once("://").map(|(_, h)| h.to_string()))
-        .is_some_and(|h| crate::server::is_loopback_host(&h))
+    RoomUrl::parse_any(url).is_ok_and(|u| u.is_loopback())
 }
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
@@ -435,16 +429,6 @@ fn self_command() -> String {
         "agentgather".into()
     } else {
         shell_quote(&me.display().to_string())
-    }
-}
-
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

@@ -15,6 +15,7 @@ use super::state::{CliState, Credentials, save_credentials, save_state, set_curr
 use crate::client::{Client, ClientError};
 use crate::protocol::card::{AgentFlavor, instructions as agent_instructions, parse_invite_uri};
 use crate::protocol::token::mint_token;
+use crate::protocol::url::RoomUrl;
 use crate::protocol::{validate_alias, validate_room_id};
 use crate::store::export::Export;
 
@@ -130,12 +131,10 @@ pub fn join(ctx: &Ctx, a: JoinArgs) -> Result<(), CliError> {
     };
     validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
     validate_alias(&alias).map_err(|e| CliError::msg(e.to_string()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(CliError::msg(format!(
-            "the room URL must start with http:// or https:// (got {url:?})"
-        )));
-    }
-    let url = url.trim_end_matches('/').to_string();
+    let url = RoomUrl::parse(&url)
+        .map_err(|e| CliError::msg(e.to_string()))?
+        .as_str()
+        .to_string();
     let client = Client::new(&url, &token, CALL_TIMEOUT);
     let (_, joined) = client.post("/join", &json!({}))?;
     let status = client.get("/status")?;

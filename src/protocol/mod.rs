@@ -12,6 +12,7 @@ pub mod participant;
 pub mod timefmt;
 pub mod token;
 pub mod ttl;
+pub mod url;
 
 pub use error::ApiError;
 pub use message::{Message, MessageInput, MessageType};

@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::http::{
-    bearer, check_origin, is_loopback_host, json_response, ok_json, optional_number, query_param,
-    since_id,
+    bearer, check_origin, json_response, ok_json, optional_number, query_param, since_id,
 };
 use crate::protocol::card::{
     CardInput, browser_url, card_command, invite_uri, render_card, wait_command,
 };
 use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, WAIT_HOLD_MS,
 };
@@ -605,16 +605,9 @@ async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
         return Err(ApiError::host_required("set the public URL"));
     }
     let body = s.read_body(&headers, body).await?;
-    let url = str_field(&body, "url")?.trim_end_matches('/');
-    if !(url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1")
-        || url.starts_with("http://localhost"))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_url",
-            "the public URL must be https:// (or a loopback http:// URL)",
-        ));
-    }
+    let url = RoomUrl::parse(str_field(&body, "url")?)
+        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
+    let url = url.as_str();
     s.room()
         .set_url(url)
         .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
