@@ -27,7 +27,6 @@ use hyper::body::Frame;
 use hyper::{Method, Request, header};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
@@ -198,18 +197,18 @@ impl PublicUrls {
 
     async fn remember_original(self: &Arc<Self>) {
         let me = self.clone();
-        let url = tokio::task::spawn_blocking(move || me.client().get("/status"))
+        let url = tokio::task::spawn_blocking(move || me.client().status())
             .await
             .ok()
             .and_then(Result::ok)
-            .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_string));
+            .map(|s| s.url);
         *lock(&self.original) = url;
     }
 
     async fn post(self: &Arc<Self>, url: &str) -> Result<(), String> {
         let me = self.clone();
-        let body = json!({ "url": url });
-        let r = tokio::task::spawn_blocking(move || me.client().post("/public-url", &body))
+        let url = url.to_string();
+        let r = tokio::task::spawn_blocking(move || me.client().set_public_url(&url))
             .await
             .map_err(|e| e.to_string())?;
         r.map(|_| ()).map_err(|e| e.to_string())
