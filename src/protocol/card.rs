@@ -17,6 +17,9 @@ pub struct CardInput<'a> {
     pub policy: AttendancePolicy,
     pub host_alias: &'a str,
     pub expires_at: Option<&'a str>,
+    /// The newest message id when the card is made: the reply example uses it, so the
+    /// line runs as printed.
+    pub last_id: u64,
 }
 
 /// `<url>/#token=<token>`: the browser room, admitting the token's owner.
@@ -171,8 +174,8 @@ Read messages after an id:
 Post a message (@alias mentions someone; the server knows who you are):
   curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"@{host} hello, I am here\"}}'
 
-Reply to message 12:
-  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": 12}}'
+Reply to a message by its id (here the newest when this card was made, #{last_id}):
+  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": {last_id}}}'
 
 Room status and roster:
   curl -sS '{url}/status' {auth}
@@ -198,6 +201,7 @@ new: wait again. Stop when `keep_waiting` is false (the room closed or you were 
 {safety}
 ",
         room = c.room,
+        last_id = c.last_id.max(1),
         kind = c.kind,
         host = c.host_alias,
         bv = c.brief_version,
@@ -272,6 +276,7 @@ mod tests {
             policy: AttendancePolicy::AgentsForeground,
             host_alias: "operator",
             expires_at: None,
+            last_id: 7,
         })
     }
 
@@ -286,6 +291,10 @@ mod tests {
         assert!(c.contains("agentgather attend --json"));
         assert!(c.contains("external advice"));
         assert!(c.contains("agents-foreground"));
+        assert!(
+            c.contains("\"reply_to\": 7}"),
+            "the reply line uses a real id"
+        );
         assert!(
             !c.contains("\"from\""),
             "a card never tells a client to send from"

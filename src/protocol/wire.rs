@@ -54,6 +54,9 @@ pub struct WaitAnswer<M = Message> {
     pub next_cmd: Option<String>,
     #[serde(default)]
     pub brief_version: u64,
+    /// More messages follow this page: the next wait answers at once.
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 impl<M> WaitAnswer<M> {

@@ -30,13 +30,11 @@ use crate::protocol::{
 };
 use crate::store::StoredMessage;
 use crate::store::export::Export;
-use crate::store::room::Closed;
+use crate::store::log::PAGE_MESSAGES;
+use crate::store::room::{Closed, WriteKind};
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
-
-/// The most messages one `/wait` answer carries; the rest come on the next turn.
-const WAIT_BATCH: usize = 1000;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -272,9 +270,10 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     let since = since_id(&uri)?;
-    let limit = optional_number(&uri, "limit")?.map_or(usize::MAX, |l| l.max(1) as usize);
+    let limit = optional_number(&uri, "limit")?
+        .map_or(PAGE_MESSAGES, |l| (l.max(1) as usize).min(PAGE_MESSAGES));
     // `tail=N`: only the newest N of those messages (a page opening a long room).
-    let tail = optional_number(&uri, "tail")?.map(|t| t.max(1) as usize);
+    let tail = optional_number(&uri, "tail")?.map(|t| (t.max(1) as usize).min(PAGE_MESSAGES));
     let mut room = s.room();
     let messages = match tail {
         Some(n) => room.log.read_tail(since, n),
@@ -335,7 +334,7 @@ fn wait_answer(
     let messages = if removed {
         Vec::new()
     } else {
-        room.log.read_since(since, WAIT_BATCH)?
+        room.log.read_since(since, PAGE_MESSAGES)?
     };
     if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
         return Ok(None);
@@ -362,6 +361,7 @@ fn wait_answer(
         keep_waiting,
         next_cmd,
         brief_version: room.meta.brief_version,
+        has_more: next < room.log.last_id(),
     }))
 }
 
@@ -527,7 +527,11 @@ async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
     let url = RoomUrl::parse(str_field(&body, "url")?)
         .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
     let url = url.as_str();
-    s.room().set_url(url)?;
+    {
+        let mut room = s.room();
+        room.charge(c.who, WriteKind::PublicUrl)?;
+        room.set_url(url)?;
+    }
     s.set_public_url(url);
     Ok(ok_json(&PublicUrlAnswer {
         ok: true,

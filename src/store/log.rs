@@ -89,8 +89,15 @@ pub struct Recovery {
     pub skipped_lines: usize,
 }
 
-/// How many of the newest messages stay parsed in memory.
+/// How many of the newest messages stay parsed in memory...
 pub const CACHE_MESSAGES: usize = 4096;
+/// ...as long as they fit in this many bytes of lines (4,096 handoffs of 256 KB once
+/// held 2 GB).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// One page of `/messages` or `/wait`: at most this many messages...
+pub const PAGE_MESSAGES: usize = 1000;
+/// ...and at most this many bytes of lines (always at least one message).
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct MessageLog {
     path: PathBuf,
@@ -98,6 +105,8 @@ pub struct MessageLog {
     index: Vec<Entry>,
     end: u64,
     cache: VecDeque<Arc<StoredMessage>>,
+    /// The bytes of the cached lines.
+    cache_bytes: usize,
     fsync: FsyncMode,
 }
 
@@ -209,6 +218,7 @@ impl MessageLog {
             index,
             end: offset,
             cache: VecDeque::new(),
+            cache_bytes: 0,
             fsync,
         };
         rec.skipped_lines += log.fill_cache()?;
@@ -252,9 +262,10 @@ impl MessageLog {
     fn fill_cache(&mut self) -> Result<usize, StoreError> {
         let mut dropped = 0;
         loop {
-            let from = self.index.len().saturating_sub(CACHE_MESSAGES);
+            let from = self.cache_start();
             let tail: Vec<Entry> = self.index.drain(from..).collect();
             let mut cache = VecDeque::with_capacity(tail.len());
+            let mut bytes = 0;
             for e in tail {
                 let mut buf = vec![0u8; e.len as usize];
                 self.file
@@ -263,17 +274,34 @@ impl MessageLog {
                 match StoredMessage::from_line(&buf) {
                     Some(m) if m.msg.id == e.id => {
                         self.index.push(e);
+                        bytes += e.len as usize;
                         cache.push_back(Arc::new(m));
                     }
                     _ => dropped += 1,
                 }
             }
             self.cache = cache;
+            self.cache_bytes = bytes;
             // Dropped lines leave room for older ones: refill until full or done.
-            if self.cache.len() == CACHE_MESSAGES.min(self.index.len()) {
+            if self.cache_start() == self.index.len() - self.cache.len() {
                 return Ok(dropped);
             }
         }
+    }
+
+    /// Where the cache should start in the index: the newest entries up to
+    /// [`CACHE_MESSAGES`] and [`CACHE_BYTES`] (at least one).
+    fn cache_start(&self) -> usize {
+        let mut bytes = 0usize;
+        let mut from = self.index.len();
+        while from > 0 && self.index.len() - from < CACHE_MESSAGES {
+            bytes += self.index[from - 1].len as usize;
+            if bytes > CACHE_BYTES && from < self.index.len() {
+                break;
+            }
+            from -= 1;
+        }
+        from
     }
 
     pub fn path(&self) -> &Path {
@@ -339,10 +367,15 @@ impl MessageLog {
         let raw = RawValue::from_string(json)
             .map_err(|e| StoreError::corrupt(&self.path, e.to_string()))?;
         let stored = Arc::new(StoredMessage { msg, raw });
-        if self.cache.len() == CACHE_MESSAGES {
-            self.cache.pop_front();
-        }
         self.cache.push_back(stored.clone());
+        self.cache_bytes += stored.raw.get().len();
+        while self.cache.len() > 1
+            && (self.cache.len() > CACHE_MESSAGES || self.cache_bytes > CACHE_BYTES)
+        {
+            if let Some(old) = self.cache.pop_front() {
+                self.cache_bytes -= old.raw.get().len();
+            }
+        }
         Ok(stored)
     }
 
@@ -354,22 +387,78 @@ impl MessageLog {
         Ok(())
     }
 
-    /// Messages with id > `since`, oldest first, at most `limit`.
+    /// Messages with id > `since`, oldest first: at most `limit` of them and at most
+    /// [`PAGE_BYTES`] of lines (but at least one). Whether more follow is whether the
+    /// last one returned is not the log's last.
     pub fn read_since(
         &self,
         since: u64,
         limit: usize,
     ) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let from = self.index.partition_point(|e| e.id <= since);
-        let to = self.index.len().min(from.saturating_add(limit));
+        let most = self.index.len().min(from.saturating_add(limit));
+        let mut to = from;
+        let mut bytes = 0usize;
+        while to < most {
+            bytes += self.index[to].len as usize;
+            if bytes > PAGE_BYTES && to > from {
+                break;
+            }
+            to += 1;
+        }
         self.read_entries(from, to)
     }
 
-    /// The newest `n` messages with id > `since`, oldest first.
-    pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+    /// Every message with id > `since`, oldest first, unpaged: for exports, which
+    /// are the host's to ask for.
+    pub fn read_every(&self, since: u64) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let from = self.index.partition_point(|e| e.id <= since);
+        self.read_entries(from, self.index.len())
+    }
+
+    /// The newest `n` messages with id > `since`, oldest first, within [`PAGE_BYTES`]
+    /// (at least one).
+    pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        let floor = self.index.partition_point(|e| e.id <= since);
         let to = self.index.len();
-        self.read_entries(from.max(to.saturating_sub(n)), to)
+        let mut from = to;
+        let mut bytes = 0usize;
+        while from > floor && to - from < n {
+            bytes += self.index[from - 1].len as usize;
+            if bytes > PAGE_BYTES && from < to {
+                break;
+            }
+            from -= 1;
+        }
+        self.read_entries(from, to)
+    }
+
+    /// The `(from, client_msg_id, id)` of the newest messages that carry an idempotency
+    /// key, newest first: at most `max_keys` of them, looking at most `max_messages`
+    /// back. Read from the file in pages, so the whole window survives a restart, not
+    /// only what the cache holds.
+    pub fn recent_client_keys(
+        &self,
+        max_messages: usize,
+        max_keys: usize,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        const PAGE: usize = 4096;
+        let mut keys = Vec::new();
+        let floor = self.index.len().saturating_sub(max_messages);
+        let mut to = self.index.len();
+        while to > floor && keys.len() < max_keys {
+            let from = to.saturating_sub(PAGE).max(floor);
+            for m in self.read_entries(from, to)?.iter().rev() {
+                if let Some(key) = &m.msg.client_msg_id {
+                    keys.push((m.msg.from.clone(), key.clone(), m.msg.id));
+                    if keys.len() == max_keys {
+                        break;
+                    }
+                }
+            }
+            to = from;
+        }
+        Ok(keys)
     }
 
     /// The message with this id, if any.
@@ -481,7 +570,7 @@ mod tests {
         let (log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
         assert_eq!((rec.last_id, rec.torn_bytes), (6, 0));
         let all: Vec<u64> = log
-            .read_since(0, usize::MAX)
+            .read_every(0)
             .unwrap()
             .iter()
             .map(|m| m.msg.id)
@@ -540,7 +629,7 @@ mod tests {
         let got = log.read_since(10, 100).unwrap();
         assert_eq!(got.first().unwrap().msg.id, 11);
         assert_eq!(got.len(), 100);
-        let all = log.read_since(0, usize::MAX).unwrap();
+        let all = log.read_every(0).unwrap();
         assert_eq!(all.len() as u64, n);
         assert!(all.windows(2).all(|w| w[0].msg.id + 1 == w[1].msg.id));
     }
