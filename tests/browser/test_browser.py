@@ -502,6 +502,40 @@ def row_by_text(d, needle, timeout=8):
 # the steps (run in order; later steps build on earlier ones)
 
 
+def step_assets_served(d, c):
+    # The page is ES modules: the entry module and everything it imports, transitively,
+    # is served as JavaScript under the same strict CSP; an unknown asset is a 404.
+    st, html = http("GET", c.room.url + "/", headers={"Accept": "text/html"})
+    assert st == 200, st
+    assert '<script type="module" src="assets/room.js"></script>' in html, html[:400]
+    assert "<script>" not in html, "no inline script"
+    seen, todo = set(), ["room.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        req = urllib.request.Request(c.room.url + "/assets/" + name)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read().decode()
+            ctype = r.headers.get("Content-Type", "")
+            csp = r.headers.get("Content-Security-Policy", "")
+            assert ctype.startswith("text/javascript"), (name, ctype)
+            assert "script-src 'self'" in csp and "unsafe" not in csp, (name, csp)
+            assert r.headers.get("X-Content-Type-Options") == "nosniff", name
+            assert r.headers.get("Cache-Control") == "no-cache", name
+        for imp in re.findall(r'^import .* from "\./([a-z]+\.js)";$', body, re.M):
+            todo.append(imp)
+        assert "innerHTML" not in body and "insertAdjacentHTML" not in body and "outerHTML" not in body, name
+    assert len(seen) >= 8, seen
+    preloads = set(re.findall(r'<link rel="modulepreload" href="assets/([a-z]+\.js)">', html))
+    assert_eq(preloads, seen - {"room.js"}, "every imported module is preloaded")
+    for bad in ("nope.js", "room.js.map", "..%2Froom.js", "index.html"):
+        st, v = http("GET", c.room.url + "/assets/" + bad)
+        assert_eq(st, 404, "unknown asset " + bad)
+    log("modules served: %s" % ", ".join(sorted(seen)))
+
+
 def step_invite_required(d, c):
     d.get(c.room.url + "/")
     d.js("sessionStorage.clear(); localStorage.clear();")
@@ -1020,6 +1054,7 @@ def step_no_token_in_urls(d, c):
 
 
 STEPS = [
+    step_assets_served,
     step_invite_required,
     step_display_name_flow,
     step_empty_state,
@@ -1075,7 +1110,7 @@ def main():
         log("chromium %s, server %s" % (d.js("return navigator.userAgent").split("Chrome/")[-1].split(" ")[0], c.room.url))
         for step in STEPS:
             name = step.__name__[5:]
-            if only and only not in name and name not in ("invite_required", "display_name_flow"):
+            if only and only not in name and name not in ("assets_served", "invite_required", "display_name_flow"):
                 continue
             t0 = time.time()
             try:

@@ -1,0 +1,252 @@
+// The timeline: message rows, day dividers, the history load, "seen by", and the names
+// shown for senders.
+
+import { $, el, hashHue, fmtTime, fmtFull, fmtDay, parseTs, dayKey } from "./util.js";
+import { state, MAX_ROWS } from "./state.js";
+import { api } from "./session.js";
+import { knownAliases, renderRich } from "./markdown.js";
+import { toast, updateTitle } from "./screens.js";
+import { loadBrief } from "./brief.js";
+import { dropPending } from "./composer.js";
+import { setHideSystem, refreshStatus } from "./roster.js";
+
+// ---- names ----
+export function nameOf(alias) {
+  if (alias === "system") return "system";
+  const p = state.roster.get(alias);
+  return p && p.display_name ? p.display_name : alias;
+}
+
+// Rows drawn before the roster knew a display name (or before a rename) show the
+// sender's current name once the roster catches up.
+export function renameSenders() {
+  for (const n of document.querySelectorAll("#rows .who[data-alias], #rows .ref-who[data-alias], #pending .who[data-alias]")) {
+    const name = nameOf(n.dataset.alias);
+    if (n.textContent !== name) n.textContent = name;
+  }
+}
+
+// ---- timeline ----
+export const rowsEl = () => $("rows");
+export const timeline = () => $("timeline");
+
+export function nearBottom() {
+  const t = timeline();
+  return t.scrollHeight - t.scrollTop - t.clientHeight < 80;
+}
+export function scrollToBottom() {
+  const t = timeline();
+  t.scrollTop = t.scrollHeight;
+  $("jump").hidden = true;
+}
+
+export function buildRow(msg) {
+  const isSystem = msg.type === "system" || msg.from === "system";
+  const li = el("li", "row");
+  li.id = "m" + msg.id;
+  li.dataset.id = String(msg.id);
+  if (isSystem) li.classList.add("system");
+  if (msg.from === state.me) li.classList.add("mine");
+  if (Array.isArray(msg.mentions) && msg.mentions.includes(state.me) && msg.from !== state.me) li.classList.add("mentions-me");
+  if (msg.type && msg.type !== "message" && !isSystem) li.classList.add("type-" + String(msg.type).replace(/[^a-z_]/g, ""));
+
+  const d = parseTs(msg.ts);
+  const t = el("time", "t", d ? fmtTime.format(d) : "");
+  if (d) {
+    t.dateTime = d.toISOString();
+    t.title = fmtFull.format(d) + " · #" + msg.id;
+  }
+  const who = el("span", "who c" + hashHue(String(msg.from)), isSystem ? "system" : nameOf(msg.from));
+  who.title = isSystem ? "system" : "@" + msg.from + (state.roster.get(msg.from) ? " · " + state.roster.get(msg.from).kind : "");
+  if (!isSystem) who.dataset.alias = String(msg.from);
+
+  const body = el("div", "body");
+  if (msg.reply_to) {
+    const ref = el("button", "ref");
+    ref.type = "button";
+    ref.dataset.target = String(msg.reply_to);
+    const orig = state.byId.get(msg.reply_to);
+    ref.append(el("span", "ref-arrow", "↩"), el("span", "ref-id", "#" + msg.reply_to));
+    if (orig) {
+      const refWho = el("span", "ref-who", nameOf(orig.from));
+      refWho.dataset.alias = String(orig.from);
+      ref.append(refWho);
+      ref.append(el("span", "ref-text", String(orig.text).replace(/\s+/g, " ").slice(0, 120)));
+    }
+    ref.title = "Show message #" + msg.reply_to;
+    body.append(ref);
+  }
+  const textWrap = el("div", "text rich");
+  if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isSystem) {
+    textWrap.append(el("span", "tag", String(msg.type).replace(/_/g, " ")));
+  }
+  renderRich(msg.text, textWrap, knownAliases(msg));
+  body.append(textWrap);
+
+  li.append(t, who, body);
+  if (!isSystem) {
+    const act = el("button", "act", "reply");
+    act.type = "button";
+    act.dataset.reply = String(msg.id);
+    act.title = "Reply to #" + msg.id;
+    act.setAttribute("aria-label", "Reply to message " + msg.id);
+    li.append(act);
+  }
+  li._day = dayKey(d);
+  return li;
+}
+
+export function dayDivider(d) {
+  const li = el("li", "day", d ? fmtDay.format(d) : "");
+  li.setAttribute("role", "separator");
+  return li;
+}
+
+export function insertRow(msg) {
+  const li = buildRow(msg);
+  const list = rowsEl();
+  // Find the row to insert after (messages normally arrive in id order).
+  let after = list.lastElementChild;
+  while (after && (after.classList.contains("day") || Number(after.dataset.id) > msg.id)) after = after.previousElementSibling;
+  const prevDay = after ? after._day : null;
+  const frag = document.createDocumentFragment();
+  if (li._day && li._day !== prevDay) frag.append(dayDivider(parseTs(msg.ts)));
+  frag.append(li);
+  if (after) after.after(frag);
+  else list.prepend(frag);
+  state.rendered.set(msg.id, li);
+}
+
+export function trimRows() {
+  const list = rowsEl();
+  let dropped = 0;
+  while (state.rendered.size > MAX_ROWS) {
+    const first = list.firstElementChild;
+    if (!first) break;
+    if (first.dataset.id) {
+      state.rendered.delete(Number(first.dataset.id));
+      dropped++;
+    }
+    first.remove();
+  }
+  if (dropped) {
+    const note = $("older-note");
+    const shown = Number(note.dataset.dropped || 0) + dropped;
+    note.dataset.dropped = String(shown);
+    note.textContent = shown + " earlier messages are not shown here" + (state.isHost ? "; Export has the full log." : ".");
+    note.hidden = false;
+  }
+}
+
+export function ingest(list) {
+  if (!Array.isArray(list) || !list.length) return;
+  const stick = nearBottom();
+  let fresh = 0;
+  let rosterStale = false; // a join/leave/rename or an unknown sender: refresh /status
+  let briefTouched = false;
+  for (const msg of list) {
+    if (!msg || typeof msg.id !== "number" || state.byId.has(msg.id)) continue; // dedupe by id
+    state.byId.set(msg.id, msg);
+    if (msg.client_msg_id && state.pending.has(msg.client_msg_id) && msg.from === state.me) {
+      dropPending(msg.client_msg_id);
+    }
+    insertRow(msg);
+    if (msg.type === "system") {
+      rosterStale = true;
+      if (/Room Brief/.test(msg.text)) briefTouched = true;
+    } else if (msg.from !== "system" && !state.roster.has(String(msg.from))) {
+      rosterStale = true;
+    }
+    if (msg.from !== state.me) fresh++;
+  }
+  trimRows();
+  updateEmpty();
+  updateSeen();
+  if (stick) scrollToBottom();
+  else if (fresh) $("jump").hidden = false;
+  if (fresh && document.hidden) {
+    state.unread += fresh;
+    updateTitle();
+  }
+  if (rosterStale) refreshStatus();
+  if (briefTouched) loadBrief();
+}
+
+export function updateEmpty() {
+  if (!state.hasChat) {
+    for (const m of state.byId.values()) {
+      if (m.type !== "system") {
+        state.hasChat = true;
+        break;
+      }
+    }
+  }
+  $("empty").hidden = state.hasChat || state.pending.size > 0;
+}
+
+export function flash(id) {
+  const row = state.rendered.get(id);
+  if (!row) {
+    toast("Message #" + id + " is not loaded here.");
+    return;
+  }
+  if (row.classList.contains("system") && document.body.classList.contains("hide-system")) setHideSystem(false);
+  row.scrollIntoView({ block: "center" });
+  row.classList.remove("flash");
+  void row.offsetWidth;
+  row.classList.add("flash");
+}
+
+// "seen by" on the host's own latest message, from the participants' read_through_id
+export function updateSeen() {
+  for (const old of document.querySelectorAll(".row .seen")) old.remove();
+  if (!state.isHost || !state.me) return;
+  let latest = null;
+  for (const [id, row] of state.rendered) {
+    const m = state.byId.get(id);
+    if (m && m.from === state.me && m.type !== "system" && (!latest || id > latest.id)) latest = m;
+  }
+  if (!latest) return;
+  const others = [...state.roster.values()].filter((p) => p.alias !== state.me && !p.removed);
+  if (!others.length) return;
+  const seen = others.filter((p) => Number(p.read_through_id || 0) >= latest.id);
+  const row = state.rendered.get(latest.id);
+  if (!row) return;
+  let text;
+  if (!seen.length) text = "not seen yet";
+  else if (seen.length === others.length) text = others.length === 1 ? "seen by " + nameOf(seen[0].alias) : "seen by everyone";
+  else text = "seen by " + seen.map((p) => nameOf(p.alias)).join(", ");
+  const s = el("div", "seen", text);
+  s.title = "From each participant's read-through position (what the server has delivered to them)";
+  row.append(s);
+}
+
+
+export async function loadHistory() {
+  // Only the newest rows are shown, so only they are fetched: one request however long
+  // the room (older replies show their #id without a preview).
+  const r = await api("GET", "messages?since_id=" + state.cursor + "&tail=" + MAX_ROWS);
+  for (const m of r.messages || []) if (typeof m.id === "number") state.byId.set(m.id, m);
+  if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
+  const all = [...state.byId.values()].sort((a, b) => a.id - b.id);
+  const tail = all.slice(-MAX_ROWS);
+  const frag = document.createDocumentFragment();
+  let prevDay = null;
+  for (const m of tail) {
+    const li = buildRow(m);
+    if (li._day && li._day !== prevDay) frag.append(dayDivider(parseTs(m.ts)));
+    prevDay = li._day;
+    frag.append(li);
+    state.rendered.set(m.id, li);
+  }
+  rowsEl().append(frag);
+  if (all.length > tail.length) {
+    const note = $("older-note");
+    note.dataset.dropped = String(all.length - tail.length);
+    note.textContent = all.length - tail.length + " earlier messages are not shown here" + (state.isHost ? "; Export has the full log." : ".");
+    note.hidden = false;
+  }
+  updateEmpty();
+  updateSeen();
+  scrollToBottom();
+}
