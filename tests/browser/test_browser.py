@@ -909,6 +909,123 @@ def step_xss_corpus(d, c):
     d.screenshot("xss-corpus-host-1280x800")
 
 
+MARKDOWN = """## Release plan
+Ship it *today*, **not** tomorrow; ~~maybe~~ _certainly_. Ask @alice or @curly.
+
+3. third step
+4. fourth step, with `cargo test`
+   - nested bullet
+   - another, see https://example.com/docs.
+     1. deep one
+5. fifth
+
+> quoted **advice**
+> still quoted
+
+---
+
+| tool | status |
+|------|:------:|
+| cargo | `ok` |
+| npm | *n/a* |
+
+```sh
+echo "copy me" && make check
+```
+
+[the plan](https://example.com/plan "Plan") and <https://example.org/auto> and [mail](mailto:ops@example.com) and ![diagram](https://img.example/d.png)
+"""
+
+# Links in every scheme but http/https/mailto, and Markdown-shaped attacks: all stay text.
+MD_ATTACKS = [
+    "[a](javascript:window.__xss=30) [b](JaVaScRiPt:window.__xss=31) [c]( javascript:window.__xss=32)",
+    "[d](<javascript:window.__xss=33>) <javascript:window.__xss=34> [e](java\tscript:window.__xss=35)",
+    "![f](data:image/svg+xml,<svg onload=window.__xss=36>) [g](data:text/html,<script>window.__xss=37</script>)",
+    "[h](&#106;avascript:window.__xss=38) [i](jav&#x61;script:window.__xss=39) &lt;img src=x onerror=window.__xss=40&gt;",
+    "[j](vbscript:x) [k](file:///etc/passwd) [l](ftp://example.com/x) [m](//evil.example/x) [n](/relative) [o](tel:123) [p](blob:https://x/y)",
+    "<div onclick=\"window.__xss=41\">html block</div>\n<details open ontoggle=\"window.__xss=42\">x</details>\n<img src=x onerror=window.__xss=43>",
+    "[q](https://ok.example/\"onmouseover=\"window.__xss=44) [r **bold** `code`](https://ok.example/r) [[nested](https://a.example)](https://b.example)",
+    "```html\n<script>window.__xss=45</script>\n```\n> <img src=x onerror=window.__xss=46>\n- <svg onload=window.__xss=47>",
+]
+
+
+def step_markdown(d, c):
+    d.switch(c.alice_tab)
+    m = c.room.post(c.curly["token"], MARKDOWN)
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the Markdown message")
+    row = "#m%d .text" % m["id"]
+    q = lambda js: d.js("const r = document.querySelector('%s'); return %s;" % (row, js))
+    assert_eq(q("[...r.querySelectorAll('h4.h')].map(h => h.textContent)"), ["Release plan"], "an h2 heading (as h4 under the page's own)")
+    assert_eq(q("[...r.querySelectorAll('em')].map(x => x.textContent)"), ["today", "certainly", "n/a"], "emphasis")
+    assert_eq(q("[...r.querySelectorAll(':scope strong')].map(x => x.textContent)"), ["not", "advice"], "strong")
+    assert_eq(q("[...r.querySelectorAll('del')].map(x => x.textContent)"), ["maybe"], "strikethrough")
+    assert_eq(q("[...r.querySelectorAll('.mention')].map(x => x.textContent)"), ["@alice", "@curly"], "mention pills")
+    # The ordered list keeps its number, and nests a bullet list that nests an ordered one.
+    ol = q("(() => { const o = r.querySelector(':scope > ol'); return o && [o.start, o.children.length, o.children[1].querySelector(':scope > ul').children.length, o.children[1].querySelector('ul ol').start]; })()")
+    assert_eq(ol, [3, 3, 2, 1], "ol start=3, 3 items, nested ul of 2, nested ol")
+    nums = q("[...r.querySelectorAll(':scope > ol > li')].map(li => li.firstElementChild.textContent)")
+    assert_eq(nums, ["third step", "fourth step, with cargo test", "fifth"], "list items")
+    assert q("getComputedStyle(r.querySelector(':scope > ol')).listStyleType") == "decimal"
+    assert_eq(q("r.querySelector('blockquote').textContent"), "quoted advice\nstill quoted", "block quote")
+    assert q("!!r.querySelector('hr')"), "rule"
+    assert_eq(q("[...r.querySelectorAll('table th')].map(x => x.textContent)"), ["tool", "status"], "table head")
+    assert_eq(q("[...r.querySelectorAll('table td')].map(x => x.textContent)"), ["cargo", "ok", "npm", "n/a"], "table cells")
+    assert_eq(q("r.querySelector('pre.code-block').textContent"), 'echo "copy me" && make check', "fenced code")
+    assert_eq(q("r.querySelector('pre.code-block').dataset.lang"), "sh", "code language")
+    links = q("[...r.querySelectorAll('a')].map(a => [a.textContent, a.href, a.title, a.rel, a.target])")
+    assert_eq(links, [
+        ["https://example.com/docs", "https://example.com/docs", "example.com", "noopener noreferrer", "_blank"],
+        ["the plan", "https://example.com/plan", "example.com", "noopener noreferrer", "_blank"],
+        ["https://example.org/auto", "https://example.org/auto", "example.org", "noopener noreferrer", "_blank"],
+        ["mail", "mailto:ops@example.com", "ops@example.com", "noopener noreferrer", "_blank"],
+        ["diagram", "https://img.example/d.png", "image \u00b7 img.example", "noopener noreferrer", "_blank"],
+    ], "links: text, href, the host on hover")
+    # The copy button copies the code block (the clipboard is granted to this origin).
+    try:
+        d.cdp("Browser.grantPermissions", {"origin": c.room.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    except WebDriverError as e:
+        log("clipboard permission not granted: %s" % e)
+    d.js("document.querySelector('%s .copy').scrollIntoView({block: 'center'})" % row)
+    d.click(row + " .copy")
+    d.wait_for("return document.querySelector('%s .copy').textContent !== 'Copy'" % row, timeout=3, what="the copy button's answer")
+    assert_eq(d.js("return document.querySelector('%s .copy').textContent" % row), "Copied", "copy reported")
+    got = d.js_async("const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, e => done('ERR ' + e))")
+    assert_eq(got, 'echo "copy me" && make check', "clipboard holds the code")
+    d.js("document.querySelector('%s').scrollIntoView({block: 'start'})" % ("#m%d" % m["id"]))
+    d.screenshot("markdown-1280x800")
+    d.color_scheme("dark")
+    time.sleep(0.2)
+    d.screenshot("markdown-1280x800-dark")
+    d.color_scheme(None)
+    d.viewport(375, 740, mobile=True)
+    time.sleep(0.3)
+    d.js("document.querySelector('%s').scrollIntoView({block: 'start'})" % ("#m%d" % m["id"]))
+    check_layout(d, "markdown 375")
+    d.screenshot("markdown-375x740")
+    d.viewport(1280, 800)
+    # Attacks: no script runs, no unsafe element or URL, and the inert links read as typed.
+    ids = [c.room.post(c.mallory["token"], p)["id"] for p in MD_ATTACKS]
+    st, v = c.room.api("POST", "brief", c.room.host_token, {"body": "1. first\n2. [x](javascript:window.__xss=48)\n\n```\ncode\n```\n" + MD_ATTACKS[5]})
+    assert st == 200, (st, v)
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", ids[-1], timeout=5, what="the attack rows")
+    d.wait_for("return !!document.querySelector('#brief-body ol') && document.getElementById('brief-body').textContent.includes('__xss=48')", timeout=8, what="the Markdown brief")
+    d.js("for (const e of document.querySelectorAll('#room *')) { e.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); e.dispatchEvent(new Event('toggle')); }")
+    time.sleep(0.3)
+    assert_eq(d.js("return typeof window.__xss"), "undefined", "no payload ran")
+    assert_eq(d.js(JS_UNSAFE_DOM), [], "unsafe DOM")
+    texts = [d.js("return document.querySelector('#m%d .text').textContent" % i) for i in ids]
+    for needle in ["[a](javascript:window.__xss=30)", "[c]( javascript:window.__xss=32)", "<javascript:window.__xss=34>",
+                   "![f](data:image/svg+xml,<svg onload=window.__xss=36>)", "[h](&#106;avascript:window.__xss=38)",
+                   "&lt;img src=x onerror=window.__xss=40&gt;", "[k](file:///etc/passwd)", "[m](//evil.example/x)",
+                   "<div onclick=\"window.__xss=41\">html block</div>"]:
+        assert any(needle in t for t in texts), "shown as typed: %r" % needle
+    hrefs = d.js("return [...document.querySelectorAll(arguments[0])].map(a => a.href)", ", ".join("#m%d a" % i for i in ids))
+    assert_eq(hrefs, ["https://ok.example/%22onmouseover=%22window.__xss=44", "https://ok.example/r", "https://b.example/"], "only http(s) links became links")
+    assert_eq(d.js("return document.querySelector('#m%d a[href=\"https://ok.example/r\"] strong').textContent" % ids[6]), "bold", "inline Markdown inside link text")
+    assert_eq(d.js("return [...document.querySelectorAll('#brief-body ol > li')].length"), 2, "the brief uses the same renderer")
+    assert_eq(d.js("return document.querySelectorAll('#brief-body .code-wrap .copy').length"), 1, "code with copy in the brief")
+
+
 def step_rename_updates_rows(d, c):
     # Rows drawn under an alias pick up the sender's display name once the roster knows it,
     # without a reload (rows are not re-fetched: the page renames them in place).
@@ -1066,6 +1183,7 @@ STEPS = [
     step_host_view,
     step_screenshots_open,
     step_xss_corpus,
+    step_markdown,
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_host_export_and_close,
