@@ -25,6 +25,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("markdown.js", JS, include_str!("assets/markdown.js")),
     ("screens.js", JS, include_str!("assets/screens.js")),
     ("timeline.js", JS, include_str!("assets/timeline.js")),
+    ("history.js", JS, include_str!("assets/history.js")),
     ("composer.js", JS, include_str!("assets/composer.js")),
     ("roster.js", JS, include_str!("assets/roster.js")),
     ("brief.js", JS, include_str!("assets/brief.js")),

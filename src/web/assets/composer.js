@@ -4,7 +4,7 @@ import { $, el, newClientId, hashHue } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
-import { nameOf, nearBottom, scrollToBottom, ingest, updateEmpty, flash, rowsEl, timeline } from "./timeline.js";
+import { nameOf, scrollToBottom, ingest, updateEmpty, flash, rowsEl } from "./timeline.js";
 import { showGate, setClosed } from "./screens.js";
 
 // ---- pending sends (local echo, retry) ----
@@ -236,10 +236,6 @@ export function wireComposer() {
     const ref = e.target.closest("button.ref");
     if (ref) return flash(Number(ref.dataset.target));
   });
-  timeline().addEventListener("scroll", () => {
-    if (nearBottom()) $("jump").hidden = true;
-  });
-  $("jump").addEventListener("click", scrollToBottom);
   const narrow = window.matchMedia("(max-width: 520px)");
   const placeholder = () => {
     input.placeholder = narrow.matches ? "Message · @ to mention" : "Message the room · @ mentions · Shift+Enter for a new line";

@@ -9,7 +9,8 @@ import { $ } from "./util.js";
 import { state, HIDE_SYSTEM_KEY, STATUS_EVERY_MS } from "./state.js";
 import { api, getToken, forgetToken } from "./session.js";
 import { showScreen, showGate, pickName, toast, updateTitle } from "./screens.js";
-import { scrollToBottom, loadHistory } from "./timeline.js";
+import { scrollToBottom } from "./timeline.js";
+import { loadHistory, wireHistory } from "./history.js";
 import { startLive } from "./live.js";
 import { markBriefSeen, loadBrief } from "./brief.js";
 import { autogrow, wireComposer } from "./composer.js";
@@ -82,10 +83,14 @@ async function boot() {
     return showGate(e.status === 401 ? "bad" : e.status === 410 ? "removed" : "unreachable", e.message);
   }
   state.briefSeenKey = "agentgather.briefSeen:" + location.pathname + ":" + status.room + ":" + state.me;
+  // where this participant had read up to before this visit (the "new since" line)
+  const mine = (status.participants || []).find((p) => p.alias === state.me);
+  state.readFrom = mine ? Number(mine.read_through_id || 0) : 0;
   renderStatus(status);
   wireHost();
   wireRail();
   wireComposer();
+  wireHistory();
   try {
     await Promise.all([loadBrief(), loadHistory()]);
   } catch (e) {
@@ -96,6 +101,7 @@ async function boot() {
   showScreen("room");
   autogrow();
   scrollToBottom();
+  if (state.rendered.size) performance.mark("agentgather:first-message");
   if (!state.closed) {
     api("POST", "join", {}).catch(() => {});
     $("input").focus();

@@ -14,6 +14,10 @@ export const state = {
   room: "",
   closed: false,
   cursor: 0,
+  openedAt: 0, // the cursor after the first page: what was in the room on arrival
+  readFrom: 0, // this participant's read_through_id on arrival
+  oldestId: 0, // the oldest message loaded; older pages are read before it
+  hasMoreBefore: false,
   byId: new Map(), // id -> message (all loaded)
   rendered: new Map(), // id -> row element
   pending: new Map(), // client_msg_id -> {item, el}

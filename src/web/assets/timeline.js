@@ -1,14 +1,14 @@
-// The timeline: message rows, day dividers, the history load, "seen by", and the names
-// shown for senders.
+// The timeline: message rows, day dividers, live arrivals, "seen by", and the names shown
+// for senders. (Loading history, older pages and the unread line: history.js.)
 
 import { $, el, hashHue, fmtTime, fmtFull, fmtDay, parseTs, dayKey } from "./util.js";
 import { state, MAX_ROWS } from "./state.js";
-import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
 import { toast, updateTitle } from "./screens.js";
 import { loadBrief } from "./brief.js";
 import { dropPending } from "./composer.js";
 import { setHideSystem, refreshStatus } from "./roster.js";
+import { droppedOlder, noteFresh } from "./history.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -107,7 +107,7 @@ export function insertRow(msg) {
   const list = rowsEl();
   // Find the row to insert after (messages normally arrive in id order).
   let after = list.lastElementChild;
-  while (after && (after.classList.contains("day") || Number(after.dataset.id) > msg.id)) after = after.previousElementSibling;
+  while (after && (!after.dataset.id || Number(after.dataset.id) > msg.id)) after = after.previousElementSibling;
   const prevDay = after ? after._day : null;
   const frag = document.createDocumentFragment();
   if (li._day && li._day !== prevDay) frag.append(dayDivider(parseTs(msg.ts)));
@@ -129,13 +129,7 @@ export function trimRows() {
     }
     first.remove();
   }
-  if (dropped) {
-    const note = $("older-note");
-    const shown = Number(note.dataset.dropped || 0) + dropped;
-    note.dataset.dropped = String(shown);
-    note.textContent = shown + " earlier messages are not shown here" + (state.isHost ? "; Export has the full log." : ".");
-    note.hidden = false;
-  }
+  if (dropped) droppedOlder();
 }
 
 export function ingest(list) {
@@ -159,11 +153,12 @@ export function ingest(list) {
     }
     if (msg.from !== state.me) fresh++;
   }
-  trimRows();
+  // rows leave the top only while the reader is at the bottom, never under their eyes
+  if (stick) trimRows();
   updateEmpty();
   updateSeen();
   if (stick) scrollToBottom();
-  else if (fresh) $("jump").hidden = false;
+  else if (fresh) noteFresh();
   if (fresh && document.hidden) {
     state.unread += fresh;
     updateTitle();
@@ -219,34 +214,4 @@ export function updateSeen() {
   const s = el("div", "seen", text);
   s.title = "From each participant's read-through position (what the server has delivered to them)";
   row.append(s);
-}
-
-
-export async function loadHistory() {
-  // Only the newest rows are shown, so only they are fetched: one request however long
-  // the room (older replies show their #id without a preview).
-  const r = await api("GET", "messages?since_id=" + state.cursor + "&tail=" + MAX_ROWS);
-  for (const m of r.messages || []) if (typeof m.id === "number") state.byId.set(m.id, m);
-  if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
-  const all = [...state.byId.values()].sort((a, b) => a.id - b.id);
-  const tail = all.slice(-MAX_ROWS);
-  const frag = document.createDocumentFragment();
-  let prevDay = null;
-  for (const m of tail) {
-    const li = buildRow(m);
-    if (li._day && li._day !== prevDay) frag.append(dayDivider(parseTs(m.ts)));
-    prevDay = li._day;
-    frag.append(li);
-    state.rendered.set(m.id, li);
-  }
-  rowsEl().append(frag);
-  if (all.length > tail.length) {
-    const note = $("older-note");
-    note.dataset.dropped = String(all.length - tail.length);
-    note.textContent = all.length - tail.length + " earlier messages are not shown here" + (state.isHost ? "; Export has the full log." : ".");
-    note.hidden = false;
-  }
-  updateEmpty();
-  updateSeen();
-  scrollToBottom();
 }
