@@ -26,6 +26,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("screens.js", JS, include_str!("assets/screens.js")),
     ("timeline.js", JS, include_str!("assets/timeline.js")),
     ("history.js", JS, include_str!("assets/history.js")),
+    ("alerts.js", JS, include_str!("assets/alerts.js")),
     ("composer.js", JS, include_str!("assets/composer.js")),
     ("roster.js", JS, include_str!("assets/roster.js")),
     ("brief.js", JS, include_str!("assets/brief.js")),

@@ -262,6 +262,14 @@ class Driver:
     def clear(self, css):
         self.s("POST", "/element/%s/clear" % self.find(css))
 
+    def keys(self, *seq):
+        """Real key presses (WebDriver actions) to the focused element; a tuple is a chord."""
+        acts = []
+        for k in seq:
+            ks = k if isinstance(k, tuple) else (k,)
+            acts += [{"type": "keyDown", "value": x} for x in ks] + [{"type": "keyUp", "value": x} for x in reversed(ks)]
+        self.s("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": acts}]})
+
     def screenshot(self, name):
         os.makedirs(ARTIFACTS, exist_ok=True)
         data = self.s("GET", "/screenshot")
@@ -1026,6 +1034,127 @@ def step_markdown(d, c):
     assert_eq(d.js("return document.querySelectorAll('#brief-body .code-wrap .copy').length"), 1, "code with copy in the brief")
 
 
+AXE = os.path.join(ROOT, "tests", "browser", "vendor", "axe.min.js")
+
+JS_AXE_RUN = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({
+  id: v.id, impact: v.impact, help: v.help,
+  nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').split('\\n').slice(0, 2).join(' '))
+})))).catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));
+"""
+
+
+def axe_check(d, label):
+    """Runs axe-core (vendored for the test, injected over WebDriver) on the page."""
+    if not d.js("return typeof window.axe === 'object'"):
+        d.js(open(AXE, encoding="utf-8").read() + "\n;return true;")
+    found = d.js_async(JS_AXE_RUN)
+    bad = [v for v in found if v["impact"] in ("serious", "critical")]
+    for v in found:
+        if v not in bad:
+            log("axe %s (%s): %s" % (label, v["impact"], v["id"]))
+    if bad:
+        raise AssertionError("axe at %s: %s" % (label, "; ".join("%s [%s] %s: %s" % (v["id"], v["impact"], v["help"], " | ".join(v["nodes"])) for v in bad)))
+    return found
+
+
+def ensure_host_tab(d, c):
+    if not getattr(c, "host_tab", None):  # a step running alone (-k)
+        c.host_tab = d.new_tab()
+        open_as(d, c, c.room.url + "/#token=" + c.room.host_token)
+        wait_room(d)
+
+
+def step_accessibility(d, c):
+    # Light and dark, 1280 and 375 px, for a guest and for the host (whose page has more
+    # controls), with the Markdown corpus and the XSS rows on the timeline.
+    ensure_host_tab(d, c)
+    for tab, who in ((c.alice_tab, "guest"), (c.host_tab, "host")):
+        d.switch(tab)
+        for (w, h) in ((1280, 800), (375, 740)):
+            d.viewport(w, h, mobile=(w < 500))
+            for scheme in ("light", "dark"):
+                d.color_scheme(scheme)
+                time.sleep(0.2)
+                axe_check(d, "%s %dx%d %s" % (who, w, h, scheme))
+        d.color_scheme(None)
+        d.viewport(1280, 800)
+
+
+TAB, SHIFT, ENTER, ESC = "\ue004", "\ue008", "\ue007", "\ue00c"
+
+JS_FOCUSED = """
+const e = document.activeElement;
+if (!e || e === document.body) return null;
+const cs = getComputedStyle(e);
+return {id: e.id, cls: e.className, tag: e.tagName.toLowerCase(), text: (e.textContent || '').trim().slice(0, 30),
+        outline: cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 1, opacity: cs.opacity};
+"""
+
+
+def step_keyboard(d, c):
+    d.switch(c.alice_tab)
+    d.viewport(1280, 800)
+    m = c.room.post(c.curly["token"], "something to reply to, by keyboard")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="a row to reply to")
+    # "/" goes to the composer from anywhere but a text field.
+    d.js("document.activeElement.blur()")
+    d.keys("/")
+    assert_eq(d.js("return document.activeElement.id"), "input", "/ focuses the composer")
+    assert_eq(d.js("return document.getElementById('input').value"), "", "the / is not typed")
+    # Focus order from the top: the top bar's controls, then the timeline; focus is visible.
+    d.js("document.activeElement.blur(); window.getSelection().removeAllRanges(); document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex');")
+    stops = []
+    for _ in range(4):
+        d.keys(TAB)
+        f = d.js(JS_FOCUSED)
+        assert f and f["outline"], "a visible focus ring on %r" % f
+        stops.append(f["id"])
+    assert_eq(stops, ["tb-people", "tb-brief", "tb-system", "timeline"], "tab order")
+    # The reply action is reachable by keyboard (Shift+Tab back from the composer), shows
+    # when focused, and Enter starts a reply; Esc in the composer cancels it.
+    d.click("#input")
+    for _ in range(12):
+        d.keys((SHIFT, TAB))
+        f = d.js(JS_FOCUSED)
+        if f and "act" in f["cls"].split():
+            break
+    assert f and "act" in f["cls"].split(), "a reply button before the composer: %r" % f
+    assert_eq(f["opacity"], "1", "a focused reply button is shown")
+    assert f["outline"], "visible focus on the reply button"
+    d.keys(ENTER)
+    assert visible(d, "#replying"), "Enter on reply starts a reply"
+    assert_eq(d.js("return document.activeElement.id"), "input", "focus moves to the composer")
+    d.keys(ESC)
+    assert not visible(d, "#replying"), "Esc cancels the reply"
+    # Phone width: Esc closes the people/brief rail and focus returns to its button.
+    d.viewport(375, 740, mobile=True)
+    time.sleep(0.2)
+    d.click("#tb-people")
+    assert visible(d, "#rail"), "rail open"
+    d.keys(ESC)
+    assert not visible(d, "#rail"), "Esc closes the rail"
+    assert_eq(d.js("return document.activeElement.id"), "tb-people", "focus back on the rail's button")
+    d.viewport(1280, 800)
+    # The host's export menu closes on Esc too.
+    ensure_host_tab(d, c)
+    d.switch(c.host_tab)
+    d.click("#btn-export")
+    assert visible(d, "#export-menu"), "export menu open"
+    d.keys(ESC)
+    assert not visible(d, "#export-menu"), "Esc closes the export menu"
+    assert_eq(d.js("return document.activeElement.id"), "btn-export", "focus back on Export")
+    # New messages are announced politely; a mention of you assertively.
+    d.switch(c.alice_tab)
+    assert_eq(d.js("return document.getElementById('timeline').getAttribute('aria-live')"), "off", "rows are not read out wholesale (older pages load there)")
+    c.room.post(c.curly["token"], "a plain update for the room")
+    d.wait_for("return document.getElementById('announce').textContent.startsWith('curly: a plain update')", timeout=5, what="the polite announcement")
+    c.room.post(c.curly["token"], "@alice please check the **release**")
+    d.wait_for("return document.getElementById('announce-mention').textContent.startsWith('curly mentioned you: @alice please check')", timeout=5, what="the mention announcement")
+    assert_eq(d.js("return [document.getElementById('announce').getAttribute('aria-live'), document.getElementById('announce-mention').getAttribute('aria-live')]"), ["polite", "assertive"], "live regions")
+
+
 def step_rename_updates_rows(d, c):
     # Rows drawn under an alias pick up the sender's display name once the roster knows it,
     # without a reload (rows are not re-fetched: the page renames them in place).
@@ -1302,6 +1431,8 @@ STEPS = [
     step_screenshots_open,
     step_xss_corpus,
     step_markdown,
+    step_accessibility,
+    step_keyboard,
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_host_export_and_close,

@@ -125,11 +125,9 @@ export function placeUnreadLine() {
   const exact = state.oldestId <= from + 1 || !state.hasMoreBefore;
   const line = el("li", "unread-line");
   line.id = "unread-line";
-  line.setAttribute("role", "separator");
   line.dataset.after = String(from);
   const label = exact ? "New since you last looked" : "New since you last looked (more above)";
   line.append(el("span", null, label));
-  line.setAttribute("aria-label", label);
   const list = rowsEl();
   if (exact) state.rendered.get(first).before(line);
   else list.prepend(line);

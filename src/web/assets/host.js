@@ -55,6 +55,12 @@ export function wireHost() {
   document.addEventListener("click", (e) => {
     if (!menu.hidden && !menu.contains(e.target)) setMenu(false);
   });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !menu.hidden) {
+      setMenu(false);
+      btn.focus();
+    }
+  });
   $("export-md").addEventListener("click", () => {
     setMenu(false);
     doExport("md");

@@ -37,8 +37,18 @@ function wireRail() {
     if (!wide.matches && document.body.classList.contains("rail-open")) setRail(false);
   });
   $("tb-system").addEventListener("click", () => setHideSystem(!document.body.classList.contains("hide-system")));
+  // Keyboard: "/" goes to the composer (unless typing somewhere), Esc closes the rail that
+  // covers the timeline on a phone and returns focus to its button.
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && !wide.matches && document.body.classList.contains("rail-open")) setRail(false);
+    if (e.key === "Escape" && !wide.matches && document.body.classList.contains("rail-open")) {
+      setRail(false);
+      $("tb-people").focus();
+    }
+    const typing = e.target instanceof Element && e.target.closest("input, textarea, select, [contenteditable]");
+    if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing && !state.closed && !$("room").hidden) {
+      e.preventDefault();
+      $("input").focus();
+    }
   });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) {

@@ -9,6 +9,7 @@ import { loadBrief } from "./brief.js";
 import { dropPending } from "./composer.js";
 import { setHideSystem, refreshStatus } from "./roster.js";
 import { droppedOlder, noteFresh } from "./history.js";
+import { arrived } from "./alerts.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -98,7 +99,6 @@ export function buildRow(msg) {
 
 export function dayDivider(d) {
   const li = el("li", "day", d ? fmtDay.format(d) : "");
-  li.setAttribute("role", "separator");
   return li;
 }
 
@@ -138,6 +138,7 @@ export function ingest(list) {
   let fresh = 0;
   let rosterStale = false; // a join/leave/rename or an unknown sender: refresh /status
   let briefTouched = false;
+  const added = [];
   for (const msg of list) {
     if (!msg || typeof msg.id !== "number" || state.byId.has(msg.id)) continue; // dedupe by id
     state.byId.set(msg.id, msg);
@@ -145,6 +146,7 @@ export function ingest(list) {
       dropPending(msg.client_msg_id);
     }
     insertRow(msg);
+    added.push(msg);
     if (msg.type === "system") {
       rosterStale = true;
       if (/Room Brief/.test(msg.text)) briefTouched = true;
@@ -153,6 +155,7 @@ export function ingest(list) {
     }
     if (msg.from !== state.me) fresh++;
   }
+  if (added.length) arrived(added);
   // rows leave the top only while the reader is at the bottom, never under their eyes
   if (stick) trimRows();
   updateEmpty();
