@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("timeline.js", JS, include_str!("assets/timeline.js")),
     ("history.js", JS, include_str!("assets/history.js")),
     ("alerts.js", JS, include_str!("assets/alerts.js")),
+    ("receipts.js", JS, include_str!("assets/receipts.js")),
     ("composer.js", JS, include_str!("assets/composer.js")),
     ("roster.js", JS, include_str!("assets/roster.js")),
     ("brief.js", JS, include_str!("assets/brief.js")),

@@ -1155,6 +1155,29 @@ def step_keyboard(d, c):
     assert_eq(d.js("return [document.getElementById('announce').getAttribute('aria-live'), document.getElementById('announce-mention').getAttribute('aria-live')]"), ["polite", "assertive"], "live regions")
 
 
+def step_seen_by(d, c):
+    # curly has read up to one message and not the next: a "read up to here" mark on the
+    # first for curly, and each message's time says who has seen it.
+    d.switch(c.alice_tab)
+    one = c.room.post(c.mallory["token"], "receipt probe one")
+    two = c.room.post(c.mallory["token"], "receipt probe two")
+    st, v = c.room.api("GET", "messages?since_id=%d&limit=1" % (one["id"] - 1), c.curly["token"])
+    assert st == 200 and v["next_since_id"] == one["id"], v
+    d.wait_for("const r = document.querySelector('#m%d .readers'); return r && r.title.includes('curly')" % one["id"], timeout=10, what="curly's read mark")
+    assert not d.js("const r = document.querySelector('#m%d .readers'); return r && r.title.includes('curly')" % two["id"]), "curly has not read the second probe"
+    marks = d.js("return [...document.querySelectorAll('#rows .readers')].filter(r => r.title.includes('curly')).length")
+    assert_eq(marks, 1, "one read mark per participant")
+    assert_eq(d.js("return [...document.querySelectorAll('#m%d .reader')].map(x => x.textContent).includes('C')" % one["id"]), True, "curly's initial")
+    assert not d.js("return [...document.querySelectorAll('#rows .readers')].some(r => r.title.includes('Alice Ames'))"), "no mark for yourself"
+    for mid, expect in ((one["id"], True), (two["id"], False)):
+        d.js("document.getElementById('m%d').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))" % mid)
+        title = d.js("return document.querySelector('#m%d time').title" % mid)
+        assert ("#%d" % mid) in title and ("seen by" in title or "not seen" in title), title
+        assert_eq("curly" in title, expect, "who has seen #%d: %r" % (mid, title))
+    d.js("document.getElementById('m%d').scrollIntoView({block: 'center'})" % one["id"])
+    d.screenshot("seen-by-1280x800")
+
+
 def step_rename_updates_rows(d, c):
     # Rows drawn under an alias pick up the sender's display name once the roster knows it,
     # without a reload (rows are not re-fetched: the page renames them in place).
@@ -1433,6 +1456,7 @@ STEPS = [
     step_markdown,
     step_accessibility,
     step_keyboard,
+    step_seen_by,
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_host_export_and_close,

@@ -6,7 +6,8 @@
 import { $, el, parseTs } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
-import { buildRow, dayDivider, rowsEl, timeline, nearBottom, scrollToBottom, updateEmpty, updateSeen } from "./timeline.js";
+import { buildRow, dayDivider, rowsEl, timeline, nearBottom, scrollToBottom, updateEmpty } from "./timeline.js";
+import { updateSeen } from "./receipts.js";
 import { toast } from "./screens.js";
 
 export const PAGE = 100; // messages per page: the first one and every older one

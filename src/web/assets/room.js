@@ -11,6 +11,7 @@ import { api, getToken, forgetToken } from "./session.js";
 import { showScreen, showGate, pickName, toast, updateTitle } from "./screens.js";
 import { scrollToBottom } from "./timeline.js";
 import { loadHistory, wireHistory } from "./history.js";
+import { wireReceipts } from "./receipts.js";
 import { startLive } from "./live.js";
 import { markBriefSeen, loadBrief } from "./brief.js";
 import { autogrow, wireComposer } from "./composer.js";
@@ -101,6 +102,7 @@ async function boot() {
   wireRail();
   wireComposer();
   wireHistory();
+  wireReceipts();
   try {
     await Promise.all([loadBrief(), loadHistory()]);
   } catch (e) {

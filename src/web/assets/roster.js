@@ -3,7 +3,8 @@
 import { $, el, fmtFull, ago } from "./util.js";
 import { state, HIDE_SYSTEM_KEY } from "./state.js";
 import { api } from "./session.js";
-import { nameOf, renameSenders, updateSeen } from "./timeline.js";
+import { nameOf, renameSenders } from "./timeline.js";
+import { updateSeen } from "./receipts.js";
 import { showGate, setClosed, updateTitle } from "./screens.js";
 import { loadBrief } from "./brief.js";
 

@@ -10,6 +10,7 @@ import { dropPending } from "./composer.js";
 import { setHideSystem, refreshStatus } from "./roster.js";
 import { droppedOlder, noteFresh } from "./history.js";
 import { arrived } from "./alerts.js";
+import { updateSeen } from "./receipts.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -193,28 +194,4 @@ export function flash(id) {
   row.classList.remove("flash");
   void row.offsetWidth;
   row.classList.add("flash");
-}
-
-// "seen by" on the host's own latest message, from the participants' read_through_id
-export function updateSeen() {
-  for (const old of document.querySelectorAll(".row .seen")) old.remove();
-  if (!state.isHost || !state.me) return;
-  let latest = null;
-  for (const [id, row] of state.rendered) {
-    const m = state.byId.get(id);
-    if (m && m.from === state.me && m.type !== "system" && (!latest || id > latest.id)) latest = m;
-  }
-  if (!latest) return;
-  const others = [...state.roster.values()].filter((p) => p.alias !== state.me && !p.removed);
-  if (!others.length) return;
-  const seen = others.filter((p) => Number(p.read_through_id || 0) >= latest.id);
-  const row = state.rendered.get(latest.id);
-  if (!row) return;
-  let text;
-  if (!seen.length) text = "not seen yet";
-  else if (seen.length === others.length) text = others.length === 1 ? "seen by " + nameOf(seen[0].alias) : "seen by everyone";
-  else text = "seen by " + seen.map((p) => nameOf(p.alias)).join(", ");
-  const s = el("div", "seen", text);
-  s.title = "From each participant's read-through position (what the server has delivered to them)";
-  row.append(s);
 }
