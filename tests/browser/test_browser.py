@@ -1178,6 +1178,77 @@ def step_seen_by(d, c):
     d.screenshot("seen-by-1280x800")
 
 
+JS_NOTIFICATION_SPY = """
+// Records every notification the page raises (the real one is still raised) and, the
+// moment the tab becomes visible again (before the page resets them), the title and icon.
+window.__notes = [];
+window.__hiddenView = null;
+const Real = window.Notification;
+window.Notification = new Proxy(Real, {
+  construct(target, args) {
+    const n = Reflect.construct(target, args);
+    const rec = {title: args[0], body: (args[1] || {}).body, hidden: document.hidden, shown: false, error: false};
+    n.addEventListener('show', () => { rec.shown = true; });
+    n.addEventListener('error', () => { rec.error = true; });
+    window.__notes.push(rec);
+    return n;
+  }
+});
+window.addEventListener('visibilitychange', () => {
+  if (!document.hidden) window.__hiddenView = {title: document.title, icon: document.querySelector('link[rel=icon]').href,
+                                               badge: document.documentElement.dataset.unreadBadge};
+}, true);
+return Real.permission;
+"""
+
+
+def step_notifications(d, c):
+    d.switch(c.alice_tab)
+    d.viewport(1280, 800)
+    d.cdp("Browser.grantPermissions", {"origin": c.room.url, "permissions": ["notifications"]})
+    assert_eq(d.js(JS_NOTIFICATION_SPY), "granted", "permission granted in the test profile")
+    assert_eq(d.js("return document.getElementById('notify-mode').value"), "off", "off until opted in")
+    assert_eq(d.js("return document.getElementById('notify-sound').checked"), False, "sound off by default")
+    # Opt in by keyboard: "when mentioned".
+    d.js("document.getElementById('notify-mode').focus()")
+    d.keys("\ue015")  # ArrowDown
+    d.wait_for("return document.getElementById('notify-mode').value === 'mentions'", what="mentions mode")
+    d.wait_for("return JSON.parse(localStorage.getItem(Object.keys(localStorage).find(k => k.startsWith('agentgather.notify:'))) || '{}').mode === 'mentions'", what="the saved choice")
+    # Visible tab: no notification.
+    m = c.room.post(c.curly["token"], "@alice visible ping, secret-word-visible")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the visible mention")
+    assert_eq(d.js("return window.__notes.length"), 0, "no notification while the tab is visible")
+    # Hide alice's tab behind another one; a plain message, then a mention.
+    other = d.new_tab()
+    d.get("about:blank")
+    time.sleep(0.5)
+    plain = c.room.post(c.curly["token"], "plain news, secret-word-plain")
+    mention = c.room.post(c.curly["token"], "@alice the **release** is blocked: secret-word-mention <b>x</b>")
+    time.sleep(1.5)
+    d.s("DELETE", "/window")
+    d.switch(c.alice_tab)
+    d.wait_for("return window.__hiddenView !== null", timeout=5, what="the tab visible again")
+    notes = d.js("return window.__notes")
+    view = d.js("return window.__hiddenView")
+    log("notifications: %r; while hidden: title %r, badge %r" % (notes, view["title"], view["badge"]))
+    assert_eq(len(notes), 1, "one notification: the mention, not the plain message")
+    n = notes[0]
+    assert n["hidden"], "raised while the tab was hidden"
+    assert_eq(n["body"], "curly mentioned you in " + c.room.name, "who and where only")
+    assert_eq(n["title"], "Agent Gather \u00b7 " + c.room.name, "notification title")
+    for text in (plain["text"], mention["text"], "secret-word", "release", "<b>"):
+        assert text not in n["body"] and text not in n["title"], "room text in a notification: %r" % text
+    assert n["error"] is False, "the notification failed: %r" % n
+    assert n["shown"], "the notification was shown: %r" % n
+    assert view["title"].startswith("(2) "), "unread count in the title while hidden: %r" % view["title"]
+    assert_eq(view["badge"], "2", "unread count on the tab icon")
+    assert view["icon"].startswith("data:image/png"), "a drawn badge icon: %r" % view["icon"][:40]
+    d.wait_for("return !document.title.startsWith('(')", timeout=3, what="the count cleared when visible")
+    assert_eq(d.js("return document.documentElement.dataset.unreadBadge"), "0", "badge cleared")
+    # Turn it off again: nothing more.
+    d.js("const s = document.getElementById('notify-mode'); s.value = 'off'; s.dispatchEvent(new Event('change'));")
+
+
 def step_rename_updates_rows(d, c):
     # Rows drawn under an alias pick up the sender's display name once the roster knows it,
     # without a reload (rows are not re-fetched: the page renames them in place).
@@ -1457,6 +1528,7 @@ STEPS = [
     step_accessibility,
     step_keyboard,
     step_seen_by,
+    step_notifications,
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_host_export_and_close,

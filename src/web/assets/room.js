@@ -12,6 +12,7 @@ import { showScreen, showGate, pickName, toast, updateTitle } from "./screens.js
 import { scrollToBottom } from "./timeline.js";
 import { loadHistory, wireHistory } from "./history.js";
 import { wireReceipts } from "./receipts.js";
+import { wireAlerts } from "./alerts.js";
 import { startLive } from "./live.js";
 import { markBriefSeen, loadBrief } from "./brief.js";
 import { autogrow, wireComposer } from "./composer.js";
@@ -103,6 +104,7 @@ async function boot() {
   wireComposer();
   wireHistory();
   wireReceipts();
+  wireAlerts();
   try {
     await Promise.all([loadBrief(), loadHistory()]);
   } catch (e) {

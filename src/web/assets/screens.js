@@ -5,6 +5,7 @@ import { $, show } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
 import { closeAc } from "./composer.js";
+import { setBadge } from "./alerts.js";
 
 // ---- screens ----
 export function showScreen(which) {
@@ -129,4 +130,5 @@ export function toast(text, isError) {
 export function updateTitle() {
   const base = (state.room ? state.room : "room") + (state.closed ? " (closed)" : "") + " · Agent Gather";
   document.title = (state.unread ? "(" + state.unread + ") " : "") + base;
+  setBadge(document.hidden ? state.unread : 0);
 }
