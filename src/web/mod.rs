@@ -12,6 +12,8 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
+const MANIFEST: &str = "application/manifest+json";
+const SVG: &str = "image/svg+xml";
 
 /// Every asset the page may load, by the name it is requested under. `room.js` is the
 /// entry module (loaded with `<script type="module">`); the others are the ES modules it
@@ -28,6 +30,14 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("history.js", JS, include_str!("assets/history.js")),
     ("alerts.js", JS, include_str!("assets/alerts.js")),
     ("receipts.js", JS, include_str!("assets/receipts.js")),
+    // Installable as an app: a manifest and its icon. No service worker: nothing of the
+    // room is cached for offline use.
+    (
+        "manifest.webmanifest",
+        MANIFEST,
+        include_str!("assets/manifest.webmanifest"),
+    ),
+    ("icon.svg", SVG, include_str!("assets/icon.svg")),
     ("composer.js", JS, include_str!("assets/composer.js")),
     ("roster.js", JS, include_str!("assets/roster.js")),
     ("brief.js", JS, include_str!("assets/brief.js")),
@@ -35,9 +45,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("host.js", JS, include_str!("assets/host.js")),
 ];
 
-/// No inline script or style, nothing from other origins, no framing.
+/// No inline script or style, nothing from other origins, no framing. (`manifest-src` lets
+/// the page name its own web manifest; `img-src data:` is the unread badge drawn on the icon.)
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
     (

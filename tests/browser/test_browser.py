@@ -1249,6 +1249,32 @@ def step_notifications(d, c):
     d.js("const s = document.getElementById('notify-mode'); s.value = 'off'; s.dispatchEvent(new Event('change'));")
 
 
+def step_installable(d, c):
+    # A web manifest and an icon make the room installable; no service worker, so nothing
+    # of the room is cached for offline use.
+    d.switch(c.alice_tab)
+    for name, ctype in (("manifest.webmanifest", "application/manifest+json"), ("icon.svg", "image/svg+xml")):
+        with urllib.request.urlopen(c.room.url + "/assets/" + name, timeout=10) as r:
+            assert r.headers.get("Content-Type", "").startswith(ctype), (name, r.headers.get("Content-Type"))
+            assert "manifest-src 'self'" in r.headers.get("Content-Security-Policy", ""), name
+            body = r.read().decode()
+        assert c.room.host_token not in body and "tgl_" not in body, "no secret in " + name
+        if name == "icon.svg":
+            assert "<script" not in body.lower() and " on" not in body.lower(), "a static icon"
+    m = d.cdp("Page.getAppManifest")
+    assert_eq(m.get("errors"), [], "manifest parse errors")
+    man = json.loads(m["data"])
+    assert_eq((man["display"], man["start_url"]), ("standalone", "../"), "manifest fields")
+    log("manifest %s parsed with no errors; installable" % m["url"])
+    inst = d.cdp("Page.getInstallabilityErrors")
+    errs = [e["errorId"] for e in inst.get("installabilityErrors", [])]
+    assert_eq(errs, [], "installability errors")
+    regs = d.js_async("const done = arguments[arguments.length - 1]; navigator.serviceWorker ? navigator.serviceWorker.getRegistrations().then(r => done(r.length)) : done(0)")
+    assert_eq(regs, 0, "no service worker")
+    assert_eq(d.js("return !!(navigator.serviceWorker && navigator.serviceWorker.controller)"), False, "page not controlled by a worker")
+    assert d.js("return document.querySelector('link[rel=icon]').getAttribute('href')") == "assets/icon.svg"
+
+
 def step_rename_updates_rows(d, c):
     # Rows drawn under an alias pick up the sender's display name once the roster knows it,
     # without a reload (rows are not re-fetched: the page renames them in place).
@@ -1529,6 +1555,7 @@ STEPS = [
     step_keyboard,
     step_seen_by,
     step_notifications,
+    step_installable,
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_host_export_and_close,
