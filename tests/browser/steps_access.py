@@ -223,7 +223,7 @@ def step_notifications(d, c):
     assert_eq(len(notes), 1, "one notification: the mention, not the plain message")
     n = notes[0]
     assert n["hidden"], "raised while the tab was hidden"
-    assert_eq(n["body"], "curly mentioned you in " + c.room.name, "who and where only")
+    assert_eq(n["body"], "@curly mentioned you in " + c.room.name, "who and where only")
     assert_eq(n["title"], "Agent Gather \u00b7 " + c.room.name, "notification title")
     for text in (plain["text"], mention["text"], "secret-word", "release", "<b>"):
         assert text not in n["body"] and text not in n["title"], "room text in a notification: %r" % text

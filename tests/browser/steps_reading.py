@@ -188,6 +188,9 @@ class LongRoom(Room):
             lines.append(json.dumps({"id": i, "room": self.name, "ts": "2026-01-%02dT%02d:%02d:00.000Z" % (1 + i // 5000, (i // 60) % 24, i % 60),
                                      "from": "operator" if i % 2 else "builder", "type": "message", "text": text,
                                      "mentions": ["reader"] if i % 3 == 0 else []}, separators=(",", ":")))
+        last = json.loads(lines[-1])
+        last.update({"text": "about that old status", "type": "reply", "reply_to": n - 1000})
+        lines[-1] = json.dumps(last, separators=(",", ":"))
         with open(log_path, "a") as f:
             f.write("\n".join(lines) + "\n")
         self.last = n
@@ -269,6 +272,16 @@ def step_long_history(d, c):
         d.click("#jump")
         d.wait_for("const t = document.getElementById('timeline'); return t.scrollHeight - t.scrollTop - t.clientHeight < 4", what="back at the bottom")
         assert not visible(d, "#jump"), "the jump button hides at the bottom"
+        # The newest message replies to one far above what is loaded: its reference loads the
+        # pages back to it. (The log is at its 50,000 cap: no more posts.)
+        target = n - 1000
+        assert not d.js("return !!document.getElementById('m%d')" % target), "the original is not loaded yet"
+        d.js("document.querySelector('#m%d button.ref').click()" % n)
+        d.wait_for("const r = document.getElementById('m%d'); return !!r && r.classList.contains('flash')" % target, timeout=20, what="the original loaded and shown")
+        ids = d.js("return [...document.querySelectorAll('#rows .row')].map(r => Number(r.dataset.id))")
+        assert ids == list(range(ids[0], ids[-1] + 1)) and ids[0] <= target, "contiguous after loading back: %r" % (ids[:3] + ids[-3:],)
+        inview = d.js("const r = document.getElementById('m%d').getBoundingClientRect(); const t = document.getElementById('timeline').getBoundingClientRect(); return r.top >= t.top && r.bottom <= t.bottom" % target)
+        assert inview, "the original is on screen"
         # The server kept the reader's receipt where the first page put it (old pages are not delivery).
         st, v = room.api("GET", "status", room.host_token)
         me = [p for p in v["participants"] if p["alias"] == "reader"][0]

@@ -110,8 +110,9 @@ function notify(msgs) {
   const last = pick[pick.length - 1];
   const where = state.room || "the room";
   let body;
-  if (mine.length) body = nameOf(mine[mine.length - 1].from) + " mentioned you in " + where;
-  else if (pick.length === 1) body = nameOf(last.from) + " posted in " + where;
+  // "who" is the sender's alias (a slug the host gave), not their free-text display name
+  if (mine.length) body = "@" + mine[mine.length - 1].from + " mentioned you in " + where;
+  else if (pick.length === 1) body = "@" + last.from + " posted in " + where;
   else body = pick.length + " new messages in " + where;
   try {
     const n = new window.Notification("Agent Gather · " + where, { body, tag: "agentgather:" + where, silent: !prefs.sound });

@@ -4,7 +4,8 @@ import { $, el, newClientId, hashHue } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
-import { nameOf, scrollToBottom, ingest, updateEmpty, flash, rowsEl } from "./timeline.js";
+import { nameOf, scrollToBottom, ingest, updateEmpty, rowsEl } from "./timeline.js";
+import { revealMessage } from "./history.js";
 import { showGate, setClosed } from "./screens.js";
 
 // ---- pending sends (local echo, retry) ----
@@ -234,7 +235,7 @@ export function wireComposer() {
     const r = e.target.closest("button.act");
     if (r) return setReply(Number(r.dataset.reply));
     const ref = e.target.closest("button.ref");
-    if (ref) return flash(Number(ref.dataset.target));
+    if (ref) return revealMessage(Number(ref.dataset.target));
   });
   const narrow = window.matchMedia("(max-width: 520px)");
   const placeholder = () => {

@@ -6,7 +6,7 @@
 import { $, el, parseTs } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
-import { buildRow, dayDivider, rowsEl, timeline, nearBottom, scrollToBottom, updateEmpty } from "./timeline.js";
+import { buildRow, dayDivider, rowsEl, timeline, nearBottom, scrollToBottom, updateEmpty, flash } from "./timeline.js";
 import { updateSeen } from "./receipts.js";
 import { toast } from "./screens.js";
 
@@ -45,43 +45,60 @@ export async function loadHistory() {
   scrollToBottom();
 }
 
-let loading = false;
+let loading = null; // the page being fetched, shared by every caller
+let retryAt = 0; // after a failure, scrolling does not retry before this
 
 // The page before the oldest shown row, put above it without moving what is on screen.
-export async function loadOlder() {
-  if (loading || !state.hasMoreBefore || state.stopped) return;
-  loading = true;
+// Resolves to whether a page was added.
+export function loadOlder() {
+  if (loading) return loading;
+  if (!state.hasMoreBefore || state.stopped || Date.now() < retryAt) return Promise.resolve(false);
+  loading = fetchOlder().finally(() => {
+    loading = null;
+    updateOlderNote(false);
+  });
+  return loading;
+}
+
+async function fetchOlder() {
   updateOlderNote(true);
-  let ok = false;
+  let r;
   try {
-    const r = await api("GET", "messages?before_id=" + state.oldestId + "&limit=" + PAGE);
-    const msgs = (r.messages || []).filter((m) => m && typeof m.id === "number" && m.id < state.oldestId);
-    for (const m of msgs) if (!state.byId.has(m.id)) state.byId.set(m.id, m);
-    const t = timeline();
-    const height = t.scrollHeight;
-    const top = t.scrollTop;
-    const { frag, lastDay } = rowsFragment(msgs);
-    const list = rowsEl();
-    // The old first row's day divider is redundant when the new page ends on that day.
-    const head = list.querySelector(".day");
-    if (head && head === firstRowish(list) && head.nextElementSibling && head.nextElementSibling._day === lastDay) head.remove();
-    list.prepend(frag);
-    if (msgs.length) state.oldestId = msgs[0].id;
-    state.hasMoreBefore = !!r.has_more_before && msgs.length > 0;
-    loading = false;
-    updateOlderNote(false);
-    placeUnreadLine();
-    updateSeen();
-    t.scrollTop = top + (t.scrollHeight - height);
-    ok = true;
+    r = await api("GET", "messages?before_id=" + state.oldestId + "&limit=" + PAGE);
   } catch (e) {
+    retryAt = Date.now() + 5000;
     toast("Could not load earlier messages: " + e.message, true);
-  } finally {
-    loading = false;
-    updateOlderNote(false);
+    return false;
   }
+  const msgs = (r.messages || []).filter((m) => m && typeof m.id === "number" && m.id < state.oldestId);
+  for (const m of msgs) if (!state.byId.has(m.id)) state.byId.set(m.id, m);
+  const t = timeline();
+  const height = t.scrollHeight;
+  const top = t.scrollTop;
+  const { frag, lastDay } = rowsFragment(msgs);
+  const list = rowsEl();
+  // The old first row's day divider is redundant when the new page ends on that day.
+  const head = firstRowish(list);
+  if (head && head.classList.contains("day") && head.nextElementSibling && head.nextElementSibling._day === lastDay) head.remove();
+  list.prepend(frag);
+  if (msgs.length) state.oldestId = msgs[0].id;
+  state.hasMoreBefore = !!r.has_more_before && msgs.length > 0;
+  placeUnreadLine();
+  updateSeen();
+  // Everything above changed height by the same amount: keep the rows on screen in place.
+  t.scrollTop = top + (t.scrollHeight - height);
   // Still near the top (a short page, or a fast reader): keep going.
-  if (ok && state.hasMoreBefore && timeline().scrollTop < LOAD_AHEAD_PX) requestAnimationFrame(() => loadOlder());
+  if (state.hasMoreBefore && t.scrollTop < LOAD_AHEAD_PX) requestAnimationFrame(() => loadOlder());
+  return msgs.length > 0;
+}
+
+// Shows a message that may be older than what is loaded (a reply's original): loads pages
+// back to it, a bounded number, then scrolls to it.
+export async function revealMessage(id) {
+  for (let pages = 0; !state.rendered.has(id) && state.hasMoreBefore && id < state.oldestId && pages < 50; pages++) {
+    if (!(await loadOlder())) break;
+  }
+  flash(id);
 }
 
 function firstRowish(list) {
