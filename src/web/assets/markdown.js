@@ -192,7 +192,8 @@ function codeBlock(lines, i, fence, into) {
   if (fence.info) pre.dataset.lang = fence.info.slice(0, 40);
   const copy = el("button", "copy", "Copy");
   copy.type = "button";
-  copy.setAttribute("aria-label", "Copy code" + (fence.info ? " (" + fence.info.slice(0, 40) + ")" : ""));
+  // its visible text is its name ("Copy", then "Copied"), so a label never contradicts it
+  copy.title = "Copy the code" + (fence.info ? " (" + fence.info.slice(0, 40) + ")" : "") + " to the clipboard";
   copy.addEventListener("click", () => copyCode(pre, copy));
   wrap.append(pre, copy);
   into.append(wrap);
