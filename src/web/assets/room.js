@@ -60,10 +60,12 @@ function wireRail() {
   });
 }
 
-
 // ---- boot ----
 async function boot() {
   if (!getToken()) return showGate("none");
+  // /status goes out with /profile (one round trip less before the first message); it is
+  // asked again if the name picker runs, so the roster has the new name.
+  const early = api("GET", "status").catch((e) => e);
   let profile;
   try {
     profile = await api("GET", "profile");
@@ -75,9 +77,11 @@ async function boot() {
     if (e.status === 410) return showGate("removed");
     return showGate("unreachable", e.message);
   }
+  let named = false;
   if (profile.kind === "human" && !profile.display_name) {
     profile = await pickName(profile);
     if (state.stopped) return;
+    named = true;
   }
   state.profile = profile;
   state.me = String(profile.alias);
@@ -90,7 +94,8 @@ async function boot() {
   setHideSystem(hide);
   let status;
   try {
-    status = await api("GET", "status");
+    status = named ? null : await early;
+    if (!status || status instanceof Error) status = await api("GET", "status");
   } catch (e) {
     return showGate(e.status === 401 ? "bad" : e.status === 410 ? "removed" : "unreachable", e.message);
   }
