@@ -7,7 +7,7 @@ import { knownAliases, renderRich } from "./markdown.js";
 import { nameOf } from "./timeline.js";
 import { showGate } from "./screens.js";
 
-export function briefSeenVersion() {
+function briefSeenVersion() {
   try {
     return Number(localStorage.getItem(state.briefSeenKey) || 0);
   } catch (e) {
@@ -23,7 +23,7 @@ export function markBriefSeen() {
   }
   updateBriefBadge();
 }
-export function updateBriefBadge() {
+function updateBriefBadge() {
   const b = state.brief;
   const unseen = !!b && b.brief_version > briefSeenVersion();
   $("brief-badge").hidden = !unseen;

@@ -9,7 +9,7 @@ import { revealMessage } from "./history.js";
 import { showGate, setClosed } from "./screens.js";
 
 // ---- pending sends (local echo, retry) ----
-export function addPending(item) {
+function addPending(item) {
   const li = el("li", "row mine pending-row");
   const t = el("time", "t", "");
   const who = el("span", "who c" + hashHue(state.me), nameOf(state.me));
@@ -33,7 +33,7 @@ export function dropPending(cid) {
   state.pending.delete(cid);
   updateEmpty();
 }
-export function setPendingState(cid, kind, message) {
+function setPendingState(cid, kind, message) {
   const p = state.pending.get(cid);
   if (!p) return;
   p.st.textContent = "";
@@ -58,7 +58,7 @@ export function setPendingState(cid, kind, message) {
   });
   p.st.append(retry, document.createTextNode(" · "), discard);
 }
-export async function postItem(item) {
+async function postItem(item) {
   if (item.inflight) return;
   item.inflight = true;
   setPendingState(item.cid, "sending");
@@ -81,7 +81,7 @@ export async function postItem(item) {
   }
 }
 
-export function send() {
+function send() {
   const input = $("input");
   const text = input.value;
   if (!text.trim() || state.closed) return;
@@ -108,7 +108,7 @@ export function autogrow() {
   input.style.overflowY = input.scrollHeight + 2 > max ? "auto" : "hidden";
 }
 
-export function setReply(id) {
+function setReply(id) {
   state.replyTo = id;
   const box = $("replying");
   if (!id) {
@@ -124,7 +124,7 @@ export function setReply(id) {
 
 // @ autocomplete
 const ac = { open: false, items: [], index: 0, start: 0 };
-export function acQuery() {
+function acQuery() {
   const input = $("input");
   if (input.selectionStart !== input.selectionEnd) return null;
   const before = input.value.slice(0, input.selectionStart);
@@ -132,7 +132,7 @@ export function acQuery() {
   if (!m) return null;
   return { q: m[2].toLowerCase(), start: before.length - m[2].length - 1 };
 }
-export function updateAc() {
+function updateAc() {
   const q = acQuery();
   if (!q) return closeAc();
   const items = [...state.roster.values()]
@@ -170,7 +170,7 @@ export function closeAc() {
   $("ac").hidden = true;
   $("input").removeAttribute("aria-activedescendant");
 }
-export function acceptAc() {
+function acceptAc() {
   const p = ac.items[ac.index];
   if (!p) return closeAc();
   const input = $("input");

@@ -10,7 +10,7 @@ import { buildRow, dayDivider, rowsEl, timeline, nearBottom, scrollToBottom, upd
 import { updateSeen } from "./receipts.js";
 import { toast } from "./screens.js";
 
-export const PAGE = 100; // messages per page: the first one and every older one
+const PAGE = 100; // messages per page: the first one and every older one
 const LOAD_AHEAD_PX = 800; // an older page starts loading this far from the top
 
 // Rows for messages in id order (skipping any already shown), with day dividers.
@@ -50,7 +50,7 @@ let retryAt = 0; // after a failure, scrolling does not retry before this
 
 // The page before the oldest shown row, put above it without moving what is on screen.
 // Resolves to whether a page was added.
-export function loadOlder() {
+function loadOlder() {
   if (loading) return loading;
   if (!state.hasMoreBefore || state.stopped || Date.now() < retryAt) return Promise.resolve(false);
   loading = fetchOlder().finally(() => {
@@ -115,7 +115,7 @@ export function droppedOlder() {
   updateOlderNote(false);
 }
 
-export function updateOlderNote(busy) {
+function updateOlderNote(busy) {
   const note = $("older-note");
   if (!state.rendered.size) {
     note.hidden = true;
@@ -130,7 +130,7 @@ export function updateOlderNote(busy) {
 
 // "New since you last looked": above the first message from someone else after the read
 // position the page found on arrival (read_through_id), among what was there then.
-export function placeUnreadLine() {
+function placeUnreadLine() {
   const old = $("unread-line");
   if (old) old.remove();
   const from = state.readFrom;
@@ -158,7 +158,7 @@ export function noteFresh() {
   freshBelow = true;
   updateJump();
 }
-export function updateJump() {
+function updateJump() {
   const t = timeline();
   const jump = $("jump");
   if (nearBottom()) {

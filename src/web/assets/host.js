@@ -71,7 +71,7 @@ export function wireHost() {
   });
 }
 
-export async function doExport(format) {
+async function doExport(format) {
   try {
     const r = await fetch("export?format=" + format, {
       headers: { Authorization: "Bearer " + getToken() },

@@ -10,7 +10,7 @@ import { showGate, setClosed, setConn } from "./screens.js";
 // ---- live: long-poll /wait with backoff ----
 let wake = null;
 window.addEventListener("online", () => wake && wake());
-export function nap(ms) {
+function nap(ms) {
   return new Promise((r) => {
     const t = setTimeout(done, ms);
     function done() {
@@ -23,7 +23,7 @@ export function nap(ms) {
 }
 
 // Applies a /wait answer (this tab's own, or the leader tab's); true when live updates end.
-export function applyWait(r) {
+function applyWait(r) {
   ingest(r.messages);
   if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
   if (state.brief && typeof r.brief_version === "number" && r.brief_version !== state.brief.brief_version) loadBrief();
@@ -58,7 +58,7 @@ export function startLive() {
 }
 
 let catchingUp = false;
-export async function followWait(r) {
+async function followWait(r) {
   if (r.offline) return setConn(false, r.retryMs); // the leader lost the server
   if (!state.connOk) setConn(true);
   const first = Array.isArray(r.messages) && r.messages.length ? r.messages[0].id : null;
@@ -78,7 +78,7 @@ export async function followWait(r) {
   applyWait(r);
 }
 
-export async function waitLoop() {
+async function waitLoop() {
   let backoff = 0;
   while (!state.stopped && !state.closed) {
     const started = Date.now();

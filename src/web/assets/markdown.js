@@ -350,7 +350,7 @@ const MENTION_RE = /@([A-Za-z0-9-]{1,65})/y;
 
 // The URL only if it parses as http, https or mailto (URL parsing also strips the tabs,
 // newlines and case tricks that would hide another scheme).
-export function safeUrl(raw) {
+function safeUrl(raw) {
   try {
     const u = new URL(raw);
     if (u.protocol === "http:" || u.protocol === "https:" || u.protocol === "mailto:") return u;
@@ -466,7 +466,7 @@ function parseLink(text, i, codeEnd, nextClose) {
 
 // Inline content as a flat list of text, nodes and emphasis delimiter runs, then the runs
 // are matched (CommonMark's flanking rules, simplified) and the DOM is built.
-export function renderInline(text, into, known, inLink) {
+function renderInline(text, into, known, inLink) {
   const codeEnd = backtickRuns(text);
   // where the next "](" is, remembered so that many "[" stay linear
   let closeAt = -2;

@@ -52,7 +52,7 @@ export function renderStatus(s) {
   updateTitle();
 }
 
-export function renderRoster(s) {
+function renderRoster(s) {
   const ul = $("roster");
   ul.textContent = "";
   const list = (s.participants || []).filter((p) => !p.removed);

@@ -35,7 +35,7 @@ export function forgetToken() {
   token = null;
 }
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message || code || "request failed");
     this.status = status;

@@ -103,7 +103,7 @@ export function dayDivider(d) {
   return li;
 }
 
-export function insertRow(msg) {
+function insertRow(msg) {
   const li = buildRow(msg);
   const list = rowsEl();
   // Find the row to insert after (messages normally arrive in id order).
@@ -118,7 +118,7 @@ export function insertRow(msg) {
   state.rendered.set(msg.id, li);
 }
 
-export function trimRows() {
+function trimRows() {
   const list = rowsEl();
   let dropped = 0;
   while (state.rendered.size > MAX_ROWS) {
