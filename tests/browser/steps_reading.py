@@ -115,6 +115,12 @@ def step_markdown(d, c):
     check_layout(d, "markdown 375")
     d.screenshot("markdown-375x740")
     d.viewport(1280, 800)
+    # A reply's reference previews the original as plain text, without Markdown marks.
+    r = c.room.post(c.curly["token"], "noted", reply_to=m["id"])
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", r["id"], timeout=5, what="the reply")
+    preview = d.js("return document.querySelector('#m%d .ref-text').textContent" % r["id"])
+    assert preview.startswith("Release plan Ship it today, not tomorrow; maybe certainly."), preview
+    assert "*" not in preview and "#" not in preview and "Copy" not in preview, preview
     # Attacks: no script runs, no unsafe element or URL, and the inert links read as typed.
     ids = [c.room.post(c.mallory["token"], p)["id"] for p in MD_ATTACKS]
     st, v = c.room.api("POST", "brief", c.room.host_token, {"body": "1. first\n2. [x](javascript:window.__xss=48)\n\n```\ncode\n```\n" + MD_ATTACKS[5]})

@@ -5,11 +5,12 @@
 import { $ } from "./util.js";
 import { state } from "./state.js";
 import { nameOf } from "./timeline.js";
+import { plainText } from "./markdown.js";
 
 const SAY_CHARS = 160; // an announcement reads the start of a message, not all of it
 
 function plain(text) {
-  return String(text).replace(/\s+/g, " ").trim().slice(0, SAY_CHARS);
+  return plainText(text, SAY_CHARS);
 }
 
 // Live regions announce a change of their text; the same text twice in a row would be

@@ -3,7 +3,7 @@
 import { $, el, newClientId, hashHue } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
-import { knownAliases, renderRich } from "./markdown.js";
+import { knownAliases, renderRich, plainText } from "./markdown.js";
 import { nameOf, scrollToBottom, ingest, updateEmpty, rowsEl } from "./timeline.js";
 import { revealMessage } from "./history.js";
 import { showGate, setClosed } from "./screens.js";
@@ -117,7 +117,7 @@ function setReply(id) {
   }
   const m = state.byId.get(id);
   $("replying-text").textContent =
-    "Replying to #" + id + (m ? " · " + nameOf(m.from) + ": " + String(m.text).replace(/\s+/g, " ").slice(0, 80) : "");
+    "Replying to #" + id + (m ? " · " + nameOf(m.from) + ": " + plainText(m.text, 80) : "");
   box.hidden = false;
   $("input").focus();
 }

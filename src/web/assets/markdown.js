@@ -29,6 +29,16 @@ export function renderRich(text, into, known) {
   renderBlocks(lines, into, known || new Set(), 0);
 }
 
+// A message as one line of plain text (what it reads as, without the Markdown marks), for
+// previews: reply references, the reply chip, announcements.
+export function plainText(text, max) {
+  const box = document.createElement("div");
+  renderRich(String(text).slice(0, 4000), box, new Set());
+  for (const b of box.querySelectorAll("button")) b.remove();
+  for (const blk of box.querySelectorAll("div, li, h3, h4, h5, h6, blockquote, pre, tr")) blk.append(document.createTextNode(" "));
+  return box.textContent.replace(/\s+/g, " ").trim().slice(0, max);
+}
+
 // ---- blocks ----
 
 const FENCE_RE = /^( {0,3})(`{3,}|~{3,})(.*)$/;

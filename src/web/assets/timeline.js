@@ -3,7 +3,7 @@
 
 import { $, el, hashHue, fmtTime, fmtFull, fmtDay, parseTs, dayKey } from "./util.js";
 import { state, MAX_ROWS } from "./state.js";
-import { knownAliases, renderRich } from "./markdown.js";
+import { knownAliases, renderRich, plainText } from "./markdown.js";
 import { toast, updateTitle } from "./screens.js";
 import { loadBrief } from "./brief.js";
 import { dropPending } from "./composer.js";
@@ -73,7 +73,7 @@ export function buildRow(msg) {
       const refWho = el("span", "ref-who", nameOf(orig.from));
       refWho.dataset.alias = String(orig.from);
       ref.append(refWho);
-      ref.append(el("span", "ref-text", String(orig.text).replace(/\s+/g, " ").slice(0, 120)));
+      ref.append(el("span", "ref-text", plainText(orig.text, 120)));
     }
     ref.title = "Show message #" + msg.reply_to;
     body.append(ref);
