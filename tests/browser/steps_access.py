@@ -145,6 +145,7 @@ def step_keyboard(d, c):
     time.sleep(0.2)
     d.click("#tb-people")
     assert visible(d, "#rail"), "rail open"
+    assert_eq(d.js("return document.activeElement.id"), "rail", "focus moves into the rail that covers the timeline")
     d.keys(ESC)
     assert not visible(d, "#rail"), "Esc closes the rail"
     assert_eq(d.js("return document.activeElement.id"), "tb-people", "focus back on the rail's button")

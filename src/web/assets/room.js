@@ -28,7 +28,12 @@ function setRail(open) {
 function wireRail() {
   setRail(wide.matches);
   wide.addEventListener("change", () => setRail(wide.matches));
-  $("tb-people").addEventListener("click", () => setRail(!document.body.classList.contains("rail-open")));
+  $("tb-people").addEventListener("click", () => {
+    const open = !document.body.classList.contains("rail-open");
+    setRail(open);
+    // on a phone the rail covers the timeline: focus goes into it (Esc brings it back)
+    if (open && !wide.matches) $("rail").focus({ preventScroll: true });
+  });
   $("tb-brief").addEventListener("click", () => {
     setRail(true);
     $("brief").scrollIntoView({ block: "start" });
