@@ -269,6 +269,9 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
+    if let Some(before) = optional_number(&uri, "before_id")? {
+        return history_page(&s, &uri, before);
+    }
     let since = since_id(&uri)?;
     let limit = optional_number(&uri, "limit")?
         .map_or(PAGE_MESSAGES, |l| (l.max(1) as usize).min(PAGE_MESSAGES));
@@ -291,6 +294,34 @@ async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     };
     drop(room);
     Ok(ok_json(&page))
+}
+
+/// `GET /messages?before_id=N&limit=L`: the newest L (default 100, at most 1,000)
+/// messages with id < N, oldest first, for a reader scrolling back. It is a cursor of its
+/// own, so `since_id` or `tail` with it is 400 `invalid_cursor`. Reading old pages is not
+/// delivery: it never moves the reader's `read_through_id`.
+fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
+    if query_param(uri, "since_id").is_some() || query_param(uri, "tail").is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "before_id reads backwards and cannot be combined with since_id or tail",
+        ));
+    }
+    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, 1000)) as usize;
+    let room = s.room();
+    let (messages, has_more_before) = room
+        .log
+        .read_before(before, limit)
+        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    let body = json!({
+        "ok": true,
+        "room": room.id(),
+        "room_status": room.meta.status.as_str(),
+        "messages": messages,
+        "has_more_before": has_more_before,
+    });
+    drop(room);
+    Ok(ok_json(&body))
 }
 
 async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {

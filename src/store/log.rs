@@ -461,6 +461,19 @@ impl MessageLog {
         Ok(keys)
     }
 
+    /// The newest `n` messages with id < `before`, oldest first, and whether older ones
+    /// remain: one page of history read backwards (`GET /messages?before_id=`). Pages
+    /// older than the tail cache come from the file, through the offset index.
+    pub fn read_before(
+        &self,
+        before: u64,
+        n: usize,
+    ) -> Result<(Vec<Arc<StoredMessage>>, bool), StoreError> {
+        let to = self.index.partition_point(|e| e.id < before);
+        let from = to.saturating_sub(n);
+        Ok((self.read_entries(from, to)?, from > 0))
+    }
+
     /// The message with this id, if any.
     pub fn get(&self, id: u64) -> Result<Option<Arc<StoredMessage>>, StoreError> {
         let at = self.index.partition_point(|e| e.id < id);
@@ -632,5 +645,43 @@ mod tests {
         let all = log.read_every(0).unwrap();
         assert_eq!(all.len() as u64, n);
         assert!(all.windows(2).all(|w| w[0].msg.id + 1 == w[1].msg.id));
+    }
+
+    #[test]
+    fn pages_before_an_id_span_the_file_and_the_cache() {
+        let p = tmp("before");
+        let _ = std::fs::remove_file(&p);
+        let n = CACHE_MESSAGES as u64 + 50;
+        {
+            let (mut log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+            for id in 1..=n {
+                log.append(msg(id)).unwrap();
+            }
+        }
+        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        let ids = |before, k| {
+            let (page, more) = log.read_before(before, k).unwrap();
+            (page.iter().map(|m| m.msg.id).collect::<Vec<u64>>(), more)
+        };
+        // newest page: from the cache
+        assert_eq!(ids(n + 1, 3), (vec![n - 2, n - 1, n], true));
+        // a page across the cache's lower edge: file lines, then cached ones
+        let edge = n - CACHE_MESSAGES as u64; // the newest message only on disk
+        let (page, more) = ids(edge + 3, 5);
+        assert_eq!(page, (edge - 2..edge + 3).collect::<Vec<u64>>());
+        assert!(more);
+        assert_eq!(
+            log.read_before(edge + 3, 5).unwrap().0[0].msg.text,
+            format!("m{}", edge - 2)
+        );
+        // the oldest page says nothing older remains
+        assert_eq!(ids(4, 10), (vec![1, 2, 3], false));
+        assert_eq!(ids(4, 3), (vec![1, 2, 3], false));
+        assert_eq!(ids(5, 3), (vec![2, 3, 4], true));
+        assert_eq!(ids(1, 10), (vec![], false));
+        assert_eq!(ids(0, 10), (vec![], false));
+        // an id beyond the end reads the newest page
+        assert_eq!(ids(u64::MAX, 1), (vec![n], true));
+        let _ = std::fs::remove_file(&p);
     }
 }
