@@ -21,7 +21,7 @@ use crate::protocol::card::{render_card, wait_command};
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
+    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
     PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
 use crate::protocol::{
@@ -307,19 +307,16 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
             "before_id reads backwards and cannot be combined with since_id or tail",
         ));
     }
-    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, 1000)) as usize;
+    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
     let room = s.room();
-    let (messages, has_more_before) = room
-        .log
-        .read_before(before, limit)
-        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
-    let body = json!({
-        "ok": true,
-        "room": room.id(),
-        "room_status": room.meta.status.as_str(),
-        "messages": messages,
-        "has_more_before": has_more_before,
-    });
+    let (messages, has_more_before) = room.log.read_before(before, limit)?;
+    let body = HistoryPage {
+        ok: true,
+        room: room.id().to_string(),
+        room_status: room.meta.status,
+        messages,
+        has_more_before,
+    };
     drop(room);
     Ok(ok_json(&body))
 }

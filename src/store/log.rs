@@ -292,16 +292,8 @@ impl MessageLog {
     /// Where the cache should start in the index: the newest entries up to
     /// [`CACHE_MESSAGES`] and [`CACHE_BYTES`] (at least one).
     fn cache_start(&self) -> usize {
-        let mut bytes = 0usize;
-        let mut from = self.index.len();
-        while from > 0 && self.index.len() - from < CACHE_MESSAGES {
-            bytes += self.index[from - 1].len as usize;
-            if bytes > CACHE_BYTES && from < self.index.len() {
-                break;
-            }
-            from -= 1;
-        }
-        from
+        let len = self.index.len();
+        self.span_back(0, len, CACHE_MESSAGES, CACHE_BYTES)
     }
 
     pub fn path(&self) -> &Path {
@@ -409,6 +401,21 @@ impl MessageLog {
         self.read_entries(from, to)
     }
 
+    /// Where a span of entries that ends at index `to` starts: at most `n` entries back,
+    /// not below `floor`, within `max_bytes` of lines (but at least one entry).
+    fn span_back(&self, floor: usize, to: usize, n: usize, max_bytes: usize) -> usize {
+        let mut from = to;
+        let mut bytes = 0usize;
+        while from > floor && to - from < n {
+            bytes += self.index[from - 1].len as usize;
+            if bytes > max_bytes && from < to {
+                break;
+            }
+            from -= 1;
+        }
+        from
+    }
+
     /// Every message with id > `since`, oldest first, unpaged: for exports, which
     /// are the host's to ask for.
     pub fn read_every(&self, since: u64) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
@@ -421,16 +428,7 @@ impl MessageLog {
     pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let floor = self.index.partition_point(|e| e.id <= since);
         let to = self.index.len();
-        let mut from = to;
-        let mut bytes = 0usize;
-        while from > floor && to - from < n {
-            bytes += self.index[from - 1].len as usize;
-            if bytes > PAGE_BYTES && from < to {
-                break;
-            }
-            from -= 1;
-        }
-        self.read_entries(from, to)
+        self.read_entries(self.span_back(floor, to, n, PAGE_BYTES), to)
     }
 
     /// The `(from, client_msg_id, id)` of the newest messages that carry an idempotency
@@ -470,7 +468,7 @@ impl MessageLog {
         n: usize,
     ) -> Result<(Vec<Arc<StoredMessage>>, bool), StoreError> {
         let to = self.index.partition_point(|e| e.id < before);
-        let from = to.saturating_sub(n);
+        let from = self.span_back(0, to, n, PAGE_BYTES);
         Ok((self.read_entries(from, to)?, from > 0))
     }
 
