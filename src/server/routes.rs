@@ -21,8 +21,8 @@ use crate::protocol::card::{render_card, wait_command};
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
-    PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
+    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage,
+    PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
@@ -307,7 +307,8 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
             "before_id reads backwards and cannot be combined with since_id or tail",
         ));
     }
-    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
+    let limit =
+        optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
     let room = s.room();
     let (messages, has_more_before) = room.log.read_before(before, limit)?;
     let body = HistoryPage {

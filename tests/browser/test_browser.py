@@ -443,6 +443,10 @@ def step_rename_updates_rows(d, c):
     d.wait_for("return document.querySelector('#m' + arguments[0] + ' .who').textContent === 'Curly Quinn'", m["id"],
                timeout=10, what="the earlier row renamed")
     assert_eq(d.js("return document.querySelector('#m%d .ref-who').textContent" % r["id"]), "Curly Quinn", "reply reference renamed")
+    # A display name that differs from the alias shows the alias beside it (audit: look-alike
+    # names), drawn by CSS so the name itself stays plain text.
+    after = d.js("return getComputedStyle(document.querySelector('#m%d .who'), '::after').content" % m["id"])
+    assert "@curly" in after, after
 
 
 def step_two_tabs_one_wait(d, c):

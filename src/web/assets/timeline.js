@@ -25,7 +25,14 @@ export function renameSenders() {
   for (const n of document.querySelectorAll("#rows .who[data-alias], #rows .ref-who[data-alias], #pending .who[data-alias]")) {
     const name = nameOf(n.dataset.alias);
     if (n.textContent !== name) n.textContent = name;
+    markAlias(n);
   }
+}
+
+// A display name that is not the alias shows the alias beside it (drawn by CSS from
+// data-alias), so a look-alike name cannot pass for someone else.
+function markAlias(n) {
+  n.toggleAttribute("data-renamed", nameOf(n.dataset.alias) !== n.dataset.alias);
 }
 
 // ---- timeline ----
@@ -60,7 +67,10 @@ export function buildRow(msg) {
   }
   const who = el("span", "who c" + hashHue(String(msg.from)), isSystem ? "system" : nameOf(msg.from));
   who.title = isSystem ? "system" : "@" + msg.from + (state.roster.get(msg.from) ? " · " + state.roster.get(msg.from).kind : "");
-  if (!isSystem) who.dataset.alias = String(msg.from);
+  if (!isSystem) {
+    who.dataset.alias = String(msg.from);
+    markAlias(who);
+  }
 
   const body = el("div", "body");
   if (msg.reply_to) {
