@@ -625,9 +625,10 @@ mod tests {
         assert_eq!(ids, [1, 2, 3]);
     }
 
-    #[test]
-    fn reads_beyond_the_cache_come_from_disk() {
-        let p = tmp("big");
+    /// A log of 50 messages more than the cache holds, reopened (so the oldest are only
+    /// on disk); with its message count.
+    fn reopened_beyond_the_cache(name: &str) -> (MessageLog, u64) {
+        let p = tmp(name);
         let _ = std::fs::remove_file(&p);
         let n = CACHE_MESSAGES as u64 + 50;
         {
@@ -636,7 +637,12 @@ mod tests {
                 log.append(msg(id)).unwrap();
             }
         }
-        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        (MessageLog::open(&p, FsyncMode::Off).unwrap().0, n)
+    }
+
+    #[test]
+    fn reads_beyond_the_cache_come_from_disk() {
+        let (log, n) = reopened_beyond_the_cache("big");
         let got = log.read_since(10, 100).unwrap();
         assert_eq!(got.first().unwrap().msg.id, 11);
         assert_eq!(got.len(), 100);
@@ -647,16 +653,7 @@ mod tests {
 
     #[test]
     fn pages_before_an_id_span_the_file_and_the_cache() {
-        let p = tmp("before");
-        let _ = std::fs::remove_file(&p);
-        let n = CACHE_MESSAGES as u64 + 50;
-        {
-            let (mut log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
-            for id in 1..=n {
-                log.append(msg(id)).unwrap();
-            }
-        }
-        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        let (log, n) = reopened_beyond_the_cache("before");
         let ids = |before, k| {
             let (page, more) = log.read_before(before, k).unwrap();
             (page.iter().map(|m| m.msg.id).collect::<Vec<u64>>(), more)
