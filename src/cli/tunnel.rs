@@ -16,7 +16,7 @@ use crate::protocol::{DEFAULT_PORT, validate_room_id};
 use crate::store::RoomMeta;
 use crate::store::fsutil::{ensure_private_dir, read_json, write_private};
 use crate::tunnel::broker::{BrokerConfig, BrokerLimits, DEFAULT_BROKER_PORT};
-use crate::tunnel::client::{Emit, Event, TunnelConfig};
+use crate::tunnel::relay::{Emit, Event, Finish, TunnelConfig};
 use crate::tunnel::{TunnelError, random_token, read_key_file};
 
 #[derive(Subcommand, Debug)]
@@ -306,7 +306,6 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         target: target.trim_end_matches('/').to_string(),
         host_token: creds.token.clone(),
         host_key,
-        room_file: Some(ctx.home.room_dir(&creds.room).join("room.json")),
         state_file: Some(
             ctx.home
                 .root
@@ -327,14 +326,14 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         }
     });
     super::output::init_tracing();
-    let finish = runtime()?.block_on(crate::tunnel::client::run(cfg, emit))?;
+    let finish = runtime()?.block_on(crate::tunnel::relay::run(cfg, emit))?;
     ctx.print(
         &json!({"ok": true, "event": "stopped", "reason": finish.as_str(), "room": creds.room}),
         || match finish {
-            crate::tunnel::client::Finish::RoomClosed => {
+            Finish::RoomClosed => {
                 format!("agentgather: room {} is closed; tunnel stopped", creds.room)
             }
-            crate::tunnel::client::Finish::Signal => "agentgather: tunnel stopped".to_string(),
+            Finish::Signal => "agentgather: tunnel stopped".to_string(),
         },
     );
     Ok(())

@@ -4,15 +4,20 @@
 //! routes `https://<broker>/<slug>/…` through it to the room server, which sees ordinary
 //! loopback requests. The broker relays and stores no room data.
 //!
-//! - [`protocol`]: the frames both ends speak (pure data).
-//! - [`broker`]: the public relay, its limits, its privacy-preserving access log.
-//! - [`client`]: the host side: register, relay, reconnect, set and restore the room's
-//!   public URL.
+//! - [`protocol`]: the frames both ends speak, their one reader and writer, and the
+//!   typed codes of every refusal.
+//! - [`broker`]: the public side (`broker serve`): routing, its limits, its
+//!   privacy-preserving access log.
+//! - [`relay`]: the host side (`tunnel run`): register, relay, reconnect, set and restore
+//!   the room's public URL.
+//!
+//! Layering: this module speaks to a room server only over HTTP ([`crate::client`]); it
+//! never reads room files (`crate::store`) nor links the server (`crate::server`).
 
 pub mod broker;
-pub mod client;
 pub mod protocol;
 mod rate;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,33 +95,6 @@ pub fn read_key_file(path: &Path) -> Result<Vec<String>, TunnelError> {
         )));
     }
     Ok(keys)
-}
-
-/// The one task that writes a tunnel WebSocket, on either end: every other task queues
-/// frames on the returned sender, so no two writers interleave. It stops after a write
-/// fails or a Close frame is sent, then closes the sink.
-pub(crate) fn spawn_ws_writer<S>(
-    mut sink: S,
-) -> (
-    tokio::sync::mpsc::UnboundedSender<tokio_tungstenite::tungstenite::Message>,
-    tokio::task::JoinHandle<()>,
-)
-where
-    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin + Send + 'static,
-{
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    (tx, writer)
 }
 
 #[cfg(test)]
