@@ -1,7 +1,7 @@
 //! Public room links (SPEC §7). A room server binds loopback and refuses remote `Host`s;
 //! a laptop behind NAT has no inbound port anyway. So the host runs `tunnel run`, which
 //! keeps one outbound WebSocket to a `broker serve` on a public machine, and the broker
-//! routes `https://<broker>/<slug>/…` through it to the room server, which sees ordinary
+//! routes `https://<slug>.<broker domain>/…` through it to the room server, which sees ordinary
 //! loopback requests. The broker relays and stores no room data.
 //!
 //! - [`protocol`]: the frames both ends speak, their one reader and writer, and the

@@ -30,6 +30,8 @@ pub const TUNNEL_PATH: &str = "/_agentgather/tunnel";
 pub const HEALTH_PATH: &str = "/_agentgather/health";
 /// The route table, for an operator on the broker machine only (loopback, no proxy).
 pub const ROUTES_PATH: &str = "/_agentgather/routes";
+/// Caddy's on-demand TLS asks here whether a name is a room on this broker (operator only).
+pub const TLS_ASK_PATH: &str = "/_agentgather/tls-ask";
 /// The tag byte of a binary data frame.
 pub const DATA_FRAME: u8 = 1;
 /// Bodies travel in pieces of at most this many bytes.
@@ -50,8 +52,9 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "accept",
 ];
 
-/// Response headers that never cross a proxy hop (and cookies, which a shared broker
-/// origin must not carry from one room to another).
+/// Response headers that never cross a proxy hop, and those a host could use against
+/// its origin's later visitors: cookies, a service worker scope wider than its script,
+/// and wiping the origin's storage.
 pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
@@ -62,6 +65,8 @@ pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "upgrade",
     "proxy-authenticate",
     "set-cookie",
+    "service-worker-allowed",
+    "clear-site-data",
 ];
 
 /// The headers of `map` that `keep` lets through the tunnel, as name/value text pairs
@@ -350,6 +355,7 @@ codes! {
     IpRateLimited = "ip_rate_limited", 429;
     RouteRateLimited = "route_rate_limited", 429;
     BrokerFull = "broker_full", 503;
+    TooManyRoutes = "too_many_routes", 429;
     BrokerStarting = "broker_starting", 503;
     BrokerDraining = "broker_draining", 503;
     BrokerShutdown = "broker_shutdown", 503;
@@ -369,6 +375,7 @@ codes! {
     TargetTimeout = "target_timeout", 504;
     BadRequest = "bad_request", 400;
     Cancelled = "cancelled", 499;
+    ServiceWorkerRefused = "service_worker_refused", 403;
     Internal = "internal", 500;
 }
 
@@ -540,5 +547,7 @@ mod tests {
         assert!(forwards_response_header("content-security-policy"));
         assert!(!forwards_response_header("Set-Cookie"));
         assert!(!forwards_response_header("transfer-encoding"));
+        assert!(!forwards_response_header("Service-Worker-Allowed"));
+        assert!(!forwards_response_header("clear-site-data"));
     }
 }

@@ -2,6 +2,7 @@
 //! reclaim of one by its secret), and the reader loop that feeds a host's frames to its
 //! connection until it hangs up, goes silent, or loses the route.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,7 +80,7 @@ pub(super) fn upgrade(
                     Some(ws_config()),
                 )
                 .await;
-                host_connection(broker, ws, base).await;
+                host_connection(broker, ws, base, ip).await;
             }
             Err(e) => tracing::debug!(error = %e, "a tunnel upgrade failed"),
         }
@@ -98,7 +99,7 @@ fn register_required() -> ApiError {
 }
 
 /// One host connection, from registration to hang-up.
-async fn host_connection<S>(b: Arc<Broker>, ws: WebSocketStream<S>, base: String)
+async fn host_connection<S>(b: Arc<Broker>, ws: WebSocketStream<S>, base: String, ip: IpAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -119,6 +120,7 @@ where
                 reclaim,
             })) => {
                 let claim = Claim {
+                    ip,
                     version,
                     slug: &slug,
                     host_key: host_key.as_deref(),
@@ -152,34 +154,59 @@ where
 
 /// What a register frame asks for.
 struct Claim<'a> {
+    /// The client address the host connected from.
+    ip: IpAddr,
     version: u32,
     slug: &'a str,
     host_key: Option<&'a str>,
     reclaim: Option<&'a RouteCredentials>,
 }
 
-/// The checks before any route is looked at: version, slug, operator key.
-fn check_claim(b: &Broker, claim: &Claim<'_>) -> Result<(), ApiError> {
+/// The checks before any route is looked at: version, slug, operator key. Returns which
+/// operator key the host presented (when the broker has keys).
+fn check_claim(b: &Broker, claim: &Claim<'_>) -> Result<Option<usize>, ApiError> {
     if claim.version != PROTOCOL_VERSION {
         return Err(Code::UnsupportedVersion.error(format!(
             "this broker speaks tunnel protocol {PROTOCOL_VERSION}; update agentgather"
         )));
     }
     validate_slug(claim.slug).map_err(|e| Code::InvalidSlug.error(e.to_string()))?;
-    if !b.key_hashes.is_empty() {
-        match claim.host_key {
-            None => {
-                return Err(Code::HostKeyRequired.error(
-                    "this broker only registers hosts with an operator key (--host-key-file)",
-                ));
-            }
-            Some(k) if !b.key_ok(k) => {
-                return Err(
-                    Code::HostKeyInvalid.error("the operator key is not accepted by this broker")
-                );
-            }
-            Some(_) => {}
-        }
+    if b.key_hashes.is_empty() {
+        return Ok(None);
+    }
+    let Some(key) = claim.host_key else {
+        return Err(Code::HostKeyRequired
+            .error("this broker only registers hosts with an operator key (--host-key-file)"));
+    };
+    match b.key_index(key) {
+        Some(i) => Ok(Some(i)),
+        None => Err(Code::HostKeyInvalid.error("the operator key is not accepted by this broker")),
+    }
+}
+
+/// The per-address and per-key caps on live and reserved routes, so that a few
+/// addresses cannot fill the route table.
+fn check_owner_caps(
+    b: &Broker,
+    routes: &HashMap<String, Arc<Route>>,
+    ip: IpAddr,
+    key: Option<usize>,
+) -> Result<(), ApiError> {
+    let l = &b.cfg.limits;
+    let (mut by_ip, mut by_key) = (0usize, 0usize);
+    for r in routes.values() {
+        by_ip += usize::from(r.owner_ip == ip);
+        by_key += usize::from(key.is_some() && r.owner_key == key);
+    }
+    if by_ip >= l.max_routes_per_address {
+        return Err(Code::TooManyRoutes.error(format!(
+            "this address holds {by_ip} room links, the most this broker allows; release one first"
+        )));
+    }
+    if by_key >= l.max_routes_per_key {
+        return Err(Code::TooManyRoutes.error(format!(
+            "this operator key holds {by_key} room links, the most this broker allows"
+        )));
     }
     Ok(())
 }
@@ -195,7 +222,7 @@ fn register(
     claim: Claim<'_>,
     base: &str,
 ) -> Result<Arc<Route>, ApiError> {
-    check_claim(b, &claim)?;
+    let key = check_claim(b, &claim)?;
     let slug = claim.slug;
     let mut routes = b.routes();
     if let Some(existing) = routes.get(slug).cloned() {
@@ -237,6 +264,7 @@ fn register(
     if routes.len() >= b.cfg.limits.max_routes {
         return Err(Code::BrokerFull.error("this broker holds as many routes as it may; try later"));
     }
+    check_owner_caps(b, &routes, claim.ip, key)?;
     let lifetime_end = now_wall.saturating_add(b.cfg.limits.max_lifetime.as_millis() as i64);
     let reclaimed = returning.is_some();
     let (creds, expires_at_ms) = match returning {
@@ -247,7 +275,8 @@ fn register(
             (c, lifetime_end)
         }
     };
-    let route = new_route(b, slug, &creds, conn, now_wall, expires_at_ms);
+    let owner = (claim.ip, key);
+    let route = new_route(b, slug, &creds, conn, owner, (now_wall, expires_at_ms));
     routes.insert(slug.to_string(), route.clone());
     drop(routes);
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
@@ -265,14 +294,17 @@ fn new_route(
     slug: &str,
     creds: &RouteCredentials,
     conn: &Arc<HostConn>,
-    now_wall: i64,
-    expires_at_ms: i64,
+    (owner_ip, owner_key): (IpAddr, Option<usize>),
+    (now_wall, expires_at_ms): (i64, i64),
 ) -> Arc<Route> {
     let l = &b.cfg.limits;
     let now = Instant::now();
     let left = Duration::from_millis(expires_at_ms.saturating_sub(now_wall).max(0) as u64);
     Arc::new(Route {
         slug: slug.to_string(),
+        owner_ip,
+        owner_key,
+        shares: std::sync::Mutex::new(HashMap::new()),
         hash: b.route_hash(slug),
         id: creds.route_id.clone(),
         secret_hash: digest(&creds.route_secret),

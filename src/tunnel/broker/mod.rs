@@ -1,6 +1,8 @@
 //! `broker serve`: the public half of a room link. It runs on a machine with a public
-//! name, behind a TLS proxy, and routes `https://<broker>/<slug>/…` to whichever host
-//! holds `<slug>` over that host's one outbound WebSocket (see [`super::protocol`]).
+//! name, behind a TLS proxy, and routes `https://<slug>.<broker domain>/…` to whichever
+//! host holds `<slug>` over that host's one outbound WebSocket (see [`super::protocol`]).
+//! Each room is its own web origin ([`Routing::Host`]); the shared-origin path routing is
+//! only there behind the operator's explicit `--path-routing`.
 //!
 //! Why it is built like this:
 //! - It holds no room data. Requests and answers stream through in chunks; the only
@@ -64,9 +66,16 @@ pub struct BrokerLimits {
     pub max_response: u64,
     pub idle_timeout: Duration,
     pub max_lifetime: Duration,
+    /// Requests per minute per address without a token (and with one the room refused).
     pub ip_requests_per_min: u32,
+    /// Requests per minute per address with a token.
+    pub ip_authed_requests_per_min: u32,
     pub route_requests_per_min: u32,
     pub max_routes: usize,
+    /// Live and reserved routes one client address may hold.
+    pub max_routes_per_address: usize,
+    /// Live and reserved routes one operator key may hold.
+    pub max_routes_per_key: usize,
 }
 
 impl Default for BrokerLimits {
@@ -79,10 +88,26 @@ impl Default for BrokerLimits {
             idle_timeout: Duration::from_secs(15 * 60),
             max_lifetime: Duration::from_secs(8 * 60 * 60),
             ip_requests_per_min: 60,
+            ip_authed_requests_per_min: 600,
             route_requests_per_min: 6_000,
             max_routes: 1_000,
+            max_routes_per_address: 10,
+            max_routes_per_key: 200,
         }
     }
+}
+
+/// How the broker finds the room a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// `https://<slug>.<broker domain>/…`: one web origin per room, so no room's page can
+    /// read another room's storage, register a service worker over it, or share its Web
+    /// Lock and BroadcastChannel (wildcard DNS and certificate, or on-demand TLS).
+    #[default]
+    Host,
+    /// `https://<broker>/<slug>/…`: every room on the broker shares one origin. Only
+    /// behind the operator's explicit `--path-routing`.
+    Path,
 }
 
 /// How `broker serve` runs.
@@ -90,6 +115,7 @@ impl Default for BrokerLimits {
 pub struct BrokerConfig {
     pub host: IpAddr,
     pub port: u16,
+    pub routing: Routing,
     /// The public base URL (`https://broker.example`); default: from each host's request.
     pub public_url: Option<String>,
     /// Operator keys; when any are set, only hosts presenting one may register.
@@ -118,6 +144,7 @@ impl std::fmt::Debug for BrokerConfig {
         f.debug_struct("BrokerConfig")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("routing", &self.routing)
             .field("public_url", &self.public_url)
             .field("host_keys", &self.host_keys.len())
             .field("limits", &self.limits)
@@ -131,6 +158,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: DEFAULT_BROKER_PORT,
+            routing: Routing::Host,
             public_url: None,
             host_keys: Vec::new(),
             limits: BrokerLimits::default(),
@@ -150,7 +178,10 @@ impl Default for BrokerConfig {
 struct Broker {
     cfg: BrokerConfig,
     routes: Mutex<HashMap<String, Arc<Route>>>,
+    /// Requests without a token, and those the room refused (401/403/410), per address.
     ips: IpLimiter,
+    /// Requests with a token, per address.
+    ips_authed: IpLimiter,
     hash_key: [u8; 32],
     key_hashes: Vec<[u8; 32]>,
     next_conn: AtomicU64,
@@ -180,11 +211,25 @@ impl Broker {
             .collect()
     }
 
-    fn key_ok(&self, key: &str) -> bool {
+    /// Which operator key `key` is (constant time), if any.
+    fn key_index(&self, key: &str) -> Option<usize> {
         let k: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         self.key_hashes
             .iter()
-            .fold(false, |ok, h| ok | bool::from(h.ct_eq(&k)))
+            .enumerate()
+            .fold(None, |found, (i, h)| {
+                if bool::from(h.ct_eq(&k)) {
+                    Some(i)
+                } else {
+                    found
+                }
+            })
+    }
+
+    /// The most of a route's request rate one address may use: half, so one address
+    /// alone never starves the route's other participants.
+    fn route_share(&self) -> u32 {
+        (self.cfg.limits.route_requests_per_min / 2).max(1)
     }
 
     fn heartbeat(&self) -> Duration {
@@ -234,9 +279,47 @@ impl Broker {
         }
     }
 
-    /// The room's public URL under `base`.
+    /// The room's public URL under `base`: its own origin, or a path on the broker's.
     fn room_url(&self, base: &str, slug: &str) -> String {
-        format!("{base}/{slug}")
+        match (self.cfg.routing, base.split_once("://")) {
+            (Routing::Host, Some((scheme, authority))) => format!("{scheme}://{slug}.{authority}"),
+            _ => format!("{base}/{slug}"),
+        }
+    }
+
+    /// The broker's own host name (no port), when `--public-url` names it.
+    fn domain(&self) -> Option<String> {
+        let url = self.cfg.public_url.as_deref()?;
+        let authority = url.split_once("://")?.1.split('/').next()?;
+        Some(host_name(authority).to_ascii_lowercase())
+    }
+
+    /// The slug a `Host` names under host routing: `<slug>.<broker domain>`. Without
+    /// `--public-url` the broker's domain is whatever follows the first label.
+    fn slug_of_host(&self, host: &str) -> Option<String> {
+        let name = host_name(host).to_ascii_lowercase();
+        let (slug, rest) = name.split_once('.')?;
+        let ok = match self.domain() {
+            Some(d) => rest.trim_end_matches('.') == d,
+            None => !rest.is_empty(),
+        };
+        (ok && super::protocol::validate_slug(slug).is_ok()).then(|| slug.to_string())
+    }
+
+    /// The slug a request is for and the path left for the room server.
+    fn route_of(&self, headers: &HeaderMap, path: &str) -> Option<(String, String)> {
+        match self.cfg.routing {
+            Routing::Path => {
+                let (slug, rest) = super::protocol::split_slug(path)?;
+                super::protocol::validate_slug(slug).ok()?;
+                Some((slug.to_string(), rest.to_string()))
+            }
+            Routing::Host => {
+                let host = headers.get(header::HOST)?.to_str().ok()?;
+                let slug = self.slug_of_host(host)?;
+                Some((slug, path.to_string()))
+            }
+        }
     }
 
     fn event(&self, event: &str, route: &str, extra: serde_json::Value) {
@@ -283,6 +366,14 @@ impl Broker {
     }
 }
 
+/// `host[:port]` without the port (IPv6 literals keep their brackets).
+fn host_name(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
 fn valid_authority(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
@@ -318,6 +409,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     let max_connections = cfg.max_connections;
     let b = Arc::new(Broker {
         ips: IpLimiter::new(cfg.limits.ip_requests_per_min),
+        ips_authed: IpLimiter::new(cfg.limits.ip_authed_requests_per_min),
         cfg,
         routes: Mutex::new(HashMap::new()),
         hash_key,
@@ -327,6 +419,11 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         started: Instant::now(),
         local_url: format!("http://{local}"),
     });
+    if b.cfg.routing == Routing::Path {
+        eprintln!(
+            "agentgather: warning: --path-routing: every room on this broker shares one web origin, so a host's page can read what other rooms' pages keep in the browser; prefer https://<slug>.<domain> (docs/deploy-broker.md)"
+        );
+    }
     eprintln!(
         "agentgather: broker listening on {local}; public URL {}; {}; ctrl-c or SIGTERM drains and stops",
         b.cfg
@@ -394,6 +491,63 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn broker(routing: Routing, public_url: Option<&str>) -> Broker {
+        Broker {
+            cfg: BrokerConfig {
+                routing,
+                public_url: public_url.map(str::to_string),
+                ..BrokerConfig::default()
+            },
+            routes: Mutex::new(HashMap::new()),
+            ips: IpLimiter::new(1),
+            ips_authed: IpLimiter::new(1),
+            hash_key: [0; 32],
+            key_hashes: Vec::new(),
+            next_conn: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+            started: Instant::now(),
+            local_url: "http://127.0.0.1:1".into(),
+        }
+    }
+
+    fn host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, h.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn host_routing_gives_each_room_its_own_origin() {
+        let b = broker(Routing::Host, Some("https://rooms.example.com"));
+        assert_eq!(
+            b.room_url("https://rooms.example.com", "demo"),
+            "https://demo.rooms.example.com"
+        );
+        let r = b.route_of(&host("Demo.Rooms.Example.com:443"), "/wait");
+        assert_eq!(r, Some(("demo".into(), "/wait".into())));
+        assert_eq!(b.route_of(&host("rooms.example.com"), "/demo/wait"), None);
+        assert_eq!(b.route_of(&host("a.b.rooms.example.com"), "/"), None);
+        assert_eq!(b.route_of(&host("demo.evil.example"), "/"), None);
+        assert_eq!(b.route_of(&host("_x.rooms.example.com"), "/"), None);
+        let open = broker(Routing::Host, None);
+        assert_eq!(
+            open.route_of(&host("demo.localhost:8799"), "/"),
+            Some(("demo".into(), "/".into()))
+        );
+        assert_eq!(open.route_of(&host("localhost:8799"), "/"), None);
+    }
+
+    #[test]
+    fn path_routing_is_the_old_shared_origin() {
+        let b = broker(Routing::Path, Some("https://rooms.example.com"));
+        assert_eq!(
+            b.room_url("https://rooms.example.com", "demo"),
+            "https://rooms.example.com/demo"
+        );
+        let r = b.route_of(&host("rooms.example.com"), "/demo/wait");
+        assert_eq!(r, Some(("demo".into(), "/wait".into())));
+    }
 
     #[test]
     fn authorities_are_plain() {

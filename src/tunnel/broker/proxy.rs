@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -16,17 +16,16 @@ use hyper::{Request, StatusCode};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-use super::Broker;
 use super::conn::{Chunk, Head, HostConn};
 use super::refusal::{
     Access, Refusal, draining, host_disconnected, host_failure, ip_limited, not_found,
     request_too_large, response_too_large, unavailable,
 };
 use super::route::Route;
+use super::{Broker, Routing};
 use crate::tunnel::protocol::{
-    BrokerFrame, CHUNK_BYTES, Code, HEALTH_PATH, PROTOCOL_VERSION, ROUTES_PATH, TUNNEL_PATH,
-    forwards_request_header, forwards_response_header, header_pairs, path_class, split_slug,
-    validate_slug,
+    BrokerFrame, CHUNK_BYTES, Code, HEALTH_PATH, PROTOCOL_VERSION, ROUTES_PATH, TLS_ASK_PATH,
+    TUNNEL_PATH, forwards_request_header, forwards_response_header, header_pairs, path_class,
 };
 
 enum Outcome {
@@ -72,6 +71,14 @@ pub(super) async fn handle(
                 "status": if b.draining() { "draining" } else { "serving" },
             });
             Ok(json_response(body.to_string(), false))
+        }
+        TLS_ASK_PATH => {
+            log.class = "admin";
+            if operator_on_this_machine(peer, req.headers()) {
+                tls_ask(&b, &req)
+            } else {
+                Err(not_found())
+            }
         }
         ROUTES_PATH => {
             log.class = "admin";
@@ -137,11 +144,28 @@ fn operator_on_this_machine(peer: SocketAddr, headers: &HeaderMap) -> bool {
 }
 
 /// The route a request names and the path left for the room server.
-fn find_route(b: &Broker, path: &str) -> Option<(Arc<Route>, String)> {
-    let (slug, rest) = split_slug(path)?;
-    validate_slug(slug).ok()?;
-    let route = b.routes().get(slug).cloned()?;
-    Some((route, rest.to_string()))
+fn find_route(b: &Broker, req: &Request<Incoming>) -> Option<(Arc<Route>, String)> {
+    let (slug, rest) = b.route_of(req.headers(), req.uri().path())?;
+    let route = b.routes().get(&slug).cloned()?;
+    Some((route, rest))
+}
+
+/// On-demand TLS (Caddy's `ask`): may the proxy get a certificate for `domain`? Only for
+/// the name of a route this broker holds, so nobody makes it request certificates for
+/// names of their choosing.
+fn tls_ask(b: &Broker, req: &Request<Incoming>) -> Result<Outcome, Refusal> {
+    let domain = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("domain="))
+        .ok_or_else(not_found)?;
+    let slug = b.slug_of_host(domain).ok_or_else(not_found)?;
+    if b.cfg.routing != Routing::Host || !b.routes().contains_key(&slug) {
+        return Err(not_found());
+    }
+    Ok(json_response(json!({"ok": true}).to_string(), true))
 }
 
 /// `/<slug>` → `/<slug>/`, relative, so the browser room's relative URLs resolve under
@@ -161,13 +185,11 @@ fn slug_redirect(route: &Route, req: &Request<Incoming>) -> Result<Outcome, Refu
 
 type Permits = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
 
-/// The route's rate, concurrency and wait limits, in that order.
-fn admit(b: &Broker, route: &Route, class: &str) -> Result<Permits, Refusal> {
+/// The route's rate (the address's share, then the route's), concurrency and wait limits,
+/// in that order.
+fn admit(b: &Broker, route: &Route, ip: IpAddr, class: &str) -> Result<Permits, Refusal> {
     route
-        .rate
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take(b.cfg.limits.route_requests_per_min, Instant::now())
+        .take_rate(ip, b.route_share(), b.cfg.limits.route_requests_per_min)
         .map_err(|wait| {
             Refusal::new(
                 Code::RouteRateLimited,
@@ -205,11 +227,17 @@ async fn route_request(
     if b.draining() {
         return Err(draining());
     }
+    // Every request counts against its address: without a token at the strict rate;
+    // with one at a higher rate, as long as the address has not used up the strict one
+    // with tokens the room refused (those are charged to it below).
     let authed = req.headers().contains_key(header::AUTHORIZATION);
-    if !authed {
+    if authed {
+        b.ips.peek(ip).map_err(ip_limited)?;
+        b.ips_authed.take(ip).map_err(ip_limited)?;
+    } else {
         b.ips.take(ip).map_err(ip_limited)?;
     }
-    let Some((route, rest)) = find_route(b, req.uri().path()) else {
+    let Some((route, rest)) = find_route(b, &req) else {
         // Every miss counts against the address, token or not: probing slugs is not free.
         if authed {
             b.ips.take(ip).map_err(ip_limited)?;
@@ -224,7 +252,15 @@ async fn route_request(
     if rest.is_empty() {
         return slug_redirect(&route, &req);
     }
-    let permits = admit(b, &route, log.class)?;
+    if req.headers().contains_key("service-worker") {
+        // A room never needs a service worker, and one registered by a hostile host's
+        // page could intercept what the browser later sends to that origin.
+        return Err(Refusal::new(
+            Code::ServiceWorkerRefused,
+            "this broker serves no service worker scripts",
+        ));
+    }
+    let permits = admit(b, &route, ip, log.class)?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -237,6 +273,10 @@ async fn route_request(
     route.touch();
     let is_head = req.method() == hyper::Method::HEAD;
     let (stream, head, body_rx) = send_request(b, &conn, req, rest, log).await?;
+    if authed && matches!(head.status, 401 | 403 | 410) {
+        // A token the room refused buys nothing: charged like a request without one.
+        b.ips.charge(ip);
+    }
     answer(b, route, stream, head, body_rx, is_head, permits, log)
 }
 

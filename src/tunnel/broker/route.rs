@@ -23,6 +23,11 @@ pub(super) struct RouteState {
 /// One slug's route.
 pub(super) struct Route {
     pub slug: String,
+    /// Who registered it: the client address, and the operator key when keys are on.
+    pub owner_ip: std::net::IpAddr,
+    pub owner_key: Option<usize>,
+    /// Each address's share of the route's request rate.
+    pub shares: Mutex<std::collections::HashMap<std::net::IpAddr, Bucket>>,
     pub hash: String,
     pub id: String,
     pub secret_hash: [u8; 32],
@@ -99,6 +104,34 @@ impl Route {
         })
     }
 
+    /// Takes one request from `ip`'s share of the route's rate, then from the route's.
+    pub fn take_rate(
+        &self,
+        ip: std::net::IpAddr,
+        share: u32,
+        per_minute: u32,
+    ) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(share, now))
+            .take(share, now)?;
+        self.rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(per_minute, now)
+    }
+
+    /// Forgets the shares of addresses that have not used the route for a while.
+    pub fn sweep_shares(&self, share: u32, now: Instant) {
+        self.shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| !b.is_full(share, now));
+    }
+
     /// Why the route should end now, if it should.
     pub fn expiry(&self, now: Instant, idle: Duration) -> Option<(Code, &'static str)> {
         if now >= self.expires_at {
@@ -144,6 +177,11 @@ pub(super) async fn reap(b: Arc<Broker>) {
         }
         if last_sweep.elapsed() > Duration::from_secs(60) {
             b.ips.sweep();
+            b.ips_authed.sweep();
+            let share = b.route_share();
+            for r in b.routes().values() {
+                r.sweep_shares(share, now);
+            }
             last_sweep = Instant::now();
         }
     }
