@@ -563,3 +563,71 @@ fn one_address_or_key_cannot_fill_the_route_table() {
     let (f, _ws) = register_from(keyed.port, "198.51.100.31", "k-3", Some("key-two"));
     assert_eq!(f["type"], "registered", "{f}");
 }
+
+// ---------------------------------------------------------------------------------------
+// A slug whose host is away stays its host's.
+
+fn route_status(port: u16, slug: &str) -> Option<String> {
+    let table = Req::get("/_agentgather/routes").send(port).json();
+    table["routes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["slug"] == slug)
+        .and_then(|r| r["status"].as_str().map(str::to_string))
+}
+
+#[test]
+fn an_idle_slug_stays_with_its_host_across_restarts() {
+    let room = TestRoom::start("abuse-asleep");
+    let mut broker = Broker::start(&room.home, &["--idle-timeout", "1s", "--ip-rate", "1000"]);
+    let port = broker.port;
+    let mut t = tunnel(&room.home, &broker.url(), "asleep", &[]);
+    t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    let alice = room.invite_http("alice", "agent");
+
+    // The laptop sleeps: its tunnel is gone without a word, and the route idles out.
+    t.kill();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while route_status(port, "asleep").as_deref() != Some("reserved") {
+        assert!(Instant::now() < deadline, "the route never idled out");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The replay: someone registers the slug at once, to receive the participants' next
+    // requests with their tokens. Refused; and those requests reach no one.
+    let (f, _ws) = register_from(port, "198.51.100.80", "asleep", None);
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("refused"), Some("route_slug_taken")),
+        "{f}"
+    );
+    let since = room.last_id();
+    let r = via(
+        port,
+        "asleep",
+        Req::get(&format!("/wait?participant=alice&since_id={since}")).token(&alice.token),
+    );
+    assert_error_resp(&r, 404, "not_found");
+
+    // The same after the broker restarts (its record of held slugs survives the crash).
+    let kept = room.home.home.join("broker").join("routes");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&kept).is_ok_and(|t| t.len() > 30) {
+        assert!(Instant::now() < deadline, "no record of the held slugs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.crash_and_restart(&room.home);
+    let (f, _ws) = register_from(port, "198.51.100.80", "asleep", None);
+    assert_eq!(f["code"], "route_slug_taken", "{f}");
+    let (f, _fresh) = register_from(port, "198.51.100.81", "fresh", None);
+    assert_eq!(
+        f["type"], "registered",
+        "a fresh slug waits for no grace: {f}"
+    );
+
+    // The host wakes up: its saved route secret takes its slug back.
+    let t = tunnel(&room.home, &broker.url(), "asleep", &[]);
+    let back = t.wait_event("registered", 1, Duration::from_secs(15));
+    assert_eq!(back["reclaimed"], true, "{back}");
+    assert_eq!(back["public_url"], room_origin("asleep").as_str());
+    wait_route_up(port, "asleep", &alice.token, Duration::from_secs(10));
+}

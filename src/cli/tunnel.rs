@@ -205,6 +205,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         restart_grace: a.restart_grace,
         route_key,
         routes_may_return,
+        state_file: Some(ctx.home.root.join("broker").join("routes")),
         ..BrokerConfig::default()
     };
     super::output::init_tracing();

@@ -76,6 +76,28 @@ pub(crate) fn random_token(prefix: &str, bytes: usize) -> Result<String, TunnelE
     ))
 }
 
+/// Writes `bytes` to `path` whole and private (0600), through a temporary file.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Operator keys from a file: one per line; blank lines and `#` comments are skipped.
 pub fn read_key_file(path: &Path) -> Result<Vec<String>, TunnelError> {
     let text = std::fs::read_to_string(path).map_err(|source| TunnelError::KeyFile {

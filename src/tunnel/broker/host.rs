@@ -211,6 +211,11 @@ fn check_owner_caps(
     Ok(())
 }
 
+fn slug_taken() -> ApiError {
+    Code::RouteSlugTaken
+        .error("this slug is in use by another host, or kept for it; pick another --subdomain")
+}
+
 fn auth_failed() -> ApiError {
     Code::RouteAuthFailed.error("the route secret does not match this route")
 }
@@ -241,8 +246,7 @@ fn register(
                 Ok(existing)
             }
             Some(_) => Err(auth_failed()),
-            None => Err(Code::RouteSlugTaken
-                .error("this slug is in use by another host; pick another --subdomain")),
+            None => Err(slug_taken()),
         };
     }
     // A route from before a restart: its secret proves it with no state kept, and its id
@@ -256,7 +260,12 @@ fn register(
         return Err(Code::RouteLifetimeExpired
             .error("this route reached the broker's maximum lifetime; start the tunnel again"));
     }
-    if returning.is_none() && b.cfg.routes_may_return && b.started.elapsed() < b.cfg.restart_grace {
+    if returning.is_none() && b.reserved.held_before(slug) {
+        // Held by a route of an earlier process that has not reached its lifetime.
+        return Err(slug_taken());
+    }
+    let no_record = b.cfg.routes_may_return && !b.reserved.loaded;
+    if returning.is_none() && no_record && b.started.elapsed() < b.cfg.restart_grace {
         return Err(Code::BrokerStarting.error(
             "the broker just restarted and its hosts are reclaiming their links; retry in a few seconds",
         ));
@@ -279,6 +288,7 @@ fn register(
     let route = new_route(b, slug, &creds, conn, owner, (now_wall, expires_at_ms));
     routes.insert(slug.to_string(), route.clone());
     drop(routes);
+    b.reserved.taken_back(slug);
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
     let event = if reclaimed {
         "route_reclaimed"
@@ -318,6 +328,7 @@ fn new_route(
         state: std::sync::Mutex::new(RouteState {
             conn: Some(conn.clone()),
             last_seen: now,
+            ended: false,
         }),
     })
 }

@@ -31,6 +31,7 @@ mod conn;
 mod host;
 mod proxy;
 mod refusal;
+mod reserve;
 mod route;
 mod secrets;
 
@@ -134,9 +135,11 @@ pub struct BrokerConfig {
     /// Derives route secrets, so that a restarted broker can verify a host's reclaim of
     /// the route it held before (keep the key across restarts). None: random secrets.
     pub route_key: Option<Vec<u8>>,
-    /// The key outlived an earlier broker process: during the restart grace only
-    /// reclaims may register, so nobody can take a slug its host is coming back for.
+    /// The key outlived an earlier broker process: if that process left no record of its
+    /// slugs (`state_file`), only reclaims may register during the restart grace.
     pub routes_may_return: bool,
+    /// Where the slugs held (and until when) are kept across restarts, by MAC only.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -170,6 +173,7 @@ impl Default for BrokerConfig {
             max_connections: 8192,
             route_key: None,
             routes_may_return: false,
+            state_file: None,
         }
     }
 }
@@ -178,6 +182,7 @@ impl Default for BrokerConfig {
 struct Broker {
     cfg: BrokerConfig,
     routes: Mutex<HashMap<String, Arc<Route>>>,
+    reserved: reserve::Reservations,
     /// Requests without a token, and those the room refused (401/403/410), per address.
     ips: IpLimiter,
     /// Requests with a token, per address.
@@ -338,6 +343,7 @@ impl Broker {
             .is_some_and(|r| Arc::ptr_eq(r, route))
         {
             routes.remove(&route.slug);
+            self.reserved.changed();
             true
         } else {
             false
@@ -347,6 +353,9 @@ impl Broker {
     /// Tells every host the broker is going away; returns the requests still in flight.
     fn close_all(&self) -> usize {
         let routes: Vec<Arc<Route>> = self.routes().drain().map(|(_, r)| r).collect();
+        // Their slugs stay reserved for their hosts across the restart.
+        self.reserved.changed();
+        self.reserved.save(&routes);
         let mut busy = 0usize;
         for route in routes {
             if let Some(conn) = route.take_conn() {
@@ -407,7 +416,9 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         .map(|k| Sha256::digest(k.as_bytes()).into())
         .collect();
     let max_connections = cfg.max_connections;
+    let reserved = reserve::Reservations::load(cfg.state_file.clone(), cfg.route_key.clone());
     let b = Arc::new(Broker {
+        reserved,
         ips: IpLimiter::new(cfg.limits.ip_requests_per_min),
         ips_authed: IpLimiter::new(cfg.limits.ip_authed_requests_per_min),
         cfg,
@@ -500,6 +511,7 @@ mod tests {
                 ..BrokerConfig::default()
             },
             routes: Mutex::new(HashMap::new()),
+            reserved: reserve::Reservations::load(None, None),
             ips: IpLimiter::new(1),
             ips_authed: IpLimiter::new(1),
             hash_key: [0; 32],

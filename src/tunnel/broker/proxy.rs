@@ -147,7 +147,8 @@ fn operator_on_this_machine(peer: SocketAddr, headers: &HeaderMap) -> bool {
 fn find_route(b: &Broker, req: &Request<Incoming>) -> Option<(Arc<Route>, String)> {
     let (slug, rest) = b.route_of(req.headers(), req.uri().path())?;
     let route = b.routes().get(&slug).cloned()?;
-    Some((route, rest))
+    // An ended route is gone for participants (its slug is only kept for its host).
+    (!route.is_ended()).then_some((route, rest))
 }
 
 /// On-demand TLS (Caddy's `ask`): may the proxy get a certificate for `domain`? Only for

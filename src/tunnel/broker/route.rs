@@ -18,6 +18,8 @@ use crate::tunnel::rate::Bucket;
 pub(super) struct RouteState {
     pub conn: Option<Arc<HostConn>>,
     pub last_seen: Instant,
+    /// Idle past the timeout: ended for participants, the slug reserved for its secret.
+    pub ended: bool,
 }
 
 /// One slug's route.
@@ -65,6 +67,7 @@ impl Route {
     pub fn attach(&self, conn: Arc<HostConn>) -> Option<Arc<HostConn>> {
         let mut st = self.state();
         st.last_seen = Instant::now();
+        st.ended = false;
         st.conn.replace(conn)
     }
 
@@ -81,22 +84,43 @@ impl Route {
         self.state().conn.take()
     }
 
+    pub fn is_ended(&self) -> bool {
+        self.state().ended
+    }
+
+    /// Ends the route for participants, keeping the slug for its secret; returns the
+    /// connection that served it.
+    pub fn end(&self) -> Option<Arc<HostConn>> {
+        let mut st = self.state();
+        st.ended = true;
+        st.conn.take()
+    }
+
     pub fn touch(&self) {
         self.state().last_seen = Instant::now();
     }
 
     /// Everything the broker holds about this route (the route table view).
     pub fn metadata(&self) -> serde_json::Value {
-        let (conn, idle) = {
+        let (conn, idle, ended) = {
             let st = self.state();
-            (st.conn.as_ref().map(|c| c.id), st.last_seen.elapsed())
+            (
+                st.conn.as_ref().map(|c| c.id),
+                st.last_seen.elapsed(),
+                st.ended,
+            )
+        };
+        let status = match (conn, ended) {
+            (Some(_), _) => "connected",
+            (None, false) => "awaiting_reclaim",
+            (None, true) => "reserved",
         };
         json!({
             "slug": self.slug,
             "route_id": self.id,
             "route_hash": self.hash,
             "host_connection": conn,
-            "status": if conn.is_some() { "connected" } else { "awaiting_reclaim" },
+            "status": status,
             "created_at": format_ms(self.created_at_ms),
             "last_seen_at": format_ms(now_ms() - idle.as_millis() as i64),
             "expires_at": format_ms(self.expires_at_ms),
@@ -141,8 +165,11 @@ impl Route {
             ));
         }
         let busy = self.requests.available_permits() < self.max_requests as usize;
-        let last = self.state().last_seen;
-        if !busy && now.saturating_duration_since(last) > idle {
+        let (last, ended) = {
+            let st = self.state();
+            (st.last_seen, st.ended)
+        };
+        if !busy && !ended && now.saturating_duration_since(last) > idle {
             return Some((
                 Code::RouteIdleExpired,
                 "the route was idle past the broker's idle timeout",
@@ -156,25 +183,29 @@ impl Route {
 pub(super) async fn reap(b: Arc<Broker>) {
     let idle = b.cfg.limits.idle_timeout;
     let period = (idle.min(b.cfg.limits.max_lifetime) / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut last_sweep = Instant::now();
     loop {
         tokio::time::sleep(period).await;
         let now = Instant::now();
         let mut expired = Vec::new();
+        // At its lifetime a route is gone; idle, it ends but keeps its slug reserved.
         b.routes().retain(|_, r| match r.expiry(now, idle) {
             Some(why) => {
                 expired.push((r.clone(), why));
-                false
+                why.0 != Code::RouteLifetimeExpired
             }
             None => true,
         });
         for (route, (code, message)) in expired {
-            if let Some(conn) = route.take_conn() {
+            if let Some(conn) = route.end() {
                 conn.close_route(code, message);
             }
             b.event("route_closed", &route.hash, json!({"code": code.as_str()}));
+            b.reserved.changed();
         }
+        let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
+        b.reserved.save(&table);
         if last_sweep.elapsed() > Duration::from_secs(60) {
             b.ips.sweep();
             b.ips_authed.sweep();

@@ -205,10 +205,9 @@ async fn after_session(
         },
         SessionEnd::Closed { code, message } => match Code::parse(&code) {
             Some(Code::BrokerShutdown) => Next::Retry(format!("{message} ({code})")),
+            // The slug stays reserved for our secret until the route's lifetime ends.
             Some(Code::RouteIdleExpired) => {
-                *creds = None;
-                forget_route(&cx.cfg);
-                Next::Retry(format!("{message} ({code}); registering again"))
+                Next::Retry(format!("{message} ({code}); reclaiming it"))
             }
             _ => Next::Finish(Err(TunnelError::RouteEnded { code, message })),
         },
@@ -303,28 +302,6 @@ async fn restore_public_url(cx: &Cx) {
     }
 }
 
-/// Writes `bytes` to `path` whole and private (0600), through a temporary file.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 fn load_route(path: &Path) -> Option<SavedRoute> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
@@ -339,7 +316,7 @@ fn save_route(cfg: &TunnelConfig, ws_url: &str, route: &RouteCredentials) {
     };
     let written = serde_json::to_vec(&saved)
         .map_err(std::io::Error::other)
-        .and_then(|bytes| write_private(f, &bytes));
+        .and_then(|bytes| super::write_private(f, &bytes));
     if let Err(e) = written {
         tracing::warn!(error = %e, "could not keep the route credentials");
     }
