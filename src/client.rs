@@ -1,11 +1,20 @@
-//! The HTTP client every CLI command (and later the MCP adapter) uses to talk to a room
-//! server. Blocking on purpose: a CLI call is one or two requests, and a blocking client
+//! The HTTP client the CLI, the MCP adapter and the tunnel use to talk to a room server,
+//! returning the typed answers of [`crate::protocol::wire`]. Blocking on purpose: a CLI call is one or two requests, and a blocking client
 //! starts in microseconds where a runtime would not. Errors keep the server's contract
 //! code so callers can decide (retry, stop, exit code) without parsing prose.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::protocol::wire::{
+    BriefAnswer, BriefView, CloseAnswer, ErrorBody, InviteAnswer, JoinAnswer, LeaveAnswer,
+    MessagesPage, PolicyAnswer, PostAnswer, PostBody, ProfileAnswer, PublicUrlAnswer, RemoveAnswer,
+    StatusAnswer, WaitAnswer,
+};
+use crate::protocol::{AttendancePolicy, Kind, Location};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -106,34 +115,51 @@ impl Client {
         Ok((status, ctype, text))
     }
 
-    fn decode(&self, status: u16, ctype: &str, text: &str) -> Result<Value, ClientError> {
-        let parsed: Result<Value, _> = serde_json::from_str(text);
-        match parsed {
-            Ok(v) if status < 400 => Ok(v),
-            Ok(v) => Err(ClientError::Api {
-                status,
-                code: v
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("error")
-                    .to_string(),
-                message: v
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the server refused")
-                    .to_string(),
-            }),
-            Err(_) => Err(ClientError::Protocol {
-                url: self.base.clone(),
-                reason: format!(
-                    "HTTP {status} with {} instead of JSON",
-                    if ctype.is_empty() {
-                        "no content type"
-                    } else {
-                        ctype
-                    }
-                ),
-            }),
+    /// The answer as `T`, or the error contract as [`ClientError::Api`].
+    fn decode<T: DeserializeOwned>(
+        &self,
+        status: u16,
+        ctype: &str,
+        text: &str,
+    ) -> Result<T, ClientError> {
+        if status >= 400 {
+            return Err(match serde_json::from_str::<ErrorBody>(text) {
+                Ok(e) => ClientError::Api {
+                    status,
+                    code: e.error,
+                    message: e.message,
+                },
+                Err(_) => self.not_contract(status, ctype, "the error contract"),
+            });
+        }
+        serde_json::from_str(text).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            reason: if ctype.starts_with("application/json") {
+                format!("HTTP {status} with a body that does not fit: {e}")
+            } else {
+                self.not_contract_reason(status, ctype)
+            },
+        })
+    }
+
+    fn not_contract_reason(&self, status: u16, ctype: &str) -> String {
+        format!(
+            "HTTP {status} with {} instead of JSON",
+            if ctype.is_empty() {
+                "no content type"
+            } else {
+                ctype
+            }
+        )
+    }
+
+    fn not_contract(&self, status: u16, ctype: &str, what: &str) -> ClientError {
+        ClientError::Protocol {
+            url: self.base.clone(),
+            reason: format!(
+                "{} (expected {what})",
+                self.not_contract_reason(status, ctype)
+            ),
         }
     }
 
@@ -147,8 +173,8 @@ impl Client {
         self.finish(resp)
     }
 
-    /// `GET path` expecting JSON.
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// `GET path`, decoded as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let (status, ctype, text) = self.fetch(path)?;
         self.decode(status, &ctype, &text)
     }
@@ -157,25 +183,122 @@ impl Client {
     pub fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let (status, ctype, text) = self.fetch(path)?;
         if status >= 400 {
-            return Err(self.decode(status, &ctype, &text).err().unwrap_or(
-                ClientError::Protocol {
-                    url: self.base.clone(),
-                    reason: format!("HTTP {status}"),
-                },
-            ));
+            return Err(self
+                .decode::<serde_json::Value>(status, &ctype, &text)
+                .err()
+                .unwrap_or_else(|| self.not_contract(status, &ctype, "text")));
         }
         Ok(text)
     }
 
-    /// `POST path` with a JSON body; returns the status and the JSON answer.
-    pub fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), ClientError> {
+    /// `POST path` with a JSON body, the answer decoded as `T`.
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol {
+            url: self.base.clone(),
+            reason: format!("cannot encode the request: {e}"),
+        })?;
         let resp = self
             .agent
             .post(self.url(path))
             .header("Authorization", format!("Bearer {}", self.token))
             .header("Content-Type", "application/json")
-            .send(serde_json::to_vec(body).unwrap_or_default());
+            .send(bytes);
         let (status, ctype, text) = self.finish(resp)?;
-        Ok((status, self.decode(status, &ctype, &text)?))
+        self.decode(status, &ctype, &text)
+    }
+
+    // The room's endpoints, typed.
+
+    pub fn status(&self) -> Result<StatusAnswer, ClientError> {
+        self.get("/status")
+    }
+
+    pub fn brief(&self) -> Result<BriefView, ClientError> {
+        self.get::<BriefAnswer>("/brief").map(|b| b.brief)
+    }
+
+    pub fn set_brief(&self, body: &str) -> Result<BriefView, ClientError> {
+        self.post::<_, BriefAnswer>("/brief", &json!({ "body": body }))
+            .map(|b| b.brief)
+    }
+
+    pub fn policy(&self) -> Result<PolicyAnswer, ClientError> {
+        self.get("/attendance")
+    }
+
+    pub fn set_policy(&self, policy: AttendancePolicy) -> Result<PolicyAnswer, ClientError> {
+        self.post("/attendance", &json!({ "policy": policy }))
+    }
+
+    pub fn join(&self) -> Result<JoinAnswer, ClientError> {
+        self.post("/join", &json!({}))
+    }
+
+    pub fn leave(&self) -> Result<LeaveAnswer, ClientError> {
+        self.post("/leave", &json!({}))
+    }
+
+    /// `GET /messages?since_id=…[&limit=…]`.
+    pub fn messages(&self, since: u64, limit: Option<u64>) -> Result<MessagesPage, ClientError> {
+        let mut path = format!("/messages?since_id={since}");
+        if let Some(l) = limit {
+            path.push_str(&format!("&limit={l}"));
+        }
+        self.get(&path)
+    }
+
+    /// One `/wait` turn; `hold_ms` shortens the server's 25 s hold.
+    pub fn wait(
+        &self,
+        alias: &str,
+        since: u64,
+        hold_ms: Option<u64>,
+    ) -> Result<WaitAnswer, ClientError> {
+        let mut path = format!("/wait?participant={alias}&since_id={since}");
+        if let Some(ms) = hold_ms {
+            path.push_str(&format!("&timeout_ms={ms}"));
+        }
+        self.get(&path)
+    }
+
+    pub fn post_message(&self, body: &PostBody) -> Result<PostAnswer, ClientError> {
+        self.post("/messages", body)
+    }
+
+    pub fn invite(
+        &self,
+        alias: &str,
+        kind: Kind,
+        location: Location,
+    ) -> Result<InviteAnswer, ClientError> {
+        self.post(
+            "/invite",
+            &json!({"alias": alias, "kind": kind, "location": location}),
+        )
+    }
+
+    pub fn remove(&self, alias: &str) -> Result<RemoveAnswer, ClientError> {
+        self.post("/remove", &json!({ "alias": alias }))
+    }
+
+    pub fn close(&self) -> Result<CloseAnswer, ClientError> {
+        self.post("/close", &json!({}))
+    }
+
+    pub fn set_public_url(&self, url: &str) -> Result<PublicUrlAnswer, ClientError> {
+        self.post("/public-url", &json!({ "url": url }))
+    }
+
+    pub fn set_display_name(&self, name: &str) -> Result<ProfileAnswer, ClientError> {
+        self.post("/profile", &json!({ "display_name": name }))
+    }
+
+    /// A participant's Attend Card (`text/plain`).
+    pub fn card(&self, alias: &str) -> Result<String, ClientError> {
+        self.get_text(&format!("/card?participant={alias}"))
     }
 }

@@ -9,6 +9,7 @@ pub mod mcp;
 pub mod net;
 pub mod protocol;
 pub mod server;
+pub mod session;
 pub mod store;
 pub mod tunnel;
 pub mod web;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::output::{CALL_TIMEOUT, Ctx};
-use super::state::{load_credentials, load_state};
+use super::output::Ctx;
+use crate::session::{CALL_TIMEOUT, Session, load_credentials, load_state};
 use crate::store::lock;
 
 #[derive(Serialize)]
@@ -165,16 +165,16 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
             )),
         }
     }
-    let client = ctx.client(&creds, CALL_TIMEOUT);
-    match client.get("/status") {
+    let client = Session::new(ctx.home.clone(), creds.clone()).client(CALL_TIMEOUT);
+    match client.status() {
         Ok(s) => out.push(check(
             "reachable",
             true,
             format!(
                 "{} answers: room {} is {}",
                 client.base(),
-                s["room"].as_str().unwrap_or("?"),
-                s["room_status"].as_str().unwrap_or("?")
+                s.room,
+                s.room_status
             ),
             None,
         )),

@@ -5,19 +5,22 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::output::{CALL_TIMEOUT, CliError, Ctx, Exit};
-use super::state::{
-    Credentials, load_credentials, load_host_tokens, remember_host_token, set_current,
-};
+use super::output::{CliError, Ctx, Exit};
 use crate::client::Client;
-use crate::protocol::card::{CardInput, browser_url, card_command, invite_uri, render_card};
+use crate::protocol::card::{browser_url, card_command, render_card};
 use crate::protocol::ttl::parse_ttl;
+use crate::protocol::url::{RoomUrl, shell_quote};
+use crate::protocol::wire::{BriefView, InviteAnswer, PolicyAnswer, StatusAnswer};
 use crate::protocol::{
     AttendancePolicy, DEFAULT_PORT, Kind, Location, validate_alias, validate_room_id,
 };
 use crate::server::{ServeConfig, serve as run_server};
+use crate::session::CALL_TIMEOUT;
+use crate::session::state::{
+    Credentials, load_credentials, load_host_tokens, remember_host_token, set_current,
+};
 use crate::store::room::NewRoom;
 use crate::store::{FsyncMode, Room, RoomOptions};
 
@@ -131,14 +134,11 @@ fn display_name(name: Option<String>) -> Result<Option<String>, CliError> {
     .transpose()
 }
 
-fn check_url(url: &str) -> Result<(), CliError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(CliError::msg(format!(
-            "--url must start with http:// or https:// (got {url:?})"
-        )))
-    }
+/// A `--url` as stored: checked by the one URL rule (https, or http on loopback).
+fn check_url(url: &str) -> Result<String, CliError> {
+    RoomUrl::parse(url)
+        .map(|u| u.as_str().to_string())
+        .map_err(|e| CliError::msg(format!("--url: {e}")))
 }
 
 fn create_room(ctx: &Ctx, new: &NewRoom) -> Result<Credentials, CliError> {
@@ -173,7 +173,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
     let url = a
         .url
         .unwrap_or_else(|| format!("http://127.0.0.1:{DEFAULT_PORT}"));
-    check_url(&url)?;
+    let url = check_url(&url)?;
     let brief = read_brief(a.brief, a.brief_file)?;
     let limit = crate::protocol::Limits::default().brief_chars;
     if brief.chars().count() > limit {
@@ -187,7 +187,7 @@ pub fn start(ctx: &Ctx, a: StartArgs) -> Result<(), CliError> {
         brief,
         policy: a.attendance,
         ttl,
-        url: url.trim_end_matches('/').to_string(),
+        url,
         host_display_name: display_name(a.display_name)?,
     };
     let creds = create_room(ctx, &new)?;
@@ -219,16 +219,14 @@ fn run_serve(cfg: ServeConfig) -> Result<(), CliError> {
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), CliError> {
     let room = match a.room {
         Some(r) => r,
-        None => ctx.current()?.room,
+        None => ctx.session()?.creds.room,
     };
     validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
-    if let Some(u) = &a.url {
-        check_url(u)?;
-    }
+    let url = a.url.as_deref().map(check_url).transpose()?;
     let mut cfg = ServeConfig::new(ctx.home.clone(), room);
     cfg.port = a.port;
     cfg.host = a.host;
-    cfg.url = a.url;
+    cfg.url = url;
     cfg.allow_remote = a.allow_remote;
     cfg.fsync = a.fsync;
     cfg.max_connections = a.max_connections.max(1);
@@ -253,9 +251,7 @@ fn default_alias() -> String {
 }
 
 fn is_loopback_url(url: &str) -> bool {
-    crate::server::origin_of(url)
-        .and_then(|o| o.split_once("://").map(|(_, h)| h.to_string()))
-        .is_some_and(|h| crate::server::is_loopback_host(&h))
+    RoomUrl::parse_any(url).is_ok_and(|u| u.is_loopback())
 }
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
@@ -438,16 +434,6 @@ fn self_command() -> String {
     }
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/-_.~".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// Where a host command runs.
 enum HostOp {
     Server(Client),
@@ -455,7 +441,8 @@ enum HostOp {
 }
 
 fn host_op(ctx: &Ctx) -> Result<(Credentials, HostOp), CliError> {
-    let creds = ctx.current()?;
+    let session = ctx.session()?;
+    let creds = session.creds.clone();
     if !creds.is_host {
         return Err(CliError::new(
             Exit::Unauthorized,
@@ -466,52 +453,40 @@ fn host_op(ctx: &Ctx) -> Result<(Credentials, HostOp), CliError> {
             ),
         ));
     }
-    if let Some(base) = ctx.local_server(&creds.room) {
-        return Ok((
-            creds.clone(),
-            HostOp::Server(Client::new(&base, &creds.token, CALL_TIMEOUT)),
-        ));
-    }
-    if ctx.home.room_exists(&creds.room) {
+    if ctx.local_server(&creds.room).is_none() && ctx.home.room_exists(&creds.room) {
         let (room, who) = open_as_host(ctx, &creds, "agentgather CLI")?;
         return Ok((creds, HostOp::Direct(Box::new(room), who)));
     }
-    let client = ctx.client(&creds, CALL_TIMEOUT);
-    Ok((creds, HostOp::Server(client)))
+    Ok((creds, HostOp::Server(session.client(CALL_TIMEOUT))))
 }
 
-fn brief_value(room: &Room) -> Value {
-    json!({
-        "body": room.brief(), "brief_version": room.meta.brief_version,
-        "brief_updated_at": room.meta.brief_updated_at, "brief_updated_by": room.meta.brief_updated_by,
-    })
-}
-
-fn print_brief(ctx: &Ctx, brief: &Value) {
+fn print_brief(ctx: &Ctx, brief: &BriefView) {
     ctx.print(&json!({"ok": true, "brief": brief}), || {
         format!(
             "Room Brief v{} (by {}, {}):\n\n{}",
-            brief["brief_version"],
-            brief["brief_updated_by"].as_str().unwrap_or("?"),
-            brief["brief_updated_at"].as_str().unwrap_or("?"),
-            super::output::printable(brief["body"].as_str().unwrap_or(""))
+            brief.brief_version,
+            brief.brief_updated_by.as_deref().unwrap_or("?"),
+            brief.brief_updated_at.as_deref().unwrap_or("?"),
+            super::output::printable(&brief.body)
         )
     });
 }
 
+/// Whether this home hosts `creds`' room with no server running: then host reads open
+/// the room files directly.
+fn direct_read(ctx: &Ctx, creds: &Credentials) -> bool {
+    creds.is_host && ctx.local_server(&creds.room).is_none() && ctx.home.room_exists(&creds.room)
+}
+
 pub fn brief_view(ctx: &Ctx) -> Result<(), CliError> {
-    let creds = ctx.current()?;
-    let brief = if creds.is_host
-        && ctx.local_server(&creds.room).is_none()
-        && ctx.home.room_exists(&creds.room)
-    {
-        let (_, op) = host_op(ctx)?;
-        match op {
-            HostOp::Direct(room, _) => brief_value(&room),
-            HostOp::Server(c) => c.get("/brief")?["brief"].clone(),
+    let session = ctx.session()?;
+    let brief = if direct_read(ctx, &session.creds) {
+        match host_op(ctx)?.1 {
+            HostOp::Direct(room, _) => room.brief_view(),
+            HostOp::Server(c) => c.brief()?,
         }
     } else {
-        ctx.client(&creds, CALL_TIMEOUT).get("/brief")?["brief"].clone()
+        session.client(CALL_TIMEOUT).brief()?
     };
     print_brief(ctx, &brief);
     Ok(())
@@ -521,10 +496,10 @@ pub fn brief_set(ctx: &Ctx, b: super::BodyArgs) -> Result<(), CliError> {
     let body = read_brief(b.body, b.file)?;
     let (_, op) = host_op(ctx)?;
     let brief = match op {
-        HostOp::Server(c) => c.post("/brief", &json!({"body": body}))?.1["brief"].clone(),
+        HostOp::Server(c) => c.set_brief(&body)?,
         HostOp::Direct(mut room, who) => {
             room.set_brief(who, &body)?;
-            brief_value(&room)
+            room.brief_view()
         }
     };
     print_brief(ctx, &brief);
@@ -532,28 +507,20 @@ pub fn brief_set(ctx: &Ctx, b: super::BodyArgs) -> Result<(), CliError> {
 }
 
 fn print_policy(ctx: &Ctx, policy: AttendancePolicy) {
-    ctx.print(
-        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
-        || policy.describe().to_string(),
-    );
+    ctx.print(&json!(PolicyAnswer::of(policy)), || {
+        policy.describe().to_string()
+    });
 }
 
 pub fn attendance_view(ctx: &Ctx) -> Result<(), CliError> {
-    let creds = ctx.current()?;
-    let policy = if creds.is_host
-        && ctx.local_server(&creds.room).is_none()
-        && ctx.home.room_exists(&creds.room)
-    {
-        let m: crate::store::RoomMeta =
-            crate::store::fsutil::read_json(&ctx.home.room_dir(&creds.room).join("room.json"))?
-                .ok_or_else(|| CliError::msg("room.json is missing"))?;
-        m.attendance_policy
+    let session = ctx.session()?;
+    let policy = if direct_read(ctx, &session.creds) {
+        match host_op(ctx)?.1 {
+            HostOp::Direct(room, _) => room.meta.attendance_policy,
+            HostOp::Server(c) => c.policy()?.policy,
+        }
     } else {
-        let v = ctx.client(&creds, CALL_TIMEOUT).get("/attendance")?;
-        v["policy"]
-            .as_str()
-            .and_then(AttendancePolicy::parse)
-            .unwrap_or(AttendancePolicy::ManualOk)
+        session.client(CALL_TIMEOUT).policy()?.policy
     };
     print_policy(ctx, policy);
     Ok(())
@@ -563,7 +530,7 @@ pub fn attendance_set(ctx: &Ctx, policy: AttendancePolicy) -> Result<(), CliErro
     let (_, op) = host_op(ctx)?;
     match op {
         HostOp::Server(c) => {
-            c.post("/attendance", &json!({"policy": policy}))?;
+            c.set_policy(policy)?;
         }
         HostOp::Direct(mut room, who) => {
             room.set_policy(who, policy)?;
@@ -576,72 +543,50 @@ pub fn attendance_set(ctx: &Ctx, policy: AttendancePolicy) -> Result<(), CliErro
 pub fn invite(ctx: &Ctx, a: InviteArgs) -> Result<(), CliError> {
     validate_alias(&a.alias).map_err(|e| CliError::msg(e.to_string()))?;
     let (creds, op) = host_op(ctx)?;
-    let (token, url) = match op {
-        HostOp::Server(c) => {
-            let (_, v) = c.post(
-                "/invite",
-                &json!({"alias": a.alias, "kind": a.kind, "location": a.location}),
-            )?;
-            let token = v["token"].as_str().unwrap_or_default().to_string();
-            (token, v["url"].as_str().unwrap_or(&creds.url).to_string())
-        }
+    let answer = match op {
+        HostOp::Server(c) => c.invite(&a.alias, a.kind, a.location)?,
         HostOp::Direct(mut room, who) => {
             let token = room.invite(who, &a.alias, a.kind, a.location)?;
-            (token, room.url().unwrap_or(&creds.url).to_string())
+            let url = room.url().unwrap_or(&creds.url).to_string();
+            InviteAnswer::new(&creds.room, &a.alias, a.kind, &token, &url)
         }
     };
-    remember_host_token(&ctx.home, &creds.room, &a.alias, &token)?;
-    let v = json!({
-        "ok": true, "room": creds.room, "alias": a.alias, "kind": a.kind, "token": token, "url": url,
-        "card_command": card_command(&url, &a.alias, &token),
-        "browser_url": browser_url(&url, &token),
-        "invite_uri": invite_uri(&creds.room, &a.alias, &url, &token),
-    });
-    ctx.print(&v, || {
+    remember_host_token(&ctx.home, &creds.room, &a.alias, &answer.token)?;
+    ctx.print(&json!(answer), || {
         format!(
-            "Invited {alias} ({kind}) to room {room}. These lines hold {alias}'s token: share them only with {alias}.\n\n  Attend Card (give this command to the agent):\n    {card}\n\n  Browser room:\n    {browser}\n\n  CLI join:\n    agentgather room join '{uri}'",
-            alias = a.alias,
-            kind = a.kind,
-            room = creds.room,
-            card = v["card_command"].as_str().unwrap_or(""),
-            browser = v["browser_url"].as_str().unwrap_or(""),
-            uri = v["invite_uri"].as_str().unwrap_or(""),
+            "Invited {alias} ({kind}) to room {room}. These lines hold {alias}'s token: share them only with {alias}.\n\n  Attend Card (give this command to the agent):\n    {card}\n\n  Browser room:\n    {browser}\n\n  CLI join:\n    agentgather room join {uri}",
+            alias = answer.alias,
+            kind = answer.kind,
+            room = answer.room,
+            card = answer.card_command,
+            browser = answer.browser_url,
+            uri = shell_quote(&answer.invite_uri),
         )
     });
     Ok(())
 }
 
 pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
-    let creds = ctx.current()?;
+    let creds = ctx.session()?.creds;
     let tokens = load_host_tokens(&ctx.home, &creds.room)?;
     let token = tokens.tokens.get(&a.alias).ok_or_else(|| {
         CliError::msg(format!("this home has no token for {:?} in room {}; invite it with `agentgather room invite {}`", a.alias, creds.room, a.alias))
     })?;
     let text = match ctx.local_server(&creds.room) {
-        Some(base) => Client::new(&base, token, CALL_TIMEOUT)
-            .get_text(&format!("/card?participant={}", a.alias))?,
+        Some(base) => Client::new(&base, token, CALL_TIMEOUT).card(&a.alias)?,
         None => {
-            let export = crate::store::export::Export::load_readonly(&ctx.home, &creds.room)?;
-            let kind = export
-                .participants
-                .iter()
-                .find(|p| p.alias == a.alias)
-                .map_or(Kind::Agent, |p| p.kind);
-            let meta: crate::store::RoomMeta =
-                crate::store::fsutil::read_json(&ctx.home.room_dir(&creds.room).join("room.json"))?
-                    .ok_or_else(|| CliError::msg("room.json is missing"))?;
-            render_card(&CardInput {
-                room: &creds.room,
-                alias: &a.alias,
-                kind,
-                token,
-                url: meta.url.as_deref().unwrap_or(&creds.url),
-                brief: &export.brief.body,
-                brief_version: export.brief.brief_version,
-                policy: meta.attendance_policy,
-                host_alias: meta.host.as_deref().unwrap_or("host"),
-                expires_at: meta.expires_at.as_deref(),
-            })
+            let (room, _) = open_as_host(ctx, &creds, "agentgather room invite-card")?;
+            let who = room
+                .find(&a.alias)
+                .filter(|&i| room.authenticate(token) == Some(i))
+                .ok_or_else(|| {
+                    CliError::msg(format!(
+                        "{:?} is not a participant of room {} with the token this home holds",
+                        a.alias, creds.room
+                    ))
+                })?;
+            let url = room.url().unwrap_or(&creds.url).to_string();
+            render_card(&room.card_input(who, token, &url))
         }
     };
     ctx.print(&json!({"ok": true, "alias": a.alias, "card": text}), || {
@@ -651,50 +596,39 @@ pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
 }
 
 pub fn status(ctx: &Ctx) -> Result<(), CliError> {
-    let creds = ctx.current()?;
-    let s = ctx.client(&creds, CALL_TIMEOUT).get("/status")?;
-    ctx.print(&s, || format_status(&s));
+    let s = ctx.session()?.client(CALL_TIMEOUT).status()?;
+    ctx.print(&json!(s), || format_status(&s));
     Ok(())
 }
 
-fn format_status(s: &Value) -> String {
+fn format_status(s: &StatusAnswer) -> String {
     let mut out = format!(
         "Room {} · {} · brief v{} · policy {} · {} messages",
-        s["room"].as_str().unwrap_or("?"),
-        s["room_status"].as_str().unwrap_or("?"),
-        s["brief_version"],
-        s["attendance_policy"].as_str().unwrap_or("?"),
-        s["message_count"],
+        s.room, s.room_status, s.brief_version, s.attendance_policy, s.message_count,
     );
-    if let Some(e) = s["expires_at"].as_str() {
+    if let Some(e) = &s.expires_at {
         out.push_str(&format!(" · closes at {e}"));
     }
     out.push_str(&format!(
         "\nURL {}\n\n{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
-        s["url"].as_str().unwrap_or(""),
-        "ALIAS",
-        "KIND",
-        "ATTENTION",
-        "STATE",
-        "SEEN",
-        "READ"
+        s.url, "ALIAS", "KIND", "ATTENTION", "STATE", "SEEN", "READ"
     ));
-    for p in s["participants"].as_array().into_iter().flatten() {
-        let seen = p["last_seen_age_ms"]
-            .as_u64()
+    for p in &s.participants {
+        let seen = p
+            .last_seen_age_ms
             .map_or("never".to_string(), |ms| format!("{}s ago", ms / 1000));
-        let mut alias = p["alias"].as_str().unwrap_or("?").to_string();
-        if p["is_host"].as_bool() == Some(true) {
+        let mut alias = p.alias.clone();
+        if p.is_host {
             alias.push_str(" (host)");
         }
         out.push_str(&format!(
             "{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
             alias,
-            p["kind"].as_str().unwrap_or("?"),
-            p["attention"].as_str().unwrap_or("?"),
-            p["attendance_state"].as_str().unwrap_or("?"),
+            p.kind.as_str(),
+            p.attention.as_str(),
+            p.attendance_state.as_str(),
             seen,
-            p["read_through_id"],
+            p.read_through_id,
         ));
     }
     out
@@ -704,7 +638,7 @@ pub fn remove(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
     let (_, op) = host_op(ctx)?;
     match op {
         HostOp::Server(c) => {
-            c.post("/remove", &json!({"alias": a.alias}))?;
+            c.remove(&a.alias)?;
         }
         HostOp::Direct(mut room, who) => {
             room.remove(who, &a.alias)?;
@@ -720,11 +654,10 @@ pub fn close(ctx: &Ctx) -> Result<(), CliError> {
     let (creds, op) = host_op(ctx)?;
     match op {
         HostOp::Server(c) => {
-            c.post("/close", &json!({}))?;
+            c.close()?;
         }
         HostOp::Direct(mut room, who) => {
-            let alias = room.participant(who).alias.clone();
-            room.close(&format!("closed by {alias}"))?;
+            room.close_by(who)?;
         }
     }
     ctx.print(
@@ -740,7 +673,7 @@ pub fn close(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 pub fn dashboard(ctx: &Ctx) -> Result<(), CliError> {
-    let creds = ctx.current()?;
+    let creds = ctx.session()?.creds;
     let base = ctx
         .local_server(&creds.room)
         .unwrap_or_else(|| creds.url.clone());

@@ -1,13 +1,12 @@
 //! The `agentgather` command line: clap definitions, the shared context, and the one
 //! place errors become a one-line reason and an exit code. Commands talk to a running
-//! room server through [`crate::client`]; only when no server holds the room does the
+//! room server through [`crate::session`] (the participant side it shares with `mcp`); only when no server holds the room does the
 //! host CLI open the room files itself, through the same [`crate::store::Room`] engine.
 
 mod doctor;
 mod host;
-pub(crate) mod output;
-pub(crate) mod participant;
-pub mod state;
+mod output;
+mod participant;
 mod tunnel;
 
 use clap::{Args, Parser, Subcommand};
@@ -238,6 +237,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Instructions(a) => participant::instructions(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
-        Command::Mcp => crate::mcp::run(&ctx).map_err(CliError::from),
+        Command::Mcp => crate::mcp::run(ctx.home.clone())
+            .map_err(|e| CliError::new(Exit::Error, "mcp_error", e.to_string())),
     }
 }

@@ -2,15 +2,14 @@
 //! and how results and errors are printed (text for people, one JSON object with
 //! `--json`; errors as one line on stderr with a stable exit code).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use super::state::{Credentials, load_credentials, load_state};
-use crate::client::{Client, ClientError};
+use crate::client::ClientError;
 use crate::protocol::ApiError;
+use crate::protocol::message::Message;
 use crate::protocol::timefmt::parse_ms;
-use crate::store::{Home, StoreError, lock};
+use crate::session::{Session, SessionError};
+use crate::store::{Home, StoreError};
 
 /// Process exit codes, documented in `--help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +88,19 @@ impl From<ApiError> for CliError {
     }
 }
 
+impl From<SessionError> for CliError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Client(c) => c.into(),
+            SessionError::Store(s) => s.into(),
+            SessionError::Mismatch { .. } => {
+                CliError::new(Exit::Unauthorized, "participant_mismatch", e.to_string())
+            }
+            other => CliError::new(Exit::Error, other.code(), other.to_string()),
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::msg(e.to_string())
@@ -112,10 +124,6 @@ pub struct Ctx {
     pub json: bool,
 }
 
-/// Long enough for a held `/wait` (25 s) plus slack.
-pub const WAIT_TIMEOUT: Duration = Duration::from_secs(40);
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-
 impl Ctx {
     pub fn new(json: bool) -> Result<Ctx, CliError> {
         Ok(Ctx {
@@ -124,36 +132,14 @@ impl Ctx {
         })
     }
 
-    /// This home's current identity.
-    pub fn current(&self) -> Result<Credentials, CliError> {
-        let state = load_state(&self.home)?;
-        let cur = state.current.ok_or_else(|| {
-            CliError::msg("no current room in this home: join one with `agentgather room join '<invite-uri>'` (or host one with `agentgather up`)")
-        })?;
-        load_credentials(&self.home, &cur.room, &cur.alias)?.ok_or_else(|| {
-            CliError::msg(format!(
-                "the credentials for {} in room {} are missing; join again with your invite",
-                cur.alias, cur.room
-            ))
-        })
+    /// This home's participant in its current room.
+    pub fn session(&self) -> Result<Session, CliError> {
+        Ok(Session::current(&self.home)?)
     }
 
     /// The local address of a server holding `room` in this home, if one runs.
     pub fn local_server(&self, room: &str) -> Option<String> {
-        let dir = self.home.room_dir(room);
-        lock::holder(&dir)
-            .ok()
-            .flatten()
-            .and_then(|info| info.addr)
-            .map(|a| format!("http://{a}"))
-    }
-
-    /// A client for `creds`: the local server when this home hosts the room, else its URL.
-    pub fn client(&self, creds: &Credentials, timeout: Duration) -> Client {
-        let base = self
-            .local_server(&creds.room)
-            .unwrap_or_else(|| creds.url.clone());
-        Client::new(&base, &creds.token, timeout)
+        crate::session::local_server(&self.home, room)
     }
 
     /// Prints `value` with `--json`, else `text`.
@@ -220,16 +206,11 @@ fn local_time(ts: &str) -> String {
 }
 
 /// One message as a readable block: `#12  14:03:22 reviewer ↩ #9: text`, local time.
-pub fn format_message(m: &Value) -> String {
-    let id = m.get("id").and_then(Value::as_u64).unwrap_or(0);
-    let from = printable(m.get("from").and_then(Value::as_str).unwrap_or("?"));
-    let kind = printable(m.get("type").and_then(Value::as_str).unwrap_or("message"));
-    let text = printable(m.get("text").and_then(Value::as_str).unwrap_or(""));
-    let time = m
-        .get("ts")
-        .and_then(Value::as_str)
-        .map(local_time)
-        .unwrap_or_default();
+pub fn format_message(m: &Message) -> String {
+    let from = printable(&m.from);
+    let kind = m.kind.as_str();
+    let text = printable(&m.text);
+    let time = local_time(&m.ts);
     let who = if kind == "system" {
         paint("2", &from)
     } else {
@@ -237,10 +218,10 @@ pub fn format_message(m: &Value) -> String {
     };
     let mut head = format!(
         "{} {} {who}",
-        paint("2", &format!("#{id:<4}")),
+        paint("2", &format!("#{:<4}", m.id)),
         paint("2", &time)
     );
-    if let Some(r) = m.get("reply_to").and_then(Value::as_u64) {
+    if let Some(r) = m.reply_to {
         head.push_str(&format!(" ↩ #{r}"));
     }
     if kind != "message" {
@@ -257,7 +238,7 @@ pub fn format_message(m: &Value) -> String {
 }
 
 /// Several messages, one block each; a note when there are none.
-pub fn format_messages(msgs: &[Value]) -> String {
+pub fn format_messages(msgs: &[Message]) -> String {
     if msgs.is_empty() {
         return "(no new messages)".into();
     }
@@ -285,9 +266,9 @@ mod tests {
 
     #[test]
     fn messages_print_without_terminal_escapes() {
-        let m = json!({"id": 7, "from": "evil", "type": "message", "ts": "2026-11-25T12:00:00.000Z",
+        let m = json!({"id": 7, "room": "r", "from": "evil", "type": "message", "ts": "2026-11-25T12:00:00.000Z",
             "text": "hi \u{1b}[2J\u{1b}]0;pwned\u{7}\nsecond line", "reply_to": 3});
-        let out = format_message(&m);
+        let out = format_message(&serde_json::from_value(m).unwrap());
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
         assert!(out.contains("↩ #3"));
         assert!(out.contains("\n      second line"));

@@ -8,14 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
-use super::output::{CALL_TIMEOUT, CliError, Ctx, Exit, WAIT_TIMEOUT, format_messages};
-use super::state::{CliState, Credentials, save_credentials, save_state, set_current};
-use crate::client::{Client, ClientError};
+use super::output::{CliError, Ctx, Exit, format_messages};
 use crate::protocol::card::{AgentFlavor, instructions as agent_instructions, parse_invite_uri};
-use crate::protocol::token::mint_token;
-use crate::protocol::{validate_alias, validate_room_id};
+use crate::protocol::message::Message;
+use crate::protocol::wire::{MessagesPage, PostBody};
+use crate::protocol::{MessageType, RoomStatus};
+use crate::session::{
+    self, Backoff, CALL_TIMEOUT, CliState, JoinTarget, Session, handoff_text, is_transient,
+    save_state,
+};
 use crate::store::export::Export;
 
 #[derive(Args, Debug)]
@@ -39,7 +43,7 @@ pub struct SendArgs {
     pub text: Vec<String>,
     /// message | question | status | request_review | request_debug
     #[arg(long = "type", default_value = "message")]
-    pub kind: String,
+    pub kind: MessageType,
 }
 
 #[derive(Args, Debug)]
@@ -114,62 +118,36 @@ fn cli_next(since: u64) -> String {
 }
 
 pub fn join(ctx: &Ctx, a: JoinArgs) -> Result<(), CliError> {
-    let (room, alias, token, url) = if a.room.starts_with("agentgather://") {
+    let target = if a.room.starts_with("agentgather://") {
         let inv = parse_invite_uri(&a.room).map_err(CliError::msg)?;
-        (inv.room, inv.alias, inv.token, inv.url)
+        JoinTarget {
+            room: inv.room,
+            alias: inv.alias,
+            token: inv.token,
+            url: inv.url,
+        }
     } else {
         let need = |v: Option<String>, flag: &str| {
             v.ok_or_else(|| CliError::msg(format!("{flag} is required (or pass the invite URI)")))
         };
-        (
-            a.room,
-            need(a.alias, "--alias")?,
-            need(a.token, "--token")?,
-            need(a.url, "--url")?,
-        )
+        JoinTarget {
+            room: a.room,
+            alias: need(a.alias, "--alias")?,
+            token: need(a.token, "--token")?,
+            url: need(a.url, "--url")?,
+        }
     };
-    validate_room_id(&room).map_err(|e| CliError::msg(e.to_string()))?;
-    validate_alias(&alias).map_err(|e| CliError::msg(e.to_string()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(CliError::msg(format!(
-            "the room URL must start with http:// or https:// (got {url:?})"
-        )));
-    }
-    let url = url.trim_end_matches('/').to_string();
-    let client = Client::new(&url, &token, CALL_TIMEOUT);
-    let (_, joined) = client.post("/join", &json!({}))?;
-    let status = client.get("/status")?;
-    if status["me"].as_str() != Some(alias.as_str())
-        || joined["room"].as_str() != Some(room.as_str())
-    {
-        return Err(CliError::new(
-            Exit::Unauthorized,
-            "participant_mismatch",
-            format!(
-                "this token is {:?} in room {:?}, not {alias:?} in {room:?}",
-                status["me"], joined["room"]
-            ),
-        ));
-    }
-    let previous = super::state::load_credentials(&ctx.home, &room, &alias)?;
-    let creds = Credentials {
-        room: room.clone(),
-        alias: alias.clone(),
-        url: url.clone(),
-        token,
-        is_host: status["is_host"].as_bool().unwrap_or(false),
-        cursor: previous.map_or(0, |p| p.cursor),
-    };
-    set_current(&ctx.home, &creds)?;
+    let (session, status) = session::join(&ctx.home, target)?;
+    let c = &session.creds;
     ctx.print(
-        &json!({"ok": true, "room": room, "alias": alias, "url": url, "room_status": status["room_status"], "next_cmd": "agentgather attend --json"}),
-        || format!("Joined room {room} as {alias} at {url}.\nNext: agentgather room brief view, then agentgather attend"),
+        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "room_status": status.room_status, "next_cmd": "agentgather attend --json"}),
+        || format!("Joined room {} as {} at {}.\nNext: agentgather room brief view, then agentgather attend", c.room, c.alias, c.url),
     );
     Ok(())
 }
 
 pub fn current(ctx: &Ctx) -> Result<(), CliError> {
-    let c = ctx.current()?;
+    let c = ctx.session()?.creds;
     ctx.print(
         &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "is_host": c.is_host, "cursor": c.cursor}),
         || format!("room {}\nalias {}{}\nurl {}\ncursor {}", c.room, c.alias, if c.is_host { " (host)" } else { "" }, c.url, c.cursor),
@@ -178,9 +156,10 @@ pub fn current(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 pub fn leave(ctx: &Ctx) -> Result<(), CliError> {
-    let c = ctx.current()?;
-    ctx.client(&c, CALL_TIMEOUT).post("/leave", &json!({}))?;
+    let s = ctx.session()?;
+    s.client(CALL_TIMEOUT).leave()?;
     save_state(&ctx.home, &CliState { current: None })?;
+    let c = &s.creds;
     ctx.print(
         &json!({"ok": true, "room": c.room, "alias": c.alias, "left": true}),
         || {
@@ -193,91 +172,46 @@ pub fn leave(ctx: &Ctx) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Posts with a fresh `client_msg_id`, retrying on network errors: the server answers a
-/// repeat with the original message, so a retry never posts twice. Shared with the MCP
-/// adapter, so both post the same way.
-pub(crate) fn post_message(client: &Client, mut body: Value) -> Result<Value, CliError> {
-    let cmid = mint_token().map_err(|e| CliError::msg(format!("no randomness: {e}")))?;
-    body["client_msg_id"] = json!(format!("cli-{}", &cmid[4..]));
-    let mut delay = Duration::from_millis(200);
-    for attempt in 0..5 {
-        match client.post("/messages", &body) {
-            Ok((_, v)) => return Ok(v["message"].clone()),
-            Err(e) if e.is_unreachable() && attempt < 4 => {
-                eprintln!("agentgather: {e}; retrying in {} ms", delay.as_millis());
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(CliError::new(
-        Exit::Unreachable,
-        "unreachable",
-        "the room server did not answer",
-    ))
+/// Posts as this participant, saying on stderr when a retry is needed.
+fn post(s: &Session, body: PostBody) -> Result<Message, CliError> {
+    Ok(s.post(body, |e, delay| {
+        eprintln!("agentgather: {e}; retrying in {} ms", delay.as_millis());
+    })?)
 }
 
-fn print_sent(ctx: &Ctx, m: &Value) {
+fn print_sent(ctx: &Ctx, m: &Message) {
     ctx.print(&json!({"ok": true, "message": m}), || {
-        format!(
-            "Sent #{} to room {}.",
-            m["id"],
-            m["room"].as_str().unwrap_or("?")
-        )
+        format!("Sent #{} to room {}.", m.id, m.room)
     });
 }
 
 pub fn send(ctx: &Ctx, a: SendArgs) -> Result<(), CliError> {
-    let c = ctx.current()?;
+    let s = ctx.session()?;
     let alias = a.alias.trim_start_matches('@');
-    let text = format!("@{alias} {}", a.text.join(" "));
-    let m = post_message(
-        &ctx.client(&c, CALL_TIMEOUT),
-        json!({"text": text, "type": a.kind, "to": alias}),
-    )?;
-    print_sent(ctx, &m);
+    let body = PostBody {
+        text: format!("@{alias} {}", a.text.join(" ")),
+        kind: Some(a.kind),
+        to: Some(alias.to_string()),
+        ..Default::default()
+    };
+    print_sent(ctx, &post(&s, body)?);
     Ok(())
 }
 
 pub fn reply(ctx: &Ctx, a: ReplyArgs) -> Result<(), CliError> {
-    let c = ctx.current()?;
-    let m = post_message(
-        &ctx.client(&c, CALL_TIMEOUT),
-        json!({"text": a.text.join(" "), "type": "reply", "reply_to": a.id}),
-    )?;
-    print_sent(ctx, &m);
+    let s = ctx.session()?;
+    let body = PostBody {
+        text: a.text.join(" "),
+        kind: Some(MessageType::Reply),
+        reply_to: Some(a.id),
+        ..Default::default()
+    };
+    print_sent(ctx, &post(&s, body)?);
     Ok(())
 }
 
-/// The text of a handoff from `from` to `alias` embedding `summary`, within the cap:
-/// 24,000 characters, or 64,000 when `large` (`large_hint` names the switch that allows
-/// it, e.g. `--large`). Shared with the MCP adapter.
-pub(crate) fn handoff_text(
-    from: &str,
-    alias: &str,
-    summary: &str,
-    large: bool,
-    large_hint: &str,
-) -> Result<String, CliError> {
-    let text = format!("@{alias} handoff from {from}:\n\n{}", summary.trim_end());
-    let cap = if large { 64_000 } else { 24_000 };
-    let n = text.chars().count();
-    if n > cap {
-        let hint = if large {
-            String::new()
-        } else {
-            format!("; {large_hint} allows 64,000")
-        };
-        return Err(CliError::msg(format!(
-            "the handoff is {n} characters, over the cap of {cap}{hint}"
-        )));
-    }
-    Ok(text)
-}
-
 pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
-    let c = ctx.current()?;
+    let s = ctx.session()?;
     let alias = a.alias.trim_start_matches('@');
     let path = PathBuf::from(&a.summary);
     let summary = if path.is_file() {
@@ -286,170 +220,188 @@ pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
     } else {
         a.summary.clone()
     };
-    let text = handoff_text(&c.alias, alias, &summary, a.large, "--large")?;
-    let m = post_message(
-        &ctx.client(&c, CALL_TIMEOUT),
-        json!({"text": text, "type": "handoff", "to": alias}),
-    )?;
-    print_sent(ctx, &m);
+    let text = handoff_text(&s.creds.alias, alias, &summary, a.large, "--large")?;
+    let body = PostBody {
+        text,
+        kind: Some(MessageType::Handoff),
+        to: Some(alias.to_string()),
+        ..Default::default()
+    };
+    print_sent(ctx, &post(&s, body)?);
     Ok(())
 }
 
-fn print_batch(ctx: &Ctx, msgs: &[Value], next: u64, extra: Value) {
-    let mut v =
-        json!({"ok": true, "messages": msgs, "next_since_id": next, "next_cmd": cli_next(next)});
-    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-        for (k, val) in e {
-            o.insert(k.clone(), val.clone());
-        }
-    }
-    ctx.print(&v, || {
-        format!(
+/// What every read prints: the messages, the cursor and the next command.
+#[derive(Serialize)]
+struct Batch<'a> {
+    ok: bool,
+    messages: &'a [Message],
+    next_since_id: u64,
+    next_cmd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_more: Option<bool>,
+    #[serde(flatten)]
+    wait: Option<WaitFlags>,
+}
+
+/// The extra fields of a `watch` answer.
+#[derive(Serialize)]
+struct WaitFlags {
+    mentioned: bool,
+    heartbeat: bool,
+    room_status: RoomStatus,
+    keep_waiting: bool,
+}
+
+fn print_batch(ctx: &Ctx, batch: &Batch<'_>) {
+    ctx.print(&json!(batch), || match &batch.next_cmd {
+        Some(next) => format!(
             "{}\nNext: {}",
-            format_messages(msgs),
-            cli_next(next).replace(" --json", "")
-        )
+            format_messages(batch.messages),
+            next.replace(" --json", "")
+        ),
+        None => format!(
+            "{}\nThe room is {}; nothing more to wait for.",
+            format_messages(batch.messages),
+            batch
+                .wait
+                .as_ref()
+                .map_or(RoomStatus::Closed, |w| w.room_status)
+        ),
     });
 }
 
-pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
-    let c = ctx.current()?;
-    let mut path = format!("/messages?since_id={}", a.since);
-    if let Some(l) = a.limit {
-        path.push_str(&format!("&limit={l}"));
+fn page_batch(page: &MessagesPage) -> Batch<'_> {
+    Batch {
+        ok: true,
+        messages: &page.messages,
+        next_since_id: page.next_since_id,
+        next_cmd: Some(cli_next(page.next_since_id)),
+        has_more: Some(page.has_more),
+        wait: None,
     }
-    let page = ctx.client(&c, CALL_TIMEOUT).get(&path)?;
-    let msgs = page["messages"].as_array().cloned().unwrap_or_default();
-    print_batch(
-        ctx,
-        &msgs,
-        page["next_since_id"].as_u64().unwrap_or(a.since),
-        json!({}),
-    );
-    Ok(())
 }
 
-fn advance_cursor(ctx: &Ctx, c: &mut Credentials, to: u64) -> Result<(), CliError> {
-    if to > c.cursor {
-        c.cursor = to;
-        save_credentials(&ctx.home, c)?;
-    }
+pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
+    let s = ctx.session()?;
+    let page = s.client(CALL_TIMEOUT).messages(a.since, a.limit)?;
+    print_batch(ctx, &page_batch(&page));
     Ok(())
 }
 
 pub fn read(ctx: &Ctx, a: ReadArgs) -> Result<(), CliError> {
-    let mut c = ctx.current()?;
-    let client = ctx.client(&c, CALL_TIMEOUT);
+    let mut s = ctx.session()?;
+    let client = s.client(CALL_TIMEOUT);
     if let Some(id) = a.id {
-        let page = client.get(&format!(
-            "/messages?since_id={}&limit=1",
-            id.saturating_sub(1)
-        ))?;
-        let m = page["messages"]
-            .as_array()
-            .and_then(|m| m.first())
-            .filter(|m| m["id"].as_u64() == Some(id))
-            .cloned();
-        let m = m.ok_or_else(|| {
-            CliError::new(
-                Exit::Error,
-                "not_found",
-                format!("there is no message {id}"),
-            )
-        })?;
-        print_batch(ctx, std::slice::from_ref(&m), c.cursor, json!({}));
+        let page = client.messages(id.saturating_sub(1), Some(1))?;
+        let m = page
+            .messages
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| {
+                CliError::new(
+                    Exit::Error,
+                    "not_found",
+                    format!("there is no message {id}"),
+                )
+            })?;
+        let cursor = s.creds.cursor;
+        print_batch(
+            ctx,
+            &Batch {
+                ok: true,
+                messages: std::slice::from_ref(&m),
+                next_since_id: cursor,
+                next_cmd: Some(cli_next(cursor)),
+                has_more: None,
+                wait: None,
+            },
+        );
         return Ok(());
     }
-    let page = client.get(&format!("/messages?since_id={}", c.cursor))?;
-    let msgs = page["messages"].as_array().cloned().unwrap_or_default();
-    let next = page["next_since_id"].as_u64().unwrap_or(c.cursor);
-    advance_cursor(ctx, &mut c, next)?;
-    print_batch(ctx, &msgs, next, json!({}));
+    let page = client.messages(s.creds.cursor, None)?;
+    s.advance_cursor(page.next_since_id)?;
+    print_batch(ctx, &page_batch(&page));
     Ok(())
 }
 
-fn wait_once(client: &Client, alias: &str, since: u64) -> Result<Value, ClientError> {
-    client.get(&format!("/wait?participant={alias}&since_id={since}"))
-}
-
 pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<(), CliError> {
-    let mut c = ctx.current()?;
-    let since = a.since.unwrap_or(c.cursor);
-    let w = wait_once(&ctx.client(&c, WAIT_TIMEOUT), &c.alias, since)?;
-    let msgs = w["messages"].as_array().cloned().unwrap_or_default();
-    let next = w["next_since_id"].as_u64().unwrap_or(since);
-    advance_cursor(ctx, &mut c, next)?;
-    let extra = json!({"mentioned": w["mentioned"], "heartbeat": w["heartbeat"], "room_status": w["room_status"], "keep_waiting": w["keep_waiting"]});
-    if w["keep_waiting"].as_bool() == Some(false) {
-        let v = json!({"ok": true, "messages": msgs, "next_since_id": next, "next_cmd": Value::Null,
-            "room_status": w["room_status"], "keep_waiting": false, "mentioned": w["mentioned"]});
-        ctx.print(&v, || {
-            format!(
-                "{}\nThe room is {}; nothing more to wait for.",
-                format_messages(&msgs),
-                w["room_status"].as_str().unwrap_or("closed")
-            )
-        });
-        return Ok(());
-    }
-    print_batch(ctx, &msgs, next, extra);
+    let mut s = ctx.session()?;
+    let since = a.since.unwrap_or(s.creds.cursor);
+    let w = s.wait(since, None)?;
+    s.advance_cursor(w.next_since_id)?;
+    print_batch(
+        ctx,
+        &Batch {
+            ok: true,
+            messages: &w.messages,
+            next_since_id: w.next_since_id,
+            next_cmd: w.keep_waiting.then(|| cli_next(w.next_since_id)),
+            has_more: None,
+            wait: Some(WaitFlags {
+                mentioned: w.mentioned,
+                heartbeat: w.heartbeat,
+                room_status: w.room_status,
+                keep_waiting: w.keep_waiting,
+            }),
+        },
+    );
     Ok(())
 }
 
 /// Follows `/wait` until the room closes; survives restarts and blips with capped backoff.
 pub fn attend(ctx: &Ctx, a: AttendArgs) -> Result<(), CliError> {
-    let mut c = ctx.current()?;
-    let mut since = a.since.unwrap_or(c.cursor);
+    let mut s = ctx.session()?;
+    let mut since = a.since.unwrap_or(s.creds.cursor);
     let interrupted = Arc::new(AtomicBool::new(false));
-    spawn_interrupt_handler(ctx, &c, interrupted.clone());
+    spawn_interrupt_handler(ctx, &s, interrupted.clone());
     if !ctx.json {
         eprintln!(
             "agentgather: attending room {} as {} from #{since}; ctrl-c leaves",
-            c.room, c.alias
+            s.creds.room, s.creds.alias
         );
     }
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     let mut was_down = false;
     loop {
-        let client = ctx.client(&c, WAIT_TIMEOUT);
-        match wait_once(&client, &c.alias, since) {
+        match s.wait(since, None) {
             Ok(w) => {
                 if was_down {
-                    eprintln!("agentgather: reconnected to {}", client.base());
+                    eprintln!(
+                        "agentgather: reconnected to {}",
+                        s.client(CALL_TIMEOUT).base()
+                    );
                     was_down = false;
                 }
-                delay = Duration::from_millis(250);
-                let msgs = w["messages"].as_array().cloned().unwrap_or_default();
-                let next = w["next_since_id"].as_u64().unwrap_or(since);
-                if !msgs.is_empty() {
-                    since = next;
-                    advance_cursor(ctx, &mut c, next)?;
-                    let v = json!({"ok": true, "messages": msgs, "mentioned": w["mentioned"], "next_since_id": next, "room_status": w["room_status"]});
-                    ctx.print(&v, || format_messages(&msgs));
+                backoff.reset();
+                if !w.messages.is_empty() {
+                    since = w.next_since_id;
+                    s.advance_cursor(since)?;
+                    let v = json!({"ok": true, "messages": w.messages, "mentioned": w.mentioned, "next_since_id": since, "room_status": w.room_status});
+                    ctx.print(&v, || format_messages(&w.messages));
                 }
-                if w["participant_status"].as_str() == Some("removed") {
+                if w.removed() {
                     return Err(CliError::new(
                         Exit::Removed,
                         "participant_removed",
                         "you were removed from the room by the host",
                     ));
                 }
-                if w["keep_waiting"].as_bool() == Some(false) {
-                    let v = json!({"ok": true, "event": "room_closed", "room": c.room, "room_status": w["room_status"], "next_since_id": since, "next_cmd": Value::Null});
-                    ctx.print(&v, || {
-                        format!("Room {} is closed. Attendance over.", c.room)
-                    });
+                if !w.keep_waiting {
+                    let room = &s.creds.room;
+                    let v = json!({"ok": true, "event": "room_closed", "room": room, "room_status": w.room_status, "next_since_id": since, "next_cmd": null});
+                    ctx.print(&v, || format!("Room {room} is closed. Attendance over."));
                     return Ok(());
                 }
             }
-            Err(e) if e.is_unreachable() || e.status().is_some_and(|s| s >= 500 && s != 507) => {
+            Err(e) if is_transient(&e) => {
                 if interrupted.load(Ordering::SeqCst) {
                     return Ok(());
                 }
+                let delay = backoff.next_delay();
                 eprintln!("agentgather: {e}; retrying in {:.1} s", delay.as_secs_f32());
                 was_down = true;
                 std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(10));
             }
             Err(e) => return Err(e.into()),
         }
@@ -457,20 +409,20 @@ pub fn attend(ctx: &Ctx, a: AttendArgs) -> Result<(), CliError> {
 }
 
 /// On ctrl-c or SIGTERM during `attend`: tell the room we left, then exit 0.
-fn spawn_interrupt_handler(ctx: &Ctx, c: &Credentials, flag: Arc<AtomicBool>) {
+fn spawn_interrupt_handler(ctx: &Ctx, s: &Session, flag: Arc<AtomicBool>) {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ]) else {
         return;
     };
-    let client = ctx.client(c, Duration::from_secs(3));
+    let client = s.client(Duration::from_secs(3));
     let json_out = ctx.json;
-    let room = c.room.clone();
+    let room = s.creds.room.clone();
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             flag.store(true, Ordering::SeqCst);
-            let left = client.post("/leave", &json!({})).is_ok();
+            let left = client.leave().is_ok();
             if json_out {
                 println!(
                     "{}",
@@ -491,7 +443,8 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), CliError> {
             a.format
         )));
     }
-    let c = ctx.current()?;
+    let s = ctx.session()?;
+    let c = &s.creds;
     let text = if ctx.home.room_exists(&c.room) {
         let e = Export::load_readonly(&ctx.home, &c.room)?;
         if a.format == "md" {
@@ -500,11 +453,11 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), CliError> {
             serde_json::to_string_pretty(&e).map_err(|e| CliError::msg(e.to_string()))?
         }
     } else {
-        let client = ctx.client(&c, Duration::from_secs(120));
+        let client = s.client(Duration::from_secs(120));
         if a.format == "md" {
             client.get_text("/export?format=md")?
         } else {
-            serde_json::to_string_pretty(&client.get("/export?format=json")?)
+            serde_json::to_string_pretty(&client.get::<serde_json::Value>("/export?format=json")?)
                 .map_err(|e| CliError::msg(e.to_string()))?
         }
     };

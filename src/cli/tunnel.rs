@@ -11,8 +11,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::output::{CliError, Ctx, Exit};
-use super::state::{Credentials, load_credentials};
 use crate::protocol::{DEFAULT_PORT, validate_room_id};
+use crate::session::{Credentials, load_credentials};
 use crate::store::RoomMeta;
 use crate::store::fsutil::{ensure_private_dir, read_json, write_private};
 use crate::tunnel::broker::{BrokerConfig, BrokerLimits, DEFAULT_BROKER_PORT, Routing};
@@ -260,7 +260,7 @@ fn route_key(ctx: &Ctx, file: Option<&Path>) -> Result<(Option<Vec<u8>>, bool), 
 /// The host identity of `room` in this home.
 fn host_credentials(ctx: &Ctx, room: &str) -> Result<Credentials, CliError> {
     let creds = if room == "current" {
-        ctx.current()?
+        ctx.session()?.creds
     } else {
         validate_room_id(room).map_err(|e| CliError::msg(e.to_string()))?;
         let meta: RoomMeta = read_json(&ctx.home.room_dir(room).join("room.json"))?

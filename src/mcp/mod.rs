@@ -2,11 +2,10 @@
 //! Codex, any Model Context Protocol client), served over stdio for the participant
 //! whose home it runs in.
 //!
-//! Why an adapter and not a second client: the tools are thin. Each one loads this home's
-//! current credentials and read cursor through the CLI's own state, talks to the room
-//! server through the CLI's own blocking [`Client`](crate::client::Client) (run on
-//! tokio's blocking pool), posts through the CLI's `post_message` (same `client_msg_id`
-//! retries), and moves the same cursor the CLI moves. So `agentgather read` and
+//! Why an adapter and not a second client: the tools are thin. Each one is this home's
+//! participant [`Session`] (the one the CLI uses too): the same credentials and read
+//! cursor, the same blocking client (run on tokio's blocking pool), the same posting
+//! with `client_msg_id` retries and the same wait-retry rule. So `agentgather read` and
 //! `room_read` never disagree, and there is one implementation of the protocol.
 //!
 //! The MCP layer itself is the official SDK (`rmcp`): JSON-RPC framing, the handshake,
@@ -34,12 +33,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::cli::output::{CALL_TIMEOUT, CliError, Ctx, Exit, WAIT_TIMEOUT};
-use crate::cli::participant::{handoff_text, post_message};
-use crate::cli::state::{Credentials, load_credentials, save_credentials};
 use crate::client::ClientError;
 use crate::protocol::card::SAFETY_RULES;
-use crate::protocol::{WAIT_HOLD_MS, validate_alias};
+use crate::protocol::message::Message;
+use crate::protocol::wire::{PostBody, WaitAnswer};
+use crate::protocol::{MessageType, RoomStatus, WAIT_HOLD_MS, validate_alias};
+use crate::session::{Backoff, CALL_TIMEOUT, Session, SessionError, handoff_text, is_transient};
+use crate::store::Home;
 
 /// `room_wait` waits this long when the call names no timeout: under the 60 s default
 /// tool timeout of common MCP clients.
@@ -62,24 +62,14 @@ pub enum McpError {
     Session(String),
 }
 
-impl From<McpError> for CliError {
-    fn from(e: McpError) -> Self {
-        CliError::new(Exit::Error, "mcp_error", e.to_string())
-    }
-}
-
 /// Serves the room tools over stdin/stdout until the client closes the connection.
-pub fn run(ctx: &Ctx) -> Result<(), McpError> {
-    let ctx = Ctx {
-        home: ctx.home.clone(),
-        json: false,
-    };
+pub fn run(home: Home) -> Result<(), McpError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(McpError::Runtime)?;
-    let tools = RoomTools::new(ctx);
+    let tools = RoomTools::new(home);
     let result = runtime.block_on(async move {
         let service = tools
             .serve(rmcp::transport::stdio())
@@ -126,32 +116,6 @@ pub struct ReadParams {
     pub limit: Option<u32>,
 }
 
-/// The kinds of message a participant may send (`handoff` has its own tool; `system` is
-/// the server's).
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SendType {
-    Message,
-    Question,
-    Reply,
-    Status,
-    RequestReview,
-    RequestDebug,
-}
-
-impl SendType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SendType::Message => "message",
-            SendType::Question => "question",
-            SendType::Reply => "reply",
-            SendType::Status => "status",
-            SendType::RequestReview => "request_review",
-            SendType::RequestDebug => "request_debug",
-        }
-    }
-}
-
 /// `room_send` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -167,7 +131,8 @@ pub struct SendParams {
     /// The kind of message: message, question, reply, status, request_review or
     /// request_debug. Default: reply when `reply_to` is given, else message.
     #[serde(rename = "type")]
-    pub kind: Option<SendType>,
+    #[schemars(regex(pattern = "^(message|question|reply|status|request_review|request_debug)$"))]
+    pub kind: Option<String>,
 }
 
 /// `room_wait` arguments.
@@ -226,52 +191,50 @@ fn bad_argument(message: impl AsRef<str>) -> CallToolResult {
     )
 }
 
-/// A CLI/client error as a tool error, with the action that fits it.
-fn from_cli(e: &CliError) -> CallToolResult {
-    let hint = match (e.exit, e.code.as_str()) {
-        (Exit::Removed, _) | (_, "participant_removed") => {
+/// A session error as a tool error, with the action that fits it.
+fn failure_of(e: &SessionError) -> CallToolResult {
+    let code = e.code();
+    let hint = match code {
+        "participant_removed" => {
             "You were removed from the room by the host: stop attending, do not retry."
         }
-        (_, "room_closed") => "The room is closed: nothing more can be posted. Stop attending.",
-        (_, "unauthorized") => {
+        "room_closed" => "The room is closed: nothing more can be posted. Stop attending.",
+        "unauthorized" => {
             "The room server does not accept this participant's token (the room may have been re-created or the invite revoked): ask the host for a new invite and run `agentgather room join '<invite-uri>'`."
         }
-        (Exit::Unreachable, _) => {
+        "unreachable" => {
             "The room server may be restarting or the network is down: try again shortly."
         }
-        (_, "rate_limited") | (_, "loop_guard") => {
+        "rate_limited" | "loop_guard" => {
             "Slow down: wait for a human or another participant (room_wait) before posting again."
         }
         _ => "",
     };
-    failure(&e.code, e.message.trim_end_matches('.'), hint)
+    failure(code, e.to_string().trim_end_matches('.'), hint)
 }
 
-/// Runs blocking room I/O (the CLI's ureq client, state files) off the async threads.
-async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, CliError>
+fn removed() -> CallToolResult {
+    failure(
+        "participant_removed",
+        "you were removed from the room by the host",
+        "You were removed from the room by the host: stop attending, do not retry.",
+    )
+}
+
+/// Runs blocking room I/O (the session's ureq client, state files) off the async threads.
+async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, SessionError>
 where
     T: Send + 'static,
-    E: Into<CliError> + Send + 'static,
+    E: Into<SessionError> + Send + 'static,
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(Into::into),
-        Err(e) => Err(CliError::msg(format!("the room call did not finish: {e}"))),
+        Err(e) => Err(SessionError::Invalid(format!(
+            "the room call did not finish: {e}"
+        ))),
     }
-}
-
-/// Moves the stored read cursor forward to `to` (never back). The credentials are read
-/// again first, so a cursor the CLI moved meanwhile is not overwritten with an older one.
-fn advance_cursor(ctx: &Ctx, c: &Credentials, to: u64) -> Result<u64, CliError> {
-    let mut fresh = load_credentials(&ctx.home, &c.room, &c.alias)?.unwrap_or_else(|| c.clone());
-    if to > fresh.cursor {
-        fresh.cursor = to;
-        save_credentials(&ctx.home, &fresh)?;
-    }
-    Ok(fresh.cursor)
-}
-
-fn messages_of(v: &Value) -> Vec<Value> {
-    v["messages"].as_array().cloned().unwrap_or_default()
 }
 
 /// `to` without a leading `@`, checked to be an alias.
@@ -288,7 +251,7 @@ fn alias_arg(to: &str) -> Result<String, CallToolResult> {
 /// The MCP server: one participant's room tools.
 #[derive(Clone)]
 pub struct RoomTools {
-    ctx: Arc<Ctx>,
+    home: Arc<Home>,
     /// The `instructions` of the handshake, naming the identity current at start-up.
     instructions: Arc<str>,
     tool_router: ToolRouter<RoomTools>,
@@ -296,22 +259,22 @@ pub struct RoomTools {
 
 #[tool_router(router = tool_router)]
 impl RoomTools {
-    pub fn new(ctx: Ctx) -> RoomTools {
-        let current = ctx.current().ok();
+    pub fn new(home: Home) -> RoomTools {
+        let current = Session::current(&home).ok();
         let identity = current
             .as_ref()
-            .map(|c| (c.room.as_str(), c.alias.as_str()));
+            .map(|s| (s.creds.room.as_str(), s.creds.alias.as_str()));
         RoomTools {
             instructions: server_instructions(identity).into(),
-            ctx: Arc::new(ctx),
+            home: Arc::new(home),
             tool_router: Self::tool_router(),
         }
     }
 
-    /// This home's current identity (read fresh: a `room join` meanwhile takes effect).
-    async fn creds(&self) -> Result<Credentials, CliError> {
-        let ctx = self.ctx.clone();
-        blocking(move || ctx.current()).await
+    /// This home's current participant (read fresh: a `room join` meanwhile takes effect).
+    async fn session(&self) -> Result<Session, SessionError> {
+        let home = self.home.clone();
+        blocking(move || Session::current(&home)).await
     }
 
     #[tool(
@@ -320,16 +283,15 @@ impl RoomTools {
         annotations(title = "Room status", read_only_hint = true, open_world_hint = true)
     )]
     async fn room_status(&self) -> Result<CallToolResult, ErrorData> {
-        let ctx = self.ctx.clone();
+        let home = self.home.clone();
         let got = blocking(move || {
-            let c = ctx.current()?;
-            let v = ctx.client(&c, CALL_TIMEOUT).get("/status")?;
-            Ok::<_, CliError>(v)
+            let s = Session::current(&home)?;
+            Ok::<_, SessionError>(s.client(CALL_TIMEOUT).status()?)
         })
         .await;
         Ok(match got {
-            Ok(v) => success(render::status_text(&v), v),
-            Err(e) => from_cli(&e),
+            Ok(v) => success(render::status_text(&v), json!(v)),
+            Err(e) => failure_of(&e),
         })
     }
 
@@ -339,22 +301,19 @@ impl RoomTools {
         annotations(title = "Room brief", read_only_hint = true, open_world_hint = true)
     )]
     async fn room_brief(&self) -> Result<CallToolResult, ErrorData> {
-        let ctx = self.ctx.clone();
+        let home = self.home.clone();
         let got = blocking(move || {
-            let c = ctx.current()?;
-            let v = ctx.client(&c, CALL_TIMEOUT).get("/brief")?;
-            Ok::<_, CliError>((c, v))
+            let s = Session::current(&home)?;
+            let brief = s.client(CALL_TIMEOUT).brief()?;
+            Ok::<_, SessionError>((s.creds.room, brief))
         })
         .await;
         Ok(match got {
-            Ok((c, v)) => {
-                let brief = v["brief"].clone();
-                success(
-                    render::brief_text(&brief),
-                    json!({"ok": true, "room": c.room, "brief": brief, "notice": render::BRIEF_NOTICE}),
-                )
-            }
-            Err(e) => from_cli(&e),
+            Ok((room, brief)) => success(
+                render::brief_text(&brief),
+                json!({"ok": true, "room": room, "brief": brief, "notice": render::BRIEF_NOTICE}),
+            ),
+            Err(e) => failure_of(&e),
         })
     }
 
@@ -378,27 +337,26 @@ impl RoomTools {
                 "`limit` must be 1 to {MAX_READ_LIMIT} (got {limit})"
             )));
         }
-        let ctx = self.ctx.clone();
+        let home = self.home.clone();
         let got = blocking(move || {
-            let c = ctx.current()?;
-            let since = p.since_id.unwrap_or(c.cursor);
-            let page = ctx
-                .client(&c, CALL_TIMEOUT)
-                .get(&format!("/messages?since_id={since}&limit={limit}"))?;
-            let next = page["next_since_id"].as_u64().unwrap_or(since);
-            let cursor = advance_cursor(&ctx, &c, next)?;
-            Ok::<_, CliError>((c, since, page, cursor))
+            let mut s = Session::current(&home)?;
+            let since = p.since_id.unwrap_or(s.creds.cursor);
+            let page = s
+                .client(CALL_TIMEOUT)
+                .messages(since, Some(u64::from(limit)))?;
+            let cursor = s.advance_cursor(page.next_since_id)?;
+            Ok::<_, SessionError>((s.creds, since, page, cursor))
         })
         .await;
         let (c, since, page, cursor) = match got {
             Ok(x) => x,
-            Err(e) => return Ok(from_cli(&e)),
+            Err(e) => return Ok(failure_of(&e)),
         };
-        let msgs = messages_of(&page);
-        let next = page["next_since_id"].as_u64().unwrap_or(since);
-        let has_more = page["has_more"].as_bool().unwrap_or(false);
+        let msgs = page.messages;
+        let next = page.next_since_id;
+        let has_more = page.has_more;
         let mentioned = msgs.iter().any(|m| render::mentions(m, &c.alias));
-        let room_status = page["room_status"].as_str().unwrap_or("open").to_string();
+        let room_status = page.room_status;
         let mut text = format!(
             "{} after #{since} in room {} (you are {}){}; read cursor now #{cursor}.",
             render::count(msgs.len()),
@@ -415,7 +373,7 @@ impl RoomTools {
                 " More remain: call room_read again (since_id {next})."
             ));
         }
-        if room_status == "closed" {
+        if room_status == RoomStatus::Closed {
             text.push_str(" The room is closed.");
         }
         text.push_str("\n\n");
@@ -453,15 +411,25 @@ impl RoomTools {
                 Err(r) => return Ok(r),
             },
         };
-        let kind = p.kind.unwrap_or(if p.reply_to.is_some() {
-            SendType::Reply
-        } else {
-            SendType::Message
-        });
-        let mut body = json!({"type": kind.as_str()});
+        let kind = match p.kind.as_deref() {
+            None => {
+                if p.reply_to.is_some() {
+                    MessageType::Reply
+                } else {
+                    MessageType::Message
+                }
+            }
+            Some(k) => match MessageType::parse(k) {
+                Some(t) if t != MessageType::System && t != MessageType::Handoff => t,
+                _ => {
+                    return Ok(bad_argument(format!(
+                        "`type` must be message, question, reply, status, request_review or request_debug (got {k:?}); hand work over with room_handoff"
+                    )));
+                }
+            },
+        };
         let text = match &to {
             Some(alias) => {
-                body["to"] = json!(alias);
                 let mention = format!("@{alias}");
                 if p.text.trim_start().starts_with(&mention) {
                     p.text.clone()
@@ -471,11 +439,14 @@ impl RoomTools {
             }
             None => p.text.clone(),
         };
-        body["text"] = json!(text);
-        if let Some(r) = p.reply_to {
-            body["reply_to"] = json!(r);
-        }
-        self.post(body).await
+        self.post(PostBody {
+            text,
+            kind: Some(kind),
+            reply_to: p.reply_to,
+            to,
+            ..Default::default()
+        })
+        .await
     }
 
     #[tool(
@@ -499,15 +470,15 @@ impl RoomTools {
                 "`timeout_seconds` must be 1 to {MAX_WAIT_SECONDS} (got {timeout})"
             )));
         }
-        let c = match self.creds().await {
-            Ok(c) => c,
-            Err(e) => return Ok(from_cli(&e)),
+        let session = match self.session().await {
+            Ok(s) => s,
+            Err(e) => return Ok(failure_of(&e)),
         };
-        let since = p.since_id.unwrap_or(c.cursor);
+        let since = p.since_id.unwrap_or(session.creds.cursor);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(timeout);
         let progress = request.meta.get_progress_token();
-        let mut delay = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         let mut last_error: Option<ClientError> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -515,48 +486,34 @@ impl RoomTools {
                 break;
             }
             let hold_ms = (remaining.as_millis() as u64).clamp(1, WAIT_HOLD_MS);
-            let ctx = self.ctx.clone();
-            let creds = c.clone();
-            let turn = tokio::task::spawn_blocking(move || {
-                ctx.client(&creds, WAIT_TIMEOUT).get(&format!(
-                    "/wait?participant={}&since_id={since}&timeout_ms={hold_ms}",
-                    creds.alias
-                ))
-            })
-            .await;
+            let turn_session = session.clone();
+            let turn =
+                tokio::task::spawn_blocking(move || turn_session.wait(since, Some(hold_ms))).await;
             let w = match turn {
                 Ok(Ok(w)) => w,
-                Ok(Err(e))
-                    if e.is_unreachable() || e.status().is_some_and(|s| s >= 500 && s != 507) =>
-                {
+                Ok(Err(e)) if is_transient(&e) => {
                     // The server restarts or the network blips: retry until the deadline.
                     last_error = Some(e);
+                    let delay = backoff.next_delay();
                     tokio::time::sleep(
                         delay.min(deadline.saturating_duration_since(Instant::now())),
                     )
                     .await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
                     continue;
                 }
-                Ok(Err(e)) => return Ok(from_cli(&e.into())),
+                Ok(Err(e)) => return Ok(failure_of(&e.into())),
                 Err(e) => {
-                    return Ok(from_cli(&CliError::msg(format!(
+                    return Ok(failure_of(&SessionError::Invalid(format!(
                         "the wait did not finish: {e}"
                     ))));
                 }
             };
             last_error = None;
-            delay = Duration::from_millis(250);
-            if w["participant_status"].as_str() == Some("removed") {
-                return Ok(from_cli(&CliError::new(
-                    Exit::Removed,
-                    "participant_removed",
-                    "you were removed from the room by the host",
-                )));
+            backoff.reset();
+            if w.removed() {
+                return Ok(removed());
             }
-            let msgs = messages_of(&w);
-            let closed = w["keep_waiting"].as_bool() == Some(false);
-            if msgs.is_empty() && !closed {
+            if w.messages.is_empty() && w.keep_waiting {
                 if let Some(token) = &progress {
                     let done = started.elapsed().as_secs_f64().min(timeout as f64);
                     let note = ProgressNotificationParam::new(token.clone(), done)
@@ -567,11 +524,12 @@ impl RoomTools {
                 }
                 continue;
             }
-            return Ok(self.wait_result(&c, since, &w, msgs, closed).await);
+            return Ok(self.wait_result(session, w).await);
         }
         if let Some(e) = last_error {
-            return Ok(from_cli(&e.into()));
+            return Ok(failure_of(&e.into()));
         }
+        let c = &session.creds;
         Ok(success(
             format!(
                 "No new messages in room {} after #{since} within {timeout} s. Call room_wait again to keep attending.",
@@ -611,73 +569,71 @@ impl RoomTools {
             }
         };
         let large = p.large.unwrap_or(false);
-        let ctx = self.ctx.clone();
+        let home = self.home.clone();
         let text = blocking(move || {
-            let c = ctx.current()?;
+            let s = Session::current(&home)?;
             let summary = match (summary, file) {
                 (Some(s), _) => s,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .map_err(|e| CliError::msg(format!("cannot read summary_file {f}: {e}")))?,
+                (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| {
+                    SessionError::Invalid(format!("cannot read summary_file {f}: {e}"))
+                })?,
                 (None, None) => String::new(),
             };
-            handoff_text(&c.alias, &alias, &summary, large, "`large: true`").map(|t| (t, alias))
+            handoff_text(&s.creds.alias, &alias, &summary, large, "`large: true`")
+                .map(|t| (t, alias))
         })
         .await;
         let (text, alias) = match text {
             Ok(x) => x,
-            Err(e) => return Ok(from_cli(&e)),
+            Err(e) => return Ok(failure_of(&e)),
         };
-        self.post(json!({"text": text, "type": "handoff", "to": alias}))
-            .await
+        self.post(PostBody {
+            text,
+            kind: Some(MessageType::Handoff),
+            to: Some(alias),
+            ..Default::default()
+        })
+        .await
     }
 }
 
 impl RoomTools {
-    /// Posts `body` as this participant (the CLI's `post_message`: retries, no duplicates).
-    async fn post(&self, body: Value) -> Result<CallToolResult, ErrorData> {
-        let ctx = self.ctx.clone();
+    /// Posts as this participant (the session's posting: retries, no duplicates).
+    async fn post(&self, body: PostBody) -> Result<CallToolResult, ErrorData> {
+        let home = self.home.clone();
         let got = blocking(move || {
-            let c = ctx.current()?;
-            let m = post_message(&ctx.client(&c, CALL_TIMEOUT), body)?;
-            Ok::<_, CliError>((c, m))
+            let s = Session::current(&home)?;
+            let m = s.post(body, |_, _| {})?;
+            Ok::<_, SessionError>((s.creds, m))
         })
         .await;
         Ok(match got {
             Ok((c, m)) => {
-                let mut text = format!(
-                    "Sent #{} to room {} as {}",
-                    m["id"].as_u64().unwrap_or(0),
-                    c.room,
-                    c.alias
-                );
-                if let Some(to) = m["mentions"].as_array().filter(|a| !a.is_empty()) {
-                    let names: Vec<&str> = to.iter().filter_map(Value::as_str).collect();
-                    text.push_str(&format!(" (mentions {})", names.join(", ")));
+                let mut text = format!("Sent #{} to room {} as {}", m.id, c.room, c.alias);
+                if !m.mentions.is_empty() {
+                    text.push_str(&format!(" (mentions {})", m.mentions.join(", ")));
                 }
                 text.push_str(". Next: room_wait for answers.");
                 success(text, json!({"ok": true, "message": m}))
             }
-            Err(e) => from_cli(&e),
+            Err(e) => failure_of(&e),
         })
     }
 
     /// The answer to a `room_wait` that got messages or a closed room; stores the cursor.
-    async fn wait_result(
-        &self,
-        c: &Credentials,
-        since: u64,
-        w: &Value,
-        msgs: Vec<Value>,
-        closed: bool,
-    ) -> CallToolResult {
-        let next = w["next_since_id"].as_u64().unwrap_or(since);
-        let mentioned = w["mentioned"].as_bool().unwrap_or(false);
-        let room_status = w["room_status"].as_str().unwrap_or("open").to_string();
-        let (ctx, creds) = (self.ctx.clone(), c.clone());
-        let cursor = match blocking(move || advance_cursor(&ctx, &creds, next)).await {
-            Ok(cur) => cur,
-            Err(e) => return from_cli(&e),
+    async fn wait_result(&self, mut session: Session, w: WaitAnswer) -> CallToolResult {
+        let next = w.next_since_id;
+        let closed = !w.keep_waiting;
+        let stored = blocking(move || {
+            let cursor = session.advance_cursor(next)?;
+            Ok::<_, SessionError>((session.creds, cursor))
+        })
+        .await;
+        let (c, cursor) = match stored {
+            Ok(x) => x,
+            Err(e) => return failure_of(&e),
         };
+        let msgs: &[Message] = &w.messages;
         let mut text = if msgs.is_empty() {
             String::new()
         } else {
@@ -685,12 +641,12 @@ impl RoomTools {
                 "{} in room {}{}; next cursor #{next} (stored).\n\n{}\n\n",
                 render::count(msgs.len()),
                 c.room,
-                if mentioned {
+                if w.mentioned {
                     ", and you are @mentioned"
                 } else {
                     ""
                 },
-                render::messages_text(&msgs, &c.alias)
+                render::messages_text(msgs, &c.alias)
             )
         };
         let event = if closed {
@@ -708,7 +664,7 @@ impl RoomTools {
         success(
             text,
             json!({"ok": true, "event": event, "room": c.room, "me": c.alias, "messages": msgs,
-                "mentioned": mentioned, "next_since_id": next, "cursor": cursor, "room_status": room_status,
+                "mentioned": w.mentioned, "next_since_id": next, "cursor": cursor, "room_status": w.room_status,
                 "keep_waiting": !closed, "notice": render::EXTERNAL_NOTICE}),
         )
     }
@@ -740,29 +696,12 @@ mod tests {
     }
 
     #[test]
-    fn send_type_names_match_the_protocol() {
-        for t in [
-            SendType::Message,
-            SendType::Question,
-            SendType::Reply,
-            SendType::Status,
-            SendType::RequestReview,
-            SendType::RequestDebug,
-        ] {
-            let parsed: SendType = serde_json::from_value(json!(t.as_str())).unwrap();
-            assert_eq!(parsed, t);
-            assert!(crate::protocol::MessageType::parse(t.as_str()).is_some());
-        }
-        assert!(serde_json::from_value::<SendType>(json!("system")).is_err());
-    }
-
-    #[test]
     fn failures_are_tool_errors() {
-        let r = from_cli(&CliError::new(
-            Exit::Removed,
-            "participant_removed",
-            "you were removed",
-        ));
+        let r = failure_of(&SessionError::Client(ClientError::Api {
+            status: 410,
+            code: "participant_removed".into(),
+            message: "you were removed".into(),
+        }));
         assert_eq!(r.is_error, Some(true));
         assert_eq!(
             r.structured_content.unwrap()["error"],

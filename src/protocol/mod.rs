@@ -12,11 +12,16 @@ pub mod participant;
 pub mod timefmt;
 pub mod token;
 pub mod ttl;
+pub mod url;
+pub mod wire;
 
 pub use error::ApiError;
 pub use message::{Message, MessageInput, MessageType};
 pub use names::{NameError, validate_alias, validate_display_name, validate_room_id};
-pub use participant::{AttendancePolicy, Attention, Install, Kind, Location};
+pub use participant::{
+    AttendancePolicy, AttendanceState, Attention, Install, Kind, Location, ParticipantStatus,
+    RoomStatus,
+};
 
 /// Limits of SPEC §4 "Guards". Defaults; the server takes them as configuration.
 #[derive(Debug, Clone)]

@@ -71,6 +71,52 @@ str_enum!(
     }
 );
 
+str_enum!(
+    /// Whether a room still takes posts.
+    RoomStatus { Open = "open", Closed = "closed" }
+);
+
+// str_enum! derives no Default, so it is written out.
+#[allow(clippy::derivable_impls)]
+impl Default for RoomStatus {
+    fn default() -> Self {
+        RoomStatus::Open
+    }
+}
+
+str_enum!(
+    /// Whether a participant's token still works for writes.
+    ParticipantStatus { Active = "active", Removed = "removed" }
+);
+
+str_enum!(
+    /// What the roster shows for a participant: their observed attention, or what is wrong
+    /// with it (`stale`: attending but silent too long; `not_attending`: the policy asks
+    /// for attendance and they are not; `removed`).
+    AttendanceState {
+        Manual = "manual",
+        Attending = "attending",
+        Standby = "standby",
+        Away = "away",
+        Managed = "managed",
+        Stale = "stale",
+        NotAttending = "not_attending",
+        Removed = "removed",
+    }
+);
+
+impl From<Attention> for AttendanceState {
+    fn from(a: Attention) -> Self {
+        match a {
+            Attention::Manual => AttendanceState::Manual,
+            Attention::Attending => AttendanceState::Attending,
+            Attention::Standby => AttendanceState::Standby,
+            Attention::Away => AttendanceState::Away,
+            Attention::Managed => AttendanceState::Managed,
+        }
+    }
+}
+
 impl AttendancePolicy {
     /// Whether this policy asks a participant of `kind` to keep attending.
     pub fn requires(self, kind: Kind, is_host: bool) -> bool {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::protocol::ApiError;
+use crate::protocol::url::origin_of;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -138,41 +139,6 @@ pub async fn read_json(
     })
 }
 
-/// Whether a `Host` header names this machine's loopback interface.
-pub fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        })
-    };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost"
-        || name == "::1"
-        || name
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// `scheme://host[:port]` of a URL, lowercased, for origin comparison.
-pub fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        authority.to_ascii_lowercase()
-    ))
-}
-
 /// SPEC §4: a write carrying an `Origin` (or, failing that, a `Referer`) from another
 /// origin is refused. `allowed` are the origins this server is reached at.
 pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
@@ -201,40 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts() {
-        for h in [
-            "127.0.0.1",
-            "127.0.0.1:8787",
-            "localhost:1",
-            "LOCALHOST",
-            "[::1]:80",
-            "127.1.2.3",
-        ] {
-            assert!(is_loopback_host(h), "{h}");
-        }
-        for h in [
-            "example.com",
-            "10.0.0.1:8787",
-            "127.0.0.1.evil.com",
-            "",
-            "[::2]:1",
-            "localhost.evil",
-        ] {
-            assert!(!is_loopback_host(h), "{h}");
-        }
-    }
-
-    #[test]
     fn origins() {
-        assert_eq!(
-            origin_of("http://127.0.0.1:8787/x?y").as_deref(),
-            Some("http://127.0.0.1:8787")
-        );
-        assert_eq!(
-            origin_of("HTTPS://Ex.com").as_deref(),
-            Some("https://ex.com")
-        );
-        assert_eq!(origin_of("null"), None);
         let allowed = vec!["http://127.0.0.1:8787".to_string()];
         let mut h = HeaderMap::new();
         assert!(check_origin(&h, &allowed).is_ok());

@@ -22,7 +22,9 @@ use crate::protocol::{DEFAULT_PORT, Limits};
 use crate::store::{FsyncMode, Home, LockInfo, Room, RoomOptions, StoreError};
 use hub::WaitHub;
 
-pub use http::{is_loopback_host, origin_of};
+// Kept for the tunnel's host side until it moves to `protocol::url` (its own branch).
+pub use crate::protocol::url::is_loopback_host;
+use crate::protocol::url::{RoomUrl, origin_of};
 
 /// How `room serve` runs.
 #[derive(Debug, Clone)]
@@ -131,19 +133,14 @@ impl AppState {
 }
 
 fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
-    if let Some(url) = &cfg.url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(ServeError::Config(format!(
-            "--url must start with http:// or https:// (got {url:?})"
-        )));
-    }
+    let url = cfg
+        .url
+        .as_deref()
+        .map(RoomUrl::parse)
+        .transpose()
+        .map_err(|e| ServeError::Config(format!("--url: {e}")))?;
     if cfg.allow_remote {
-        if !cfg
-            .url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
-        {
+        if url.is_none_or(|u| u.scheme() != "https") {
             return Err(ServeError::Config(
                 "--allow-remote requires an https:// public --url (a TLS proxy in front of this server)".into(),
             ));

@@ -11,23 +11,26 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
 use super::http::{
-    bearer, check_origin, is_loopback_host, json_response, ok_json, optional_number, query_param,
-    since_id,
+    bearer, check_origin, json_response, ok_json, optional_number, query_param, since_id,
 };
-use crate::protocol::card::{
-    CardInput, browser_url, card_command, invite_uri, render_card, wait_command,
+use crate::protocol::card::{render_card, wait_command};
+use crate::protocol::timefmt::now_ms;
+use crate::protocol::url::{RoomUrl, is_loopback_host};
+use crate::protocol::wire::{
+    BriefAnswer, CloseAnswer, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
+    PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
-use crate::protocol::timefmt::{format_ms, now_ms};
 use crate::protocol::{
-    ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, WAIT_HOLD_MS,
+    ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
+    RoomStatus, WAIT_HOLD_MS,
 };
 use crate::store::StoredMessage;
 use crate::store::export::Export;
+use crate::store::room::Closed;
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -179,20 +182,7 @@ async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     }
     check_participant(&uri, &c)?;
     let url = s.public_url();
-    let room = s.room();
-    let p = room.participant(c.who);
-    let text = render_card(&CardInput {
-        room: room.id(),
-        alias: &c.alias,
-        kind: p.kind,
-        token: &c.token,
-        url: &url,
-        brief: room.brief(),
-        brief_version: room.meta.brief_version,
-        policy: room.meta.attendance_policy,
-        host_alias: room.host_alias(),
-        expires_at: room.meta.expires_at.as_deref(),
-    });
+    let text = render_card(&s.room().card_input(c.who, &c.token, &url));
     Ok((
         StatusCode::OK,
         [
@@ -212,26 +202,27 @@ async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
         s.hub.notify();
     }
     let room = s.room();
-    Ok(ok_json(&json!({
-        "ok": true, "room": room.id(), "participant": c.alias, "attention": "attending",
-        "room_status": room.meta.status.as_str(), "brief_version": room.meta.brief_version,
-        "last_id": room.log.last_id(),
-    })))
+    Ok(ok_json(&JoinAnswer {
+        ok: true,
+        room: room.id().to_string(),
+        participant: c.alias,
+        attention: Attention::Attending,
+        room_status: room.meta.status,
+        brief_version: room.meta.brief_version,
+        last_id: room.log.last_id(),
+    }))
 }
 
-fn brief_json(s: &AppState) -> Value {
-    let room = s.room();
-    json!({
-        "body": room.brief(),
-        "brief_version": room.meta.brief_version,
-        "brief_updated_at": room.meta.brief_updated_at,
-        "brief_updated_by": room.meta.brief_updated_by,
-    })
+fn brief_answer(s: &AppState) -> BriefAnswer {
+    BriefAnswer {
+        ok: true,
+        brief: s.room().brief_view(),
+    }
 }
 
 async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
     active(&s, &headers)?;
-    Ok(ok_json(&json!({"ok": true, "brief": brief_json(&s)})))
+    Ok(ok_json(&brief_answer(&s)))
 }
 
 async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
@@ -240,15 +231,13 @@ async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let text = str_field(&body, "body")?;
     s.room().set_brief(c.who, text)?;
     s.hub.notify();
-    Ok(ok_json(&json!({"ok": true, "brief": brief_json(&s)})))
+    Ok(ok_json(&brief_answer(&s)))
 }
 
 async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult {
     active(&s, &headers)?;
     let policy = s.room().meta.attendance_policy;
-    Ok(ok_json(
-        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
-    ))
+    Ok(ok_json(&PolicyAnswer::of(policy)))
 }
 
 async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
@@ -264,20 +253,12 @@ async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
     if s.room().set_policy(c.who, policy)?.is_some() {
         s.hub.notify();
     }
-    Ok(ok_json(
-        &json!({"ok": true, "policy": policy, "description": policy.describe()}),
-    ))
-}
-
-fn profile_json(s: &AppState, who: usize) -> Value {
-    let room = s.room();
-    let p = room.participant(who);
-    json!({"ok": true, "alias": p.alias, "display_name": p.display_name, "kind": p.kind, "is_host": p.is_host})
+    Ok(ok_json(&PolicyAnswer::of(policy)))
 }
 
 async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
-    Ok(ok_json(&profile_json(&s, c.who)))
+    Ok(ok_json(&s.room().profile(c.who)))
 }
 
 async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
@@ -285,17 +266,7 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let body = s.read_body(&headers, body).await?;
     let name = str_field(&body, "display_name")?;
     s.room().set_display_name(c.who, name)?;
-    Ok(ok_json(&profile_json(&s, c.who)))
-}
-
-#[derive(Serialize)]
-struct MessagesPage {
-    ok: bool,
-    room: String,
-    room_status: &'static str,
-    messages: Vec<Arc<StoredMessage>>,
-    next_since_id: u64,
-    has_more: bool,
+    Ok(ok_json(&s.room().profile(c.who)))
 }
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
@@ -308,14 +279,13 @@ async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let messages = match tail {
         Some(n) => room.log.read_tail(since, n),
         None => room.log.read_since(since, limit),
-    }
-    .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    }?;
     let next = messages.last().map_or(since, |m| m.msg.id);
     room.mark_delivered(c.who, next);
     let page = MessagesPage {
         ok: true,
         room: room.id().to_string(),
-        room_status: room.meta.status.as_str(),
+        room_status: room.meta.status,
         has_more: next < room.log.last_id(),
         messages,
         next_since_id: next,
@@ -340,32 +310,16 @@ async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult 
     if let Some(gc) = &s.group_commit {
         gc.wait(end).await?;
     }
+    let answer = PostAnswer {
+        ok: true,
+        message: stored,
+        idempotent,
+    };
     if idempotent {
-        return Ok(ok_json(
-            &json!({"ok": true, "message": stored, "idempotent": true}),
-        ));
+        return Ok(ok_json(&answer));
     }
     s.hub.notify();
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({"ok": true, "message": stored}),
-    ))
-}
-
-#[derive(Serialize)]
-struct WaitAnswer {
-    ok: bool,
-    room: String,
-    room_status: &'static str,
-    participant: String,
-    participant_status: &'static str,
-    heartbeat: bool,
-    messages: Vec<Arc<StoredMessage>>,
-    mentioned: bool,
-    next_since_id: u64,
-    keep_waiting: bool,
-    next_cmd: Option<String>,
-    brief_version: u64,
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// The answer to a wait if there is one now: new messages, a closed room, or removal.
@@ -374,16 +328,14 @@ fn wait_answer(
     c: &Caller,
     since: u64,
     heartbeat: bool,
-) -> Result<Option<WaitAnswer>, ApiError> {
+) -> Result<Option<WaitAnswer<Arc<StoredMessage>>>, ApiError> {
     let mut room = s.room();
     let removed = room.participant(c.who).removed;
     let open = room.is_open();
     let messages = if removed {
         Vec::new()
     } else {
-        room.log
-            .read_since(since, WAIT_BATCH)
-            .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?
+        room.log.read_since(since, WAIT_BATCH)?
     };
     if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
         return Ok(None);
@@ -396,9 +348,13 @@ fn wait_answer(
     Ok(Some(WaitAnswer {
         ok: true,
         room: room.id().to_string(),
-        room_status: room.meta.status.as_str(),
+        room_status: room.meta.status,
         participant: c.alias.clone(),
-        participant_status: if removed { "removed" } else { "active" },
+        participant_status: if removed {
+            ParticipantStatus::Removed
+        } else {
+            ParticipantStatus::Active
+        },
         heartbeat: messages.is_empty() && keep_waiting,
         messages,
         mentioned,
@@ -452,71 +408,37 @@ async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
     if s.room().leave(c.who)?.is_some() {
         s.hub.notify();
     }
-    Ok(ok_json(
-        &json!({"ok": true, "participant": c.alias, "attention": "away"}),
-    ))
+    Ok(ok_json(&LeaveAnswer {
+        ok: true,
+        participant: c.alias,
+        attention: Attention::Away,
+    }))
 }
 
 async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
-    if !c.is_host {
-        return Err(ApiError::host_required("close the room"));
-    }
-    let closed = s.room().close(&format!("closed by {}", c.alias))?;
+    let closed = s.room().close_by(c.who)?;
     s.hub.notify();
     let room = s.room();
-    Ok(ok_json(&json!({
-        "ok": true, "room": room.id(), "room_status": "closed",
-        "already_closed": closed == crate::store::room::Closed::Already,
-        "closed_at": room.meta.closed_at,
-    })))
+    Ok(ok_json(&CloseAnswer {
+        ok: true,
+        room: room.id().to_string(),
+        room_status: RoomStatus::Closed,
+        already_closed: closed == Closed::Already,
+        closed_at: room.meta.closed_at.clone(),
+    }))
 }
 
 async fn status(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
-    let now = now_ms();
-    let room = s.room();
-    let stale_ms = room.limits.stale_after_ms;
-    let policy = room.meta.attendance_policy;
-    let participants: Vec<Value> = room
-        .participants()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let holding = s.hub.is_holding(i);
-            let age = if holding { Some(0) } else { p.last_seen_ms.map(|t| (now - t).max(0)) };
-            let required = !p.removed && policy.requires(p.kind, p.is_host);
-            let attention = if holding { Attention::Attending } else { p.attention };
-            let state = if p.removed {
-                "removed".to_string()
-            } else if attention == Attention::Attending && age.is_none_or(|a| a as u64 > stale_ms) {
-                "stale".to_string()
-            } else if required && attention != Attention::Attending {
-                "not_attending".to_string()
-            } else {
-                attention.to_string()
-            };
-            json!({
-                "alias": p.alias, "display_name": p.display_name, "kind": p.kind, "location": p.location,
-                "install": p.install, "attention": attention, "is_host": p.is_host, "removed": p.removed,
-                "waiting": holding,
-                "last_seen_at": p.last_seen_ms.map(format_ms), "last_seen_age_ms": age,
-                "attendance_required": required, "attendance_state": state,
-                "read_through_id": p.read_through_id,
-            })
-        })
-        .collect();
-    let body = json!({
-        "ok": true, "room": room.id(), "me": c.alias, "is_host": c.is_host,
-        "room_status": room.meta.status.as_str(), "url": s.public_url(),
-        "attendance_policy": policy, "brief_version": room.meta.brief_version,
-        "brief_updated_at": room.meta.brief_updated_at, "brief_updated_by": room.meta.brief_updated_by,
-        "created_at": room.meta.created_at, "closed_at": room.meta.closed_at,
-        "expires_at": room.meta.expires_at, "stale_after_ms": stale_ms,
-        "last_id": room.log.last_id(), "message_count": room.log.len(), "waiting_count": s.hub.held_count(),
-        "participants": participants,
-    });
-    drop(room);
+    let url = s.public_url();
+    let body = s.room().status_view(
+        c.who,
+        &url,
+        now_ms(),
+        |i| s.hub.is_holding(i),
+        s.hub.held_count() as u64,
+    );
     Ok(ok_json(&body))
 }
 
@@ -547,12 +469,7 @@ async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let room_id = s.room().id().to_string();
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({
-            "ok": true, "room": room_id, "alias": alias, "kind": kind, "token": token, "url": url,
-            "card_command": card_command(&url, alias, &token),
-            "browser_url": browser_url(&url, &token),
-            "invite_uri": invite_uri(&room_id, alias, &url, &token),
-        }),
+        &InviteAnswer::new(&room_id, alias, kind, &token, &url),
     ))
 }
 
@@ -562,7 +479,10 @@ async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let alias = str_field(&body, "alias")?;
     s.room().remove(c.who, alias)?;
     s.hub.notify();
-    Ok(ok_json(&json!({"ok": true, "removed": alias})))
+    Ok(ok_json(&RemoveAnswer {
+        ok: true,
+        removed: alias.to_string(),
+    }))
 }
 
 async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
@@ -571,8 +491,7 @@ async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
         return Err(ApiError::host_required("export the room"));
     }
     let format = query_param(&uri, "format").unwrap_or_else(|| "json".into());
-    let export = Export::from_room(&s.room())
-        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    let export = Export::from_room(&s.room())?;
     match format.as_str() {
         "json" => Ok(ok_json(&export)),
         "md" | "markdown" => {
@@ -605,19 +524,13 @@ async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
         return Err(ApiError::host_required("set the public URL"));
     }
     let body = s.read_body(&headers, body).await?;
-    let url = str_field(&body, "url")?.trim_end_matches('/');
-    if !(url.starts_with("https://")
-        || url.starts_with("http://127.0.0.1")
-        || url.starts_with("http://localhost"))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_url",
-            "the public URL must be https:// (or a loopback http:// URL)",
-        ));
-    }
-    s.room()
-        .set_url(url)
-        .map_err(|e| ApiError::new(500, "storage_error", e.to_string()))?;
+    let url = RoomUrl::parse(str_field(&body, "url")?)
+        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
+    let url = url.as_str();
+    s.room().set_url(url)?;
     s.set_public_url(url);
-    Ok(ok_json(&json!({"ok": true, "url": url})))
+    Ok(ok_json(&PublicUrlAnswer {
+        ok: true,
+        url: url.to_string(),
+    }))
 }

@@ -68,6 +68,20 @@ impl StoreError {
     }
 }
 
+/// The one mapping of a storage failure to the error contract: a failed write (a full
+/// disk) is 507 `room_log_full`, anything else 500 `storage_error`.
+impl From<StoreError> for crate::protocol::ApiError {
+    fn from(e: StoreError) -> Self {
+        use crate::protocol::ApiError;
+        match &e {
+            StoreError::Write { .. } => {
+                ApiError::storage(format!("the room could not store it: {e}"))
+            }
+            _ => ApiError::new(500, "storage_error", e.to_string()),
+        }
+    }
+}
+
 /// `$AGENTGATHER_HOME` (default `~/.agentgather`): rooms, and the CLI's own state.
 #[derive(Debug, Clone)]
 pub struct Home {

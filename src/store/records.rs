@@ -4,24 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::protocol::RoomStatus;
 use crate::protocol::{AttendancePolicy, Attention, Install, Kind, Location};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RoomStatus {
-    #[default]
-    Open,
-    Closed,
-}
-
-impl RoomStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomStatus::Open => "open",
-            RoomStatus::Closed => "closed",
-        }
-    }
-}
 
 fn one() -> u64 {
     1

@@ -3,6 +3,11 @@
 //! holds one `Room` behind a mutex; the host CLI opens one briefly when no server runs.
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
+mod views;
+
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,13 +77,6 @@ pub struct Room {
     pub limits: Limits,
     participants_dirty: bool,
     pub recovery: Recovery,
-}
-
-fn storage_error(e: StoreError) -> ApiError {
-    match &e {
-        StoreError::Write { .. } => ApiError::storage(format!("the room could not store it: {e}")),
-        _ => ApiError::new(500, "storage_error", e.to_string()),
-    }
 }
 
 /// What changed, so the server knows whom to wake.
@@ -311,7 +309,7 @@ impl Room {
             reply_to,
             client_msg_id,
         };
-        self.log.append(msg).map_err(storage_error)
+        self.log.append(msg).map_err(ApiError::from)
     }
 
     /// Appends a `system` message. System messages are not held to the log cap, so a
@@ -489,7 +487,7 @@ impl Room {
         }
         p.attention = Attention::Attending;
         let alias = p.alias.clone();
-        self.save_participants().map_err(storage_error)?;
+        self.save_participants().map_err(ApiError::from)?;
         if (first || was != Attention::Attending) && self.is_open() {
             return self.system(format!("{alias} joined.")).map(Some);
         }
@@ -502,7 +500,7 @@ impl Room {
         self.touch(who, now_ms());
         let was = self.participants[who].attention;
         self.participants[who].attention = Attention::Away;
-        self.save_participants().map_err(storage_error)?;
+        self.save_participants().map_err(ApiError::from)?;
         let alias = self.participants[who].alias.clone();
         if was != Attention::Away && self.is_open() {
             return self.system(format!("{alias} left.")).map(Some);
@@ -524,13 +522,13 @@ impl Room {
                 ),
             ));
         }
-        write_private(&self.dir.join("brief.md"), body.as_bytes()).map_err(storage_error)?;
+        write_private(&self.dir.join("brief.md"), body.as_bytes()).map_err(ApiError::from)?;
         self.brief = body.to_string();
         let by = self.participants[who].alias.clone();
         self.meta.brief_version += 1;
         self.meta.brief_updated_at = Some(format_ms(now_ms()));
         self.meta.brief_updated_by = Some(by.clone());
-        self.save_meta().map_err(storage_error)?;
+        self.save_meta().map_err(ApiError::from)?;
         self.system(format!(
             "{by} updated the Room Brief to version {}.",
             self.meta.brief_version
@@ -549,7 +547,7 @@ impl Room {
             return Ok(None);
         }
         self.meta.attendance_policy = policy;
-        self.save_meta().map_err(storage_error)?;
+        self.save_meta().map_err(ApiError::from)?;
         let by = self.participants[who].alias.clone();
         self.system(format!("{by} set the attendance policy to {policy}."))
             .map(Some)
@@ -598,7 +596,7 @@ impl Room {
             self.participants.pop();
             self.by_alias.remove(alias);
             self.by_hash.remove(&hash);
-            return Err(storage_error(e));
+            return Err(e.into());
         }
         Ok(token)
     }
@@ -625,7 +623,7 @@ impl Room {
         }
         self.participants[idx].removed = true;
         self.participants[idx].attention = Attention::Away;
-        self.save_participants().map_err(storage_error)?;
+        self.save_participants().map_err(ApiError::from)?;
         let by = self.participants[who].alias.clone();
         self.system(format!("{alias} was removed by {by}."))
     }
@@ -652,8 +650,15 @@ impl Room {
             ));
         }
         self.participants[who].display_name = Some(name.clone());
-        self.save_participants().map_err(storage_error)?;
+        self.save_participants().map_err(ApiError::from)?;
         Ok(name)
+    }
+
+    /// The host `who` closes the room ("closed by <alias>").
+    pub fn close_by(&mut self, who: usize) -> Result<Closed, ApiError> {
+        self.require_host(who, "close the room")?;
+        let reason = format!("closed by {}", self.participants[who].alias);
+        self.close(&reason)
     }
 
     /// Closes the room with a `system` message saying why.
@@ -664,7 +669,7 @@ impl Room {
         self.meta.status = RoomStatus::Closed;
         self.meta.closed_at = Some(format_ms(now_ms()));
         self.meta.closed_reason = Some(reason.to_string());
-        self.save_meta().map_err(storage_error)?;
+        self.save_meta().map_err(ApiError::from)?;
         self.system(format!("Room closed: {reason}."))?;
         Ok(Closed::Now)
     }

@@ -37,7 +37,7 @@ pub(super) fn parse_target(url: &str) -> Result<Target, TunnelError> {
         ))
     })?;
     let authority = rest.split('/').next().unwrap_or("");
-    if !crate::server::is_loopback_host(authority) {
+    if !crate::protocol::url::is_loopback_host(authority) {
         return Err(TunnelError::Config(format!(
             "--target must be a room server on this machine (loopback), got {url:?}"
         )));

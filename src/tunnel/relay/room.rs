@@ -5,10 +5,11 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::client::{Client, ClientError};
+use crate::protocol::RoomStatus;
+use crate::protocol::wire::StatusAnswer;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -37,21 +38,21 @@ impl RoomServer {
     }
 
     /// `GET /status` with the host token (blocking I/O, on the blocking pool).
-    async fn status(self: &Arc<Self>, timeout: Duration) -> Result<Value, String> {
+    async fn status(self: &Arc<Self>, timeout: Duration) -> Result<StatusAnswer, String> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.client(timeout).get("/status"))
+        tokio::task::spawn_blocking(move || me.client(timeout).status())
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| match e {
-                ClientError::Api { code, .. } if code == "room_closed" => code,
-                e => e.to_string(),
+            .map_err(|e: ClientError| match e.code() {
+                Some("room_closed") => "room_closed".to_string(),
+                _ => e.to_string(),
             })
     }
 
     /// Whether the room server says the room is closed (`None`: it did not answer).
     async fn closed(self: &Arc<Self>) -> Option<bool> {
         match self.status(Duration::from_secs(5)).await {
-            Ok(v) => Some(v["room_status"] == "closed"),
+            Ok(s) => Some(s.room_status == RoomStatus::Closed),
             Err(code) if code == "room_closed" => Some(true),
             Err(_) => None,
         }
@@ -62,16 +63,15 @@ impl RoomServer {
             .status(Duration::from_secs(10))
             .await
             .ok()
-            .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_string));
+            .map(|s| s.url);
         *lock(&self.original) = url;
     }
 
     async fn post(self: &Arc<Self>, url: &str) -> Result<(), String> {
         let me = self.clone();
-        let body = json!({ "url": url });
+        let url = url.to_string();
         let r = tokio::task::spawn_blocking(move || {
-            me.client(Duration::from_secs(10))
-                .post("/public-url", &body)
+            me.client(Duration::from_secs(10)).set_public_url(&url)
         })
         .await
         .map_err(|e| e.to_string())?;

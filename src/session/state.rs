@@ -1,4 +1,4 @@
-//! The CLI's own state under the home: which room is current and, per room, the alias,
+//! A participant's own state under the home (the CLI's and the MCP adapter's alike): which room is current and, per room, the alias,
 //! URL, token and read cursor of this home's participant. Tokens live only in 0600 files
 //! here (never in `rooms/`), and are printed back only by commands that exist to do so.
 

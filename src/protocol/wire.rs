@@ -1,0 +1,283 @@
+//! The JSON answers and request bodies of SPEC §4 as types, shared by the server that
+//! builds them and the client that reads them: one definition per shape, so a field the
+//! server adds is a field the CLI and the MCP adapter see, and nobody picks a `Value`
+//! apart by name. Answers that carry messages are generic over the message type: the
+//! server serializes its stored lines as they are (`Arc<StoredMessage>`), clients decode
+//! [`Message`]s.
+
+use serde::{Deserialize, Serialize};
+
+use super::card::{browser_url, card_command, invite_uri};
+use super::message::{Message, MessageType};
+use super::participant::{
+    AttendancePolicy, AttendanceState, Attention, Install, Kind, Location, ParticipantStatus,
+    RoomStatus,
+};
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `{ok: false, error, message}`: every failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub ok: bool,
+    pub error: String,
+    pub message: String,
+}
+
+/// `GET /messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagesPage<M = Message> {
+    pub ok: bool,
+    pub room: String,
+    pub room_status: RoomStatus,
+    pub messages: Vec<M>,
+    pub next_since_id: u64,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// `GET /wait`: new messages, a heartbeat, a closed room or a removal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitAnswer<M = Message> {
+    pub ok: bool,
+    pub room: String,
+    pub room_status: RoomStatus,
+    pub participant: String,
+    pub participant_status: ParticipantStatus,
+    pub heartbeat: bool,
+    pub messages: Vec<M>,
+    pub mentioned: bool,
+    pub next_since_id: u64,
+    pub keep_waiting: bool,
+    pub next_cmd: Option<String>,
+    #[serde(default)]
+    pub brief_version: u64,
+}
+
+impl<M> WaitAnswer<M> {
+    pub fn removed(&self) -> bool {
+        self.participant_status == ParticipantStatus::Removed
+    }
+}
+
+/// The Room Brief with its version record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BriefView {
+    pub body: String,
+    pub brief_version: u64,
+    pub brief_updated_at: Option<String>,
+    pub brief_updated_by: Option<String>,
+}
+
+/// `GET /brief`, `POST /brief`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BriefAnswer {
+    pub ok: bool,
+    pub brief: BriefView,
+}
+
+/// One roster entry of `/status`: never a token or hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParticipantView {
+    pub alias: String,
+    pub display_name: Option<String>,
+    pub kind: Kind,
+    pub location: Location,
+    pub install: Install,
+    pub attention: Attention,
+    pub is_host: bool,
+    pub removed: bool,
+    /// A `/wait` of theirs is held right now.
+    pub waiting: bool,
+    pub last_seen_at: Option<String>,
+    pub last_seen_age_ms: Option<i64>,
+    pub attendance_required: bool,
+    pub attendance_state: AttendanceState,
+    pub read_through_id: u64,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub ok: bool,
+    pub room: String,
+    pub me: String,
+    pub is_host: bool,
+    pub room_status: RoomStatus,
+    pub url: String,
+    pub attendance_policy: AttendancePolicy,
+    pub brief_version: u64,
+    pub brief_updated_at: Option<String>,
+    pub brief_updated_by: Option<String>,
+    pub created_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub stale_after_ms: u64,
+    pub last_id: u64,
+    pub message_count: u64,
+    pub waiting_count: u64,
+    pub participants: Vec<ParticipantView>,
+}
+
+/// `POST /messages`, also what `send`/`reply`/`handoff --json` print.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostAnswer<M = Message> {
+    pub ok: bool,
+    pub message: M,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub idempotent: bool,
+}
+
+/// A `POST /messages` body as a client sends it (the server validates it as
+/// [`MessageInput`](super::MessageInput)).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PostBody {
+    pub text: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MessageType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// `POST /join`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinAnswer {
+    pub ok: bool,
+    pub room: String,
+    pub participant: String,
+    pub attention: Attention,
+    pub room_status: RoomStatus,
+    pub brief_version: u64,
+    pub last_id: u64,
+}
+
+/// `POST /leave`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaveAnswer {
+    pub ok: bool,
+    pub participant: String,
+    pub attention: Attention,
+}
+
+/// `GET/POST /attendance`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyAnswer {
+    pub ok: bool,
+    pub policy: AttendancePolicy,
+    pub description: String,
+}
+
+impl PolicyAnswer {
+    pub fn of(policy: AttendancePolicy) -> PolicyAnswer {
+        PolicyAnswer {
+            ok: true,
+            policy,
+            description: policy.describe().to_string(),
+        }
+    }
+}
+
+/// `GET/POST /profile`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileAnswer {
+    pub ok: bool,
+    pub alias: String,
+    pub display_name: Option<String>,
+    pub kind: Kind,
+    pub is_host: bool,
+}
+
+/// `POST /invite` and `room invite --json`: the new participant's token and the three
+/// ways in, built from one place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteAnswer {
+    pub ok: bool,
+    pub room: String,
+    pub alias: String,
+    pub kind: Kind,
+    pub token: String,
+    pub url: String,
+    pub card_command: String,
+    pub browser_url: String,
+    pub invite_uri: String,
+}
+
+impl InviteAnswer {
+    pub fn new(room: &str, alias: &str, kind: Kind, token: &str, url: &str) -> InviteAnswer {
+        InviteAnswer {
+            ok: true,
+            room: room.to_string(),
+            alias: alias.to_string(),
+            kind,
+            token: token.to_string(),
+            url: url.to_string(),
+            card_command: card_command(url, alias, token),
+            browser_url: browser_url(url, token),
+            invite_uri: invite_uri(room, alias, url, token),
+        }
+    }
+}
+
+/// `POST /close`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseAnswer {
+    pub ok: bool,
+    pub room: String,
+    pub room_status: RoomStatus,
+    pub already_closed: bool,
+    pub closed_at: Option<String>,
+}
+
+/// `POST /remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveAnswer {
+    pub ok: bool,
+    pub removed: String,
+}
+
+/// `POST /public-url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicUrlAnswer {
+    pub ok: bool,
+    pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_body_sends_only_what_is_set() {
+        let b = PostBody {
+            text: "hi".into(),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"text":"hi"}"#);
+        let b = PostBody {
+            text: "@a x".into(),
+            kind: Some(MessageType::Handoff),
+            to: Some("a".into()),
+            ..Default::default()
+        };
+        let v: serde_json::Value = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["type"], "handoff");
+        assert_eq!(v["to"], "a");
+    }
+
+    #[test]
+    fn invite_links_come_from_one_place() {
+        let i = InviteAnswer::new("r", "rev", Kind::Agent, "tgl_x", "http://127.0.0.1:1");
+        assert!(i.card_command.contains("/card?participant=rev&token=tgl_x"));
+        assert_eq!(i.browser_url, "http://127.0.0.1:1/#token=tgl_x");
+        assert!(
+            i.invite_uri
+                .starts_with("agentgather://join?room=r&alias=rev")
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! One participant's side of a room, whatever face it wears: the CLI and the MCP adapter
+//! are siblings on this module. It knows this home's identity (credentials and read
+//! cursor, [`state`]), where the room's server is, how to post so a retry never posts
+//! twice, the handoff text and its caps, and the rule for which failed waits are worth
+//! retrying. Neither face re-implements any of it, so `agentgather read` and the MCP
+//! `room_read` can never disagree about the cursor.
+
+pub mod state;
+
+use std::time::Duration;
+
+use crate::client::{Client, ClientError};
+use crate::protocol::message::Message;
+use crate::protocol::token::mint_token;
+use crate::protocol::url::RoomUrl;
+use crate::protocol::wire::{JoinAnswer, PostBody, StatusAnswer, WaitAnswer};
+use crate::protocol::{validate_alias, validate_room_id};
+use crate::store::{Home, StoreError, lock};
+
+pub use state::{
+    CliState, Credentials, HostTokens, load_credentials, load_host_tokens, load_state,
+    remember_host_token, save_credentials, save_state, set_current,
+};
+
+/// Long enough for a held `/wait` (25 s) plus slack.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(40);
+/// Every other call.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// A handoff's text cap, and the larger one a caller may ask for.
+pub const HANDOFF_CHARS: usize = 24_000;
+pub const HANDOFF_LARGE_CHARS: usize = 64_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "no current room in this home: join one with `agentgather room join '<invite-uri>'` (or host one with `agentgather up`)"
+    )]
+    NoCurrentRoom,
+    #[error("the credentials for {alias} in room {room} are missing; join again with your invite")]
+    MissingCredentials { room: String, alias: String },
+    #[error("this token is {actual_alias:?} in room {actual_room:?}, not {alias:?} in {room:?}")]
+    Mismatch {
+        room: String,
+        alias: String,
+        actual_room: String,
+        actual_alias: String,
+    },
+    /// Bad input the caller can fix (a handoff over its cap, a bad invite).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SessionError {
+    /// The stable code: the server's contract code when it answered, else our own.
+    pub fn code(&self) -> &str {
+        match self {
+            SessionError::Client(ClientError::Api { code, .. }) => code,
+            SessionError::Client(ClientError::Unreachable { .. }) => "unreachable",
+            SessionError::Client(ClientError::Protocol { .. }) => "protocol_error",
+            SessionError::Store(_) => "storage_error",
+            SessionError::NoCurrentRoom => "no_current_room",
+            SessionError::MissingCredentials { .. } => "missing_credentials",
+            SessionError::Mismatch { .. } => "participant_mismatch",
+            SessionError::Invalid(_) => "invalid_argument",
+        }
+    }
+}
+
+/// Whether a failed call may succeed if tried again: the server is unreachable (it
+/// restarts, the network blips) or answered a 5xx other than a full log.
+pub fn is_transient(e: &ClientError) -> bool {
+    e.is_unreachable() || e.status().is_some_and(|s| s >= 500 && s != 507)
+}
+
+/// Capped doubling delays between retries.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            next: first,
+            max,
+        }
+    }
+
+    /// The delay to sleep now; the one after is twice as long, up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// The local address of a server holding `room` in this home, if one runs.
+pub fn local_server(home: &Home, room: &str) -> Option<String> {
+    lock::holder(&home.room_dir(room))
+        .ok()
+        .flatten()
+        .and_then(|info| info.addr)
+        .map(|a| format!("http://{a}"))
+}
+
+/// Where a participant joins: from an invite URI or the three flags.
+#[derive(Debug, Clone)]
+pub struct JoinTarget {
+    pub room: String,
+    pub alias: String,
+    pub token: String,
+    pub url: String,
+}
+
+/// Joins a room and makes it this home's current one. The server must agree that the
+/// token is `alias` in `room`; the read cursor of an earlier join is kept.
+pub fn join(home: &Home, t: JoinTarget) -> Result<(Session, StatusAnswer), SessionError> {
+    validate_room_id(&t.room).map_err(|e| SessionError::Invalid(e.to_string()))?;
+    validate_alias(&t.alias).map_err(|e| SessionError::Invalid(e.to_string()))?;
+    let url = RoomUrl::parse(&t.url).map_err(|e| SessionError::Invalid(e.to_string()))?;
+    let client = Client::new(url.as_str(), &t.token, CALL_TIMEOUT);
+    let joined: JoinAnswer = client.join()?;
+    let status = client.status()?;
+    if status.me != t.alias || joined.room != t.room {
+        return Err(SessionError::Mismatch {
+            room: t.room,
+            alias: t.alias,
+            actual_room: joined.room,
+            actual_alias: status.me,
+        });
+    }
+    let previous = load_credentials(home, &t.room, &t.alias)?;
+    let creds = Credentials {
+        room: t.room,
+        alias: t.alias,
+        url: url.as_str().to_string(),
+        token: t.token,
+        is_host: status.is_host,
+        cursor: previous.map_or(0, |p| p.cursor),
+    };
+    set_current(home, &creds)?;
+    Ok((
+        Session {
+            home: home.clone(),
+            creds,
+        },
+        status,
+    ))
+}
+
+/// This home's participant in its current room.
+#[derive(Debug, Clone)]
+pub struct Session {
+    home: Home,
+    pub creds: Credentials,
+}
+
+impl Session {
+    pub fn new(home: Home, creds: Credentials) -> Session {
+        Session { home, creds }
+    }
+
+    /// The current identity of `home` (read fresh: a `room join` meanwhile takes effect).
+    pub fn current(home: &Home) -> Result<Session, SessionError> {
+        let cur = load_state(home)?
+            .current
+            .ok_or(SessionError::NoCurrentRoom)?;
+        let creds = load_credentials(home, &cur.room, &cur.alias)?.ok_or(
+            SessionError::MissingCredentials {
+                room: cur.room,
+                alias: cur.alias,
+            },
+        )?;
+        Ok(Session {
+            home: home.clone(),
+            creds,
+        })
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// A client for this participant: the local server when this home hosts the room,
+    /// else the room's URL.
+    pub fn client(&self, timeout: Duration) -> Client {
+        let base =
+            local_server(&self.home, &self.creds.room).unwrap_or_else(|| self.creds.url.clone());
+        Client::new(&base, &self.creds.token, timeout)
+    }
+
+    /// Posts with a fresh `client_msg_id`, retrying when the server cannot be reached:
+    /// it answers a repeat with the original message, so a retry never posts twice.
+    /// `on_retry` hears each retry (the CLI says so on stderr).
+    pub fn post(
+        &self,
+        mut body: PostBody,
+        mut on_retry: impl FnMut(&ClientError, Duration),
+    ) -> Result<Message, SessionError> {
+        let key = mint_token().map_err(|e| SessionError::Invalid(format!("no randomness: {e}")))?;
+        body.client_msg_id = Some(format!("cli-{}", &key[4..]));
+        let client = self.client(CALL_TIMEOUT);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut attempt = 0;
+        loop {
+            match client.post_message(&body) {
+                Ok(answer) => return Ok(answer.message),
+                Err(e) if e.is_unreachable() && attempt < 4 => {
+                    let delay = backoff.next_delay();
+                    on_retry(&e, delay);
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// One `/wait` turn after `since`.
+    pub fn wait(&self, since: u64, hold_ms: Option<u64>) -> Result<WaitAnswer, ClientError> {
+        self.client(WAIT_TIMEOUT)
+            .wait(&self.creds.alias, since, hold_ms)
+    }
+
+    /// Moves the stored read cursor forward to `to` (never back) and returns it. The
+    /// credentials are read again first, so a cursor another face of this participant
+    /// moved meanwhile is not overwritten with an older one.
+    pub fn advance_cursor(&mut self, to: u64) -> Result<u64, SessionError> {
+        let mut fresh = load_credentials(&self.home, &self.creds.room, &self.creds.alias)?
+            .unwrap_or_else(|| self.creds.clone());
+        if to > fresh.cursor {
+            fresh.cursor = to;
+            save_credentials(&self.home, &fresh)?;
+        }
+        self.creds.cursor = fresh.cursor;
+        Ok(fresh.cursor)
+    }
+}
+
+/// The text of a handoff from `from` to `alias` embedding `summary`, within the cap:
+/// [`HANDOFF_CHARS`], or [`HANDOFF_LARGE_CHARS`] when `large` (`large_hint` names the
+/// switch that allows it, e.g. `--large`).
+pub fn handoff_text(
+    from: &str,
+    alias: &str,
+    summary: &str,
+    large: bool,
+    large_hint: &str,
+) -> Result<String, SessionError> {
+    let text = format!("@{alias} handoff from {from}:\n\n{}", summary.trim_end());
+    let cap = if large {
+        HANDOFF_LARGE_CHARS
+    } else {
+        HANDOFF_CHARS
+    };
+    let n = text.chars().count();
+    if n > cap {
+        let hint = if large {
+            String::new()
+        } else {
+            format!("; {large_hint} allows {HANDOFF_LARGE_CHARS}")
+        };
+        return Err(SessionError::Invalid(format!(
+            "the handoff is {n} characters, over the cap of {cap}{hint}"
+        )));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
+        let got: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(got, [250, 500, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 250);
+    }
+
+    #[test]
+    fn only_outages_are_retried() {
+        let api = |status| ClientError::Api {
+            status,
+            code: "x".into(),
+            message: String::new(),
+        };
+        assert!(is_transient(&api(502)));
+        assert!(!is_transient(&api(507)));
+        assert!(!is_transient(&api(401)));
+        assert!(is_transient(&ClientError::Unreachable {
+            url: "u".into(),
+            reason: "r".into()
+        }));
+    }
+
+    #[test]
+    fn handoffs_keep_to_their_cap() {
+        let t = handoff_text("a", "b", "done\n\n", false, "--large").unwrap();
+        assert_eq!(t, "@b handoff from a:\n\ndone");
+        let long = "x".repeat(HANDOFF_CHARS);
+        let e = handoff_text("a", "b", &long, false, "--large").unwrap_err();
+        assert!(e.to_string().contains("--large allows"), "{e}");
+        assert!(handoff_text("a", "b", &long, true, "--large").is_ok());
+    }
+}
