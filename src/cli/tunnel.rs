@@ -75,6 +75,9 @@ pub struct BrokerServeArgs {
     /// for a broker whose hosts all trust each other.
     #[arg(long)]
     pub path_routing: bool,
+    /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9799).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Only hosts presenting a key from this file (one per line) may register.
     #[arg(long)]
     pub host_key_file: Option<PathBuf>,
@@ -206,6 +209,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         route_key,
         routes_may_return,
         state_file: Some(ctx.home.root.join("broker").join("routes")),
+        metrics_addr: a.metrics_addr,
         ..BrokerConfig::default()
     };
     super::output::init_tracing();

@@ -139,6 +139,7 @@ where
             route.detach(conn.id);
         }
         Err(e) => {
+            b.metrics.refusal(e.code);
             conn.send(&BrokerFrame::Refused {
                 status: e.status,
                 code: e.code.into(),
@@ -242,6 +243,7 @@ fn register(
                     );
                 }
                 conn.send(&registered_frame(b, &existing, c.clone(), base, true));
+                b.metrics.reclaims.fetch_add(1, Ordering::Relaxed);
                 b.event("route_reclaimed", &existing.hash, json!({}));
                 Ok(existing)
             }
@@ -290,6 +292,12 @@ fn register(
     drop(routes);
     b.reserved.taken_back(slug);
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
+    let counter = if reclaimed {
+        &b.metrics.reclaims
+    } else {
+        &b.metrics.registrations
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     let event = if reclaimed {
         "route_reclaimed"
     } else {

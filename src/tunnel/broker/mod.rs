@@ -29,6 +29,7 @@
 
 mod conn;
 mod host;
+mod metrics;
 mod proxy;
 mod refusal;
 mod reserve;
@@ -140,6 +141,8 @@ pub struct BrokerConfig {
     pub routes_may_return: bool,
     /// Where the slugs held (and until when) are kept across restarts, by MAC only.
     pub state_file: Option<std::path::PathBuf>,
+    /// A separate listener for `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -174,6 +177,7 @@ impl Default for BrokerConfig {
             route_key: None,
             routes_may_return: false,
             state_file: None,
+            metrics_addr: None,
         }
     }
 }
@@ -183,6 +187,7 @@ struct Broker {
     cfg: BrokerConfig,
     routes: Mutex<HashMap<String, Arc<Route>>>,
     reserved: reserve::Reservations,
+    metrics: Arc<metrics::Metrics>,
     /// Requests without a token, and those the room refused (401/403/410), per address.
     ips: IpLimiter,
     /// Requests with a token, per address.
@@ -417,8 +422,17 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         .collect();
     let max_connections = cfg.max_connections;
     let reserved = reserve::Reservations::load(cfg.state_file.clone(), cfg.route_key.clone());
+    let metrics_listener = match cfg.metrics_addr {
+        Some(addr) => Some(
+            crate::net::bind(addr)
+                .await
+                .map_err(|source| TunnelError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     let b = Arc::new(Broker {
         reserved,
+        metrics: Arc::default(),
         ips: IpLimiter::new(cfg.limits.ip_requests_per_min),
         ips_authed: IpLimiter::new(cfg.limits.ip_authed_requests_per_min),
         cfg,
@@ -448,6 +462,10 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         }
     );
     let reaper = tokio::spawn(route::reap(b.clone()));
+    if let Some((listener, addr)) = metrics_listener {
+        eprintln!("agentgather: broker metrics on http://{addr}/metrics (and /healthz, /readyz)");
+        tokio::spawn(metrics::serve(b.clone(), listener));
+    }
     let drain = crate::net::Drain::new();
     let connections = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -512,6 +530,7 @@ mod tests {
             },
             routes: Mutex::new(HashMap::new()),
             reserved: reserve::Reservations::load(None, None),
+            metrics: Arc::default(),
             ips: IpLimiter::new(1),
             ips_authed: IpLimiter::new(1),
             hash_key: [0; 32],

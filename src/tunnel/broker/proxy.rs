@@ -56,7 +56,7 @@ pub(super) async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let mut log = Access::new(req.method().as_str());
+    let mut log = Access::new(req.method().as_str(), b.metrics.clone());
     let ip = client_ip(peer, req.headers());
     let outcome = match req.uri().path() {
         TUNNEL_PATH => {

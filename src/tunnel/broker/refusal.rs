@@ -11,9 +11,11 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 use serde_json::json;
 
+use super::metrics::Metrics;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::{format_ms, now_ms};
 use crate::tunnel::protocol::Code;
+use std::sync::Arc;
 
 /// A refusal in the error contract, with an optional `Retry-After`.
 #[derive(Debug)]
@@ -126,6 +128,7 @@ pub(super) fn host_failure(code: &str) -> ApiError {
 
 /// One line of the access log. Only these fields exist, so nothing else can leak.
 pub(super) struct Access {
+    metrics: Arc<Metrics>,
     pub started: Instant,
     pub method: String,
     pub route: Option<String>,
@@ -138,7 +141,7 @@ pub(super) struct Access {
 }
 
 impl Access {
-    pub fn new(method: &str) -> Access {
+    pub fn new(method: &str, metrics: Arc<Metrics>) -> Access {
         // Methods are a short token; anything odd is logged as OTHER.
         let method = if method.len() <= 10 && method.bytes().all(|b| b.is_ascii_uppercase()) {
             method.to_string()
@@ -146,6 +149,7 @@ impl Access {
             "OTHER".to_string()
         };
         Access {
+            metrics,
             started: Instant::now(),
             method,
             route: None,
@@ -161,6 +165,7 @@ impl Access {
     /// The line so far, moved out (for the body stream that logs when it ends).
     pub fn take(&mut self, status: u16) -> Access {
         Access {
+            metrics: self.metrics.clone(),
             started: self.started,
             method: std::mem::take(&mut self.method),
             route: self.route.take(),
@@ -174,6 +179,12 @@ impl Access {
     }
 
     pub fn write(&self) {
+        self.metrics.request(
+            self.class,
+            self.status,
+            self.code,
+            (self.bytes_in, self.bytes_out),
+        );
         let mut line = json!({
             "ts": format_ms(now_ms()),
             "route": self.route,
