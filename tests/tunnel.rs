@@ -1058,3 +1058,130 @@ fn metrics_parse_as_prometheus_text_and_name_no_room() {
     let r = Req::get("/metrics").send(port);
     assert_eq!(r.status, 404);
 }
+
+// ---------------------------------------------------------------------------------------
+// One origin per room behind Caddy: on-demand TLS from Caddy's internal CA, asking the
+// broker whether a name is a room.
+
+#[test]
+fn caddy_gets_a_certificate_for_each_live_room_and_no_other_name() {
+    if !caddy_available() {
+        assert!(
+            std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() != Ok("1"),
+            "caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed"
+        );
+        eprintln!("NOTICE: skipping the Caddy TLS test: `caddy` is not installed");
+        return;
+    }
+    let room = TestRoom::start("tunnel-tls");
+    let cport = free_port();
+    let broker = Broker::start(
+        &room.home,
+        &["--public-url", &format!("https://localhost:{cport}")],
+    );
+    let dir = room.home.root.join("caddy-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("Caddyfile");
+    let bport = broker.port;
+    std::fs::write(
+        &file,
+        format!(
+            "{{\n\tadmin off\n\tskip_install_trust\n\tstorage file_system {data}\n\ton_demand_tls {{\n\t\task http://127.0.0.1:{bport}/_agentgather/tls-ask\n\t}}\n}}\n\nhttps://*.localhost:{cport} {{\n\ttls internal {{\n\t\ton_demand\n\t}}\n\treverse_proxy 127.0.0.1:{bport} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
+            data = dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let _caddy = {
+        let out = dir.join("caddy.out");
+        let err = dir.join("caddy.err");
+        let child = std::process::Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn caddy");
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !port_open(cport) {
+        assert!(Instant::now() < deadline, "caddy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = tunnel(&room.home, &broker.url(), "secure", &[]);
+    let set = t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    assert_eq!(
+        set["url"],
+        format!("https://secure.localhost:{cport}").as_str()
+    );
+
+    let curl = |name: &str| {
+        let root = dir.join("data/pki/authorities/local/root.crt");
+        let mut args = vec![
+            "-sS".to_string(),
+            "--max-time".into(),
+            "20".into(),
+            "--resolve".into(),
+            format!("{name}.localhost:{cport}:127.0.0.1"),
+            "-H".into(),
+            format!("Authorization: Bearer {}", room.token),
+        ];
+        if root.exists() {
+            args.extend(["--cacert".into(), root.display().to_string()]);
+        } else {
+            args.push("--insecure".into());
+        }
+        args.push(format!("https://{name}.localhost:{cport}/status"));
+        std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("run curl")
+    };
+    // The first handshake makes Caddy ask the broker, then issue from its internal CA;
+    // the second is checked against that CA's root.
+    let first = curl("secure");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = curl("secure");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["room"], "tunnel-tls", "{v}");
+    // A name that is no room gets no certificate: the handshake fails.
+    let out = curl("no-such-room");
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !dir.join("data/certificates").exists()
+            || !std::fs::read_dir(dir.join("data/certificates"))
+                .unwrap()
+                .flatten()
+                .any(|d| walk_contains(&d.path(), "no-such-room")),
+        "caddy holds a certificate for a name that is no room"
+    );
+}
+
+fn walk_contains(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name().to_string_lossy().contains(needle) || walk_contains(&e.path(), needle)
+        })
+    })
+}
