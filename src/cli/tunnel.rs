@@ -156,6 +156,10 @@ pub struct TunnelRunArgs {
     /// The longest pause between reconnect attempts.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub max_backoff: Duration,
+    /// How often to check, through the broker's balancer, that the slug still maps to the
+    /// instance holding the route (several broker instances); 0s turns the check off.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub route_check: Duration,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -343,6 +347,8 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         ),
         initial_backoff: Duration::from_millis(250),
         max_backoff: a.max_backoff.max(Duration::from_millis(250)),
+        route_check: (!a.route_check.is_zero())
+            .then(|| a.route_check.max(Duration::from_millis(250))),
     };
     let json = ctx.json;
     let emit: Emit = Arc::new(move |e: Event| {

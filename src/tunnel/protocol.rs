@@ -30,6 +30,9 @@ pub const TUNNEL_PATH: &str = "/_agentgather/tunnel";
 pub const HEALTH_PATH: &str = "/_agentgather/health";
 /// The route table, for an operator on the broker machine only (loopback, no proxy).
 pub const ROUTES_PATH: &str = "/_agentgather/routes";
+/// A host asks here, through the balancer, whether the instance its slug maps to is the
+/// one holding its route (`?slug=…&route_id=…`): 200 if so, else 404 and it reconnects.
+pub const ROUTE_CHECK_PATH: &str = "/_agentgather/route-check";
 /// Caddy's on-demand TLS asks here whether a name is a room on this broker (operator only).
 pub const TLS_ASK_PATH: &str = "/_agentgather/tls-ask";
 /// The tag byte of a binary data frame.

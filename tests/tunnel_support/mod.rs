@@ -41,6 +41,25 @@ impl Proc {
         }
     }
 
+    /// Another program (a proxy) with its output in files under `home`.
+    pub fn spawn_program(home: &TempHome, tag: &str, program: &str, args: &[&str]) -> Proc {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out = home.root.join(format!("{tag}-{n}.out"));
+        let err = home.root.join(format!("{tag}-{n}.err"));
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }

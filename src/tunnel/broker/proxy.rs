@@ -24,8 +24,9 @@ use super::refusal::{
 use super::route::Route;
 use super::{Broker, Routing};
 use crate::tunnel::protocol::{
-    BrokerFrame, CHUNK_BYTES, Code, HEALTH_PATH, PROTOCOL_VERSION, ROUTES_PATH, TLS_ASK_PATH,
-    TUNNEL_PATH, forwards_request_header, forwards_response_header, header_pairs, path_class,
+    BrokerFrame, CHUNK_BYTES, Code, HEALTH_PATH, PROTOCOL_VERSION, ROUTE_CHECK_PATH, ROUTES_PATH,
+    TLS_ASK_PATH, TUNNEL_PATH, forwards_request_header, forwards_response_header, header_pairs,
+    path_class,
 };
 
 enum Outcome {
@@ -71,6 +72,13 @@ pub(super) async fn handle(
                 "status": if b.draining() { "draining" } else { "serving" },
             });
             Ok(json_response(body.to_string(), false))
+        }
+        ROUTE_CHECK_PATH => {
+            log.class = "route_check";
+            b.ips
+                .take(ip)
+                .map_err(ip_limited)
+                .and_then(|()| route_check(&b, &req))
         }
         TLS_ASK_PATH => {
             log.class = "admin";
@@ -155,15 +163,32 @@ fn find_route(b: &Broker, req: &Request<Incoming>) -> Option<(Arc<Route>, String
 /// the name of a route this broker holds, so nobody makes it request certificates for
 /// names of their choosing.
 fn tls_ask(b: &Broker, req: &Request<Incoming>) -> Result<Outcome, Refusal> {
-    let domain = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("domain="))
-        .ok_or_else(not_found)?;
+    let domain = query_value(req, "domain").ok_or_else(not_found)?;
     let slug = b.slug_of_host(domain).ok_or_else(not_found)?;
     if b.cfg.routing != Routing::Host || !b.routes().contains_key(&slug) {
+        return Err(not_found());
+    }
+    Ok(json_response(json!({"ok": true}).to_string(), true))
+}
+
+/// The value of `name` in a query string (no decoding: slugs and route ids need none).
+fn query_value<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Whether this instance holds `slug` for `route_id` with its host connected: what a host
+/// behind a balancer asks to learn that its slug now maps to another instance.
+fn route_check(b: &Broker, req: &Request<Incoming>) -> Result<Outcome, Refusal> {
+    let slug = query_value(req, "slug").ok_or_else(not_found)?;
+    let id = query_value(req, "route_id").ok_or_else(not_found)?;
+    let here = b
+        .routes()
+        .get(slug)
+        .is_some_and(|r| r.id == id && r.conn().is_some());
+    if !here {
         return Err(not_found());
     }
     Ok(json_response(json!({"ok": true}).to_string(), true))

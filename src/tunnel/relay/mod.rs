@@ -51,6 +51,9 @@ pub struct TunnelConfig {
     pub state_file: Option<PathBuf>,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// How often to ask, through the broker's balancer, whether the instance the slug maps
+    /// to is the one holding the route (None: never; a single broker needs no check).
+    pub route_check: Option<Duration>,
 }
 
 /// What the relay reports as it goes (printed as text, or JSON lines with `--json`).

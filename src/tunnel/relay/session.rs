@@ -19,8 +19,8 @@ use super::room::{Stop, stopped};
 use super::{Cx, Event, forget_route, lock, save_route, spawn_url_setter};
 use crate::protocol::timefmt::format_ms;
 use crate::tunnel::protocol::{
-    BrokerFrame, Code, FrameTx, HostFrame, Inbound, PROTOCOL_VERSION, RouteCredentials,
-    RouteLimits, read_frame, spawn_writer, ws_config,
+    BrokerFrame, Code, FrameTx, HostFrame, Inbound, PROTOCOL_VERSION, ROUTE_CHECK_PATH,
+    RouteCredentials, RouteLimits, read_frame, spawn_writer, ws_config,
 };
 
 /// How a session ended.
@@ -49,7 +49,10 @@ pub(super) async fn session(
     stop: &mut watch::Receiver<Option<Stop>>,
     registered: &mut bool,
 ) -> SessionEnd {
-    let request = match cx.ws_url.as_str().into_client_request() {
+    // The slug in the query lets a balancer in front of several broker instances send the
+    // host to the instance its room's name maps to.
+    let url = format!("{}?slug={}", cx.ws_url, cx.cfg.slug);
+    let request = match url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => return SessionEnd::Lost(format!("bad broker URL: {e}")),
     };
@@ -191,8 +194,28 @@ impl Live<'_> {
         let silent_after = heartbeat * 3 + Duration::from_secs(5);
         let mut last_heard = Instant::now();
         let mut poll = tokio::time::interval(Duration::from_millis(100));
+        let every = self.cx.cfg.route_check.unwrap_or(Duration::from_secs(3600));
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe: Option<tokio::task::JoinHandle<bool>> = None;
         loop {
             tokio::select! {
+                _ = check.tick(), if self.cx.cfg.route_check.is_some() && probe.is_none() => {
+                    probe = Some(self.spawn_route_check());
+                }
+                moved = async {
+                    match probe.as_mut() {
+                        Some(p) => p.await.unwrap_or(false),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    probe = None;
+                    if moved {
+                        return SessionEnd::Lost(
+                            "the broker's balancer now sends this slug to another instance; moving there".into(),
+                        );
+                    }
+                }
                 m = incoming.next() => {
                     let Some(Ok(m)) = m else {
                         return self.hung_up("the connection to the broker dropped");
@@ -223,6 +246,24 @@ impl Live<'_> {
                 }
             }
         }
+    }
+
+    /// Asks the broker, through its balancer (a new connection, so it lands where
+    /// participants land), whether that instance holds this route; `true` when it
+    /// answers that it does not.
+    fn spawn_route_check(&self) -> tokio::task::JoinHandle<bool> {
+        let base = self.cx.cfg.broker.clone();
+        let path = format!(
+            "{}?slug={}&route_id={}",
+            ROUTE_CHECK_PATH, self.cx.cfg.slug, self.route.route_id
+        );
+        tokio::task::spawn_blocking(move || {
+            let client = crate::client::Client::new(&base, "", Duration::from_secs(5));
+            match client.get::<serde_json::Value>(&path) {
+                Ok(_) => false,
+                Err(e) => e.status() == Some(404) && e.code() == Some("not_found"),
+            }
+        })
     }
 
     /// The broker hung up: the end of a release we asked for, or a lost connection.
