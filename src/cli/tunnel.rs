@@ -116,6 +116,10 @@ pub struct BrokerServeArgs {
     /// Routes this broker holds at once.
     #[arg(long, default_value_t = 1000)]
     pub max_routes: usize,
+    /// Open connections (hosts' tunnels and participants' requests); over it, new ones
+    /// are closed at once.
+    #[arg(long, default_value_t = 8192)]
+    pub max_connections: usize,
     /// Live and reserved routes one client address may hold.
     #[arg(long, default_value_t = 10)]
     pub max_routes_per_address: usize,
@@ -213,6 +217,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         route_key,
         routes_may_return,
         state_file: Some(ctx.home.root.join("broker").join("routes")),
+        max_connections: a.max_connections.max(1),
         metrics_addr: a.metrics_addr,
         ..BrokerConfig::default()
     };

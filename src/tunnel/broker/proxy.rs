@@ -366,6 +366,10 @@ async fn send_request(
         None => rest,
     };
     let headers = header_pairs(&parts.headers, forwards_request_header);
+    let method = parts.method.as_str().to_string();
+    // Nothing of the request's head is kept while it waits for its answer: its bytes
+    // pin hyper's read buffer, which a held wait would otherwise keep.
+    drop(parts);
     let opened = conn.open_stream().ok_or_else(unavailable)?;
     let id = opened.id;
     let guard = StreamGuard {
@@ -375,7 +379,7 @@ async fn send_request(
     };
     if !conn.send(&BrokerFrame::Request {
         id,
-        method: parts.method.as_str().to_string(),
+        method,
         path,
         headers,
     }) {
