@@ -784,3 +784,25 @@ fn a_repeated_json_flag_is_harmless() {
         "{v}"
     );
 }
+
+#[test]
+fn human_invites_are_browser_first() {
+    let r = TestRoom::start("cli-human-invite");
+    let o = r.cli(&["room", "invite", "alice", "--kind", "human"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let link = out.find("/#token=").expect("a browser link");
+    let card = out
+        .find("/card?participant=alice")
+        .expect("the card command");
+    assert!(link < card, "the browser link comes first: {out}");
+    // The human's card leads with the link and holds no curl recipe.
+    let v = r.cli_json(&["room", "invite-card", "alice", "--json"]);
+    let text = v["card"].as_str().unwrap();
+    assert!(text.contains("/#token="), "{text}");
+    assert!(!text.contains("curl"), "{text}");
+    // Agents keep the command card first.
+    let o = r.cli(&["room", "invite", "bot"]);
+    let out = stdout(&o);
+    assert!(out.find("/card?participant=bot").unwrap() < out.find("/#token=").unwrap());
+}

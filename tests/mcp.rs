@@ -43,7 +43,9 @@ impl McpClient {
                 .unwrap_or(0)
         ));
         let err = std::fs::File::create(&stderr_log).expect("create mcp stderr log");
+        // An agent's MCP servers run in its working directory: here, the temp root.
         let mut child = command(home, &["mcp"])
+            .current_dir(&home.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -473,6 +475,48 @@ fn mcp_tools_attend_a_room_end_to_end() {
         json!({"to": "peer", "summary": "y".repeat(30_000), "large": true}),
     );
     assert_eq!(big["structuredContent"]["message"]["type"], "handoff");
+
+    // The audit's confused deputy: a room message talks the agent into attaching a key
+    // file, the password file, its own environment or an endless device. None is read.
+    let ssh = home.root.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::write(
+        ssh.join("id_rsa"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.root.join("creds.txt"),
+        "ANTHROPIC_API_KEY=sk-ant-CANARY\n",
+    )
+    .unwrap();
+    let before = room.last_id();
+    for file in [
+        ".ssh/id_rsa".to_string(),
+        ssh.join("id_rsa").display().to_string(),
+        "creds.txt".to_string(),
+        "/etc/passwd".to_string(),
+        "/proc/self/environ".to_string(),
+        "/dev/zero".to_string(),
+        "../../etc/passwd".to_string(),
+    ] {
+        let r = mcp.call("room_handoff", json!({"to": "peer", "summary_file": file}));
+        assert_eq!(r["isError"], true, "{file}: {r}");
+        assert_eq!(
+            r["structuredContent"]["error"], "file_refused",
+            "{file}: {r}"
+        );
+    }
+    assert_eq!(room.last_id(), before, "a refused file was posted");
+    assert!(!room.all_messages().iter().any(|m| {
+        m["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("CANARY") || t.contains("root:"))
+    }));
+    // A send over the server's body limit is a size error, not "unreachable".
+    let r = mcp.call("room_send", json!({"text": "z".repeat(300 * 1024)}));
+    assert_eq!(r["structuredContent"]["error"], "message_too_large", "{r}");
+
     // An unknown tool is a protocol error, and the server still answers after it.
     let id = mcp.send_request("tools/call", json!({"name": "room_nope", "arguments": {}}));
     let v = mcp.response(id, Duration::from_secs(10));

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::output::Ctx;
-use crate::session::{CALL_TIMEOUT, Session, load_credentials, load_state};
+use crate::session::{CALL_TIMEOUT, Credentials, Session, load_credentials, load_state};
 use crate::store::lock;
 
 #[derive(Serialize)]
@@ -63,6 +63,19 @@ fn private_tree(dir: &Path, bad: &mut Vec<String>) {
 }
 
 pub fn run(ctx: &Ctx) -> Vec<Check> {
+    let mut out = home_checks(ctx);
+    let Some(creds) = identity_checks(ctx, &mut out) else {
+        return out;
+    };
+    if ctx.home.room_exists(&creds.room) {
+        out.push(server_check(&ctx.home.room_dir(&creds.room)));
+    }
+    out.push(reachable_check(ctx, &creds));
+    out
+}
+
+/// The home's mode, the privacy of every file in it, and the free disk.
+fn home_checks(ctx: &Ctx) -> Vec<Check> {
     let home = &ctx.home.root;
     let mut out = Vec::new();
     let hm = mode(home);
@@ -100,6 +113,11 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
             ),
         ));
     }
+    out
+}
+
+/// The current room and its credentials; the credentials when they are usable.
+fn identity_checks(ctx: &Ctx, out: &mut Vec<Check>) -> Option<Credentials> {
     let state = load_state(&ctx.home).ok().and_then(|s| s.current);
     let Some(cur) = state else {
         out.push(check(
@@ -108,7 +126,7 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
             "no current room".into(),
             Some("agentgather room join '<invite-uri>'   (or host: agentgather up)".into()),
         ));
-        return out;
+        return None;
     };
     let creds = load_credentials(&ctx.home, &cur.room, &cur.alias)
         .ok()
@@ -122,7 +140,7 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
             cur.room, cur.alias
         )),
     ));
-    let Some(creds) = creds else { return out };
+    let creds = creds?;
     out.push(check(
         "token",
         creds.token.starts_with("tgl_"),
@@ -133,41 +151,47 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
         },
         Some("join again with your invite".into()),
     ));
-    let room_dir = ctx.home.room_dir(&creds.room);
-    if ctx.home.room_exists(&creds.room) {
-        let lock_file = room_dir.join("lock");
-        match lock::holder(&room_dir) {
-            Ok(Some(info)) => out.push(check(
-                "server",
-                true,
-                format!(
-                    "room serve is running (pid {}, {})",
-                    info.pid,
-                    info.addr.as_deref().unwrap_or("no address")
-                ),
-                None,
-            )),
-            Ok(None) => out.push(check(
-                "server",
-                false,
-                if lock_file.exists() {
-                    "no server holds the room (the last holder is gone; its lock is free)".into()
-                } else {
-                    "no server has served this room yet".into()
-                },
-                Some("agentgather room serve".into()),
-            )),
-            Err(e) => out.push(check(
-                "server",
-                false,
-                format!("cannot check the lock: {e}"),
-                Some(format!("ls -l {}", lock_file.display())),
-            )),
-        }
+    Some(creds)
+}
+
+/// Whether a server holds the room this home hosts.
+fn server_check(room_dir: &Path) -> Check {
+    let lock_file = room_dir.join("lock");
+    match lock::holder(room_dir) {
+        Ok(Some(info)) => check(
+            "server",
+            true,
+            format!(
+                "room serve is running (pid {}, {})",
+                info.pid,
+                info.addr.as_deref().unwrap_or("no address")
+            ),
+            None,
+        ),
+        Ok(None) => check(
+            "server",
+            false,
+            if lock_file.exists() {
+                "no server holds the room (the last holder is gone; its lock is free)".into()
+            } else {
+                "no server has served this room yet".into()
+            },
+            Some("agentgather room serve".into()),
+        ),
+        Err(e) => check(
+            "server",
+            false,
+            format!("cannot check the lock: {e}"),
+            Some(format!("ls -l {}", lock_file.display())),
+        ),
     }
+}
+
+/// Whether the room's server answers this participant.
+fn reachable_check(ctx: &Ctx, creds: &Credentials) -> Check {
     let client = Session::new(ctx.home.clone(), creds.clone()).client(CALL_TIMEOUT);
     match client.status() {
-        Ok(s) => out.push(check(
+        Ok(s) => check(
             "reachable",
             true,
             format!(
@@ -177,8 +201,8 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
                 s.room_status
             ),
             None,
-        )),
-        Err(e) => out.push(check(
+        ),
+        Err(e) => check(
             "reachable",
             false,
             e.to_string(),
@@ -187,7 +211,6 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
             } else {
                 "ask the host whether the room is still served".into()
             }),
-        )),
+        ),
     }
-    out
 }

@@ -552,18 +552,34 @@ pub fn invite(ctx: &Ctx, a: InviteArgs) -> Result<(), CliError> {
         }
     };
     remember_host_token(&ctx.home, &creds.room, &a.alias, &answer.token)?;
-    ctx.print(&json!(answer), || {
-        format!(
-            "Invited {alias} ({kind}) to room {room}. These lines hold {alias}'s token: share them only with {alias}.\n\n  Attend Card (give this command to the agent):\n    {card}\n\n  Browser room:\n    {browser}\n\n  CLI join:\n    agentgather room join {uri}",
-            alias = answer.alias,
-            kind = answer.kind,
-            room = answer.room,
-            card = answer.card_command,
-            browser = answer.browser_url,
-            uri = shell_quote(&answer.invite_uri),
-        )
-    });
+    ctx.print(&json!(answer), || invite_text(&answer));
     Ok(())
+}
+
+/// What `room invite` prints: for a person the browser link first, for an agent the card
+/// command first.
+fn invite_text(a: &InviteAnswer) -> String {
+    let head = format!(
+        "Invited {alias} ({kind}) to room {room}. These lines hold {alias}'s token: share them only with {alias}.",
+        alias = a.alias,
+        kind = a.kind,
+        room = a.room,
+    );
+    let join = format!("agentgather room join {}", shell_quote(&a.invite_uri));
+    if a.kind == Kind::Human {
+        format!(
+            "{head}\n\n  Browser room (send {alias} this link):\n    {browser}\n\n  Their card, as text:\n    {card}\n\n  Or from a terminal:\n    {join}",
+            alias = a.alias,
+            browser = a.browser_url,
+            card = a.card_command,
+        )
+    } else {
+        format!(
+            "{head}\n\n  Attend Card (give this command to the agent):\n    {card}\n\n  Browser room:\n    {browser}\n\n  CLI join:\n    {join}",
+            card = a.card_command,
+            browser = a.browser_url,
+        )
+    }
 }
 
 pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {

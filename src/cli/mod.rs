@@ -135,7 +135,7 @@ pub enum RoomCommand {
     Dashboard,
     /// Join a room as a participant, from an invite URI or --alias/--token/--url.
     #[command(
-        after_help = "Examples:\n  agentgather room join 'agentgather://join?room=r&alias=a&url=...&token=...'\n  agentgather room join r --alias a --token tgl_... --url http://127.0.0.1:8787"
+        after_help = "Examples:\n  agentgather room join 'agentgather://join?room=r&alias=a&url=...&token=...'\n  pbpaste | agentgather room join -      # the invite URI from standard input\n  agentgather room join r --alias a --token - --url http://127.0.0.1:8787 < token.txt"
     )]
     Join(participant::JoinArgs),
     /// Which room, alias and server this home uses.

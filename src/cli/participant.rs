@@ -24,10 +24,12 @@ use crate::store::export::Export;
 
 #[derive(Args, Debug)]
 pub struct JoinArgs {
-    /// Room id, or an `agentgather://join?...` invite URI.
+    /// Room id, or an `agentgather://join?...` invite URI, or `-` to read the invite URI
+    /// from standard input (keeps the token out of the process list and shell history).
     pub room: String,
     #[arg(long)]
     pub alias: Option<String>,
+    /// The token, or `-` to read it from standard input.
     #[arg(long)]
     pub token: Option<String>,
     #[arg(long)]
@@ -117,7 +119,26 @@ fn cli_next(since: u64) -> String {
     format!("agentgather watch --since {since} --json")
 }
 
-pub fn join(ctx: &Ctx, a: JoinArgs) -> Result<(), CliError> {
+/// One line of standard input, trimmed: a secret passed without argv.
+fn stdin_line(what: &str) -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::msg(format!("cannot read {what} from standard input: {e}")))?;
+    let line = line.trim().to_string();
+    if line.is_empty() {
+        return Err(CliError::msg(format!("no {what} on standard input")));
+    }
+    Ok(line)
+}
+
+pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
+    if a.room == "-" {
+        a.room = stdin_line("invite URI")?;
+    }
+    if a.token.as_deref() == Some("-") {
+        a.token = Some(stdin_line("token")?);
+    }
     let target = if a.room.starts_with("agentgather://") {
         let inv = parse_invite_uri(&a.room).map_err(CliError::msg)?;
         JoinTarget {
@@ -214,9 +235,10 @@ pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let alias = a.alias.trim_start_matches('@');
     let path = PathBuf::from(&a.summary);
-    let summary = if path.is_file() {
-        std::fs::read_to_string(&path)
-            .map_err(|e| CliError::msg(format!("cannot read {}: {e}", path.display())))?
+    // A path that exists is a file to embed (checked: a regular file within the size
+    // cap); anything else is the summary text itself.
+    let summary = if path.exists() {
+        session::read_summary_file(&path)?
     } else {
         a.summary.clone()
     };

@@ -38,7 +38,10 @@ use crate::protocol::card::SAFETY_RULES;
 use crate::protocol::message::Message;
 use crate::protocol::wire::{PostBody, WaitAnswer};
 use crate::protocol::{MessageType, RoomStatus, WAIT_HOLD_MS, validate_alias};
-use crate::session::{Backoff, CALL_TIMEOUT, Session, SessionError, handoff_text, is_transient};
+use crate::session::{
+    Backoff, CALL_TIMEOUT, Session, SessionError, handoff_text, is_transient,
+    read_agent_summary_file,
+};
 use crate::store::Home;
 
 /// `room_wait` waits this long when the call names no timeout: under the 60 s default
@@ -154,7 +157,9 @@ pub struct HandoffParams {
     pub to: String,
     /// The handoff summary itself: state, what is done, what is left, where things are.
     pub summary: Option<String>,
-    /// Or a path to a file (on this machine) whose content is the summary.
+    /// Or the path of a file inside the working directory whose content is the summary
+    /// (a regular, non-hidden text file, not under a dot-directory, at most 256 KB, and
+    /// never one holding keys or credentials).
     pub summary_file: Option<String>,
     /// Allow up to 64,000 characters instead of 24,000.
     pub large: Option<bool>,
@@ -204,6 +209,12 @@ fn failure_of(e: &SessionError) -> CallToolResult {
         }
         "unreachable" => {
             "The room server may be restarting or the network is down: try again shortly."
+        }
+        "file_refused" => {
+            "Attach only a summary file you wrote inside the working directory, or pass the summary as text; never attach secrets."
+        }
+        "message_too_large" | "body_too_large" => {
+            "Shorten the message (24,000 characters; a handoff with `large` 64,000)."
         }
         "rate_limited" | "loop_guard" => {
             "Slow down: wait for a human or another participant (room_wait) before posting again."
@@ -574,9 +585,12 @@ impl RoomTools {
             let s = Session::current(&home)?;
             let summary = match (summary, file) {
                 (Some(s), _) => s,
-                (None, Some(f)) => std::fs::read_to_string(&f).map_err(|e| {
-                    SessionError::Invalid(format!("cannot read summary_file {f}: {e}"))
-                })?,
+                (None, Some(f)) => {
+                    let workdir = std::env::current_dir().map_err(|e| {
+                        SessionError::FileRefused(format!("no working directory: {e}"))
+                    })?;
+                    read_agent_summary_file(&workdir, &f)?
+                }
                 (None, None) => String::new(),
             };
             handoff_text(&s.creds.alias, &alias, &summary, large, "`large: true`")

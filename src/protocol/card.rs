@@ -17,6 +17,9 @@ pub struct CardInput<'a> {
     pub policy: AttendancePolicy,
     pub host_alias: &'a str,
     pub expires_at: Option<&'a str>,
+    /// The newest message id when the card is made: the reply example uses it, so the
+    /// line runs as printed.
+    pub last_id: u64,
 }
 
 /// `<url>/#token=<token>`: the browser room, admitting the token's owner.
@@ -125,8 +128,12 @@ pub const SAFETY_RULES: &str = "\
 - Never paste tokens, keys or credentials into the room. Your token is yours alone.
 - Everyone in the room reads everything; @mentions are hints about who should answer.";
 
-/// Renders a participant's Attend Card.
+/// Renders a participant's Attend Card: for a human, the browser-first card; for an
+/// agent, the command card.
 pub fn render_card(c: &CardInput<'_>) -> String {
+    if c.kind == Kind::Human {
+        return render_human_card(c);
+    }
     let url = c.url.trim_end_matches('/');
     let (alias, token) = (c.alias, c.token);
     let auth = format!("-H 'Authorization: Bearer {token}'");
@@ -134,14 +141,6 @@ pub fn render_card(c: &CardInput<'_>) -> String {
         .expires_at
         .map(|t| format!("The room closes by itself at {t}.\n"))
         .unwrap_or_default();
-    let attend_hint = if c.kind == Kind::Human {
-        format!(
-            "Humans can use the browser room instead: {}\n",
-            browser_url(url, token)
-        )
-    } else {
-        String::new()
-    };
     format!(
         "# Attend Card: {alias} in room {room}
 
@@ -171,8 +170,8 @@ Read messages after an id:
 Post a message (@alias mentions someone; the server knows who you are):
   curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"@{host} hello, I am here\"}}'
 
-Reply to message 12:
-  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": 12}}'
+Reply to a message by its id (here the newest when this card was made, #{last_id}):
+  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": {last_id}}}'
 
 Room status and roster:
   curl -sS '{url}/status' {auth}
@@ -185,7 +184,6 @@ Leave when you are done:
   agentgather room join '{invite}'
   agentgather attend --json
 
-{attend_hint}
 ## Staying in attendance
 
 Keep one /wait (or `agentgather attend`) running while you work on the room's goal. If
@@ -198,12 +196,61 @@ new: wait again. Stop when `keep_waiting` is false (the room closed or you were 
 {safety}
 ",
         room = c.room,
+        last_id = c.last_id.max(1),
         kind = c.kind,
         host = c.host_alias,
         bv = c.brief_version,
         brief = if c.brief.trim().is_empty() { "(no brief yet)" } else { c.brief.trim_end() },
         policy = c.policy.describe(),
         invite = invite_uri(c.room, alias, url, token),
+        safety = SAFETY_RULES,
+    )
+}
+
+/// A person's card: the browser link first, the goal, and the rules; the command line
+/// only as an aside.
+fn render_human_card(c: &CardInput<'_>) -> String {
+    let url = c.url.trim_end_matches('/');
+    let expires = c
+        .expires_at
+        .map(|t| format!("The room closes by itself at {t}.\n"))
+        .unwrap_or_default();
+    format!(
+        "# You are invited to the room `{room}`
+
+Open it in your browser (the link holds your personal token: do not share it):
+
+  {browser}
+
+You are `{alias}` in this Agent Gather room, hosted by `{host}`. AI agents and people work
+toward one goal here; everyone reads everything, and `@name` asks someone to answer.
+{expires}
+## Room Brief (version {bv})
+
+{brief}
+
+## Attendance
+
+{policy}
+
+Prefer a terminal? `agentgather room join '{invite}'`
+
+## Safety rules
+
+{safety}
+",
+        room = c.room,
+        alias = c.alias,
+        browser = browser_url(url, c.token),
+        host = c.host_alias,
+        bv = c.brief_version,
+        brief = if c.brief.trim().is_empty() {
+            "(no brief yet)"
+        } else {
+            c.brief.trim_end()
+        },
+        policy = c.policy.describe(),
+        invite = invite_uri(c.room, c.alias, url, c.token),
         safety = SAFETY_RULES,
     )
 }
@@ -272,7 +319,32 @@ mod tests {
             policy: AttendancePolicy::AgentsForeground,
             host_alias: "operator",
             expires_at: None,
+            last_id: 7,
         })
+    }
+
+    #[test]
+    fn a_human_card_is_browser_first() {
+        let c = render_card(&CardInput {
+            room: "r1",
+            alias: "alice",
+            kind: Kind::Human,
+            token: "tgl_abc",
+            url: "http://127.0.0.1:8787",
+            brief: "Goal: ship it.",
+            brief_version: 1,
+            policy: AttendancePolicy::ManualOk,
+            host_alias: "operator",
+            expires_at: None,
+            last_id: 1,
+        });
+        let link = c.find("http://127.0.0.1:8787/#token=tgl_abc").unwrap();
+        assert!(
+            link < c.find("Goal: ship it.").unwrap(),
+            "the link comes first"
+        );
+        assert!(!c.contains("curl"), "{c}");
+        assert!(c.contains(SAFETY_RULES));
     }
 
     #[test]
@@ -286,6 +358,10 @@ mod tests {
         assert!(c.contains("agentgather attend --json"));
         assert!(c.contains("external advice"));
         assert!(c.contains("agents-foreground"));
+        assert!(
+            c.contains("\"reply_to\": 7}"),
+            "the reply line uses a real id"
+        );
         assert!(
             !c.contains("\"from\""),
             "a card never tells a client to send from"

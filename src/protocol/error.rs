@@ -12,6 +12,9 @@ pub struct ApiError {
     #[serde(rename = "error")]
     pub code: &'static str,
     pub message: String,
+    /// For a 429: seconds until a retry can succeed (sent as `Retry-After`).
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -20,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {

@@ -90,7 +90,7 @@ impl MessageInput {
             }
         };
         let text = match obj.get("text") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Value::String(s)) if !super::names::is_blank(s) => s.clone(),
             Some(Value::String(_)) => return Err(invalid("text must not be blank")),
             None | Some(Value::Null) => return Err(invalid("text is required")),
             Some(_) => return Err(invalid("text must be a string")),

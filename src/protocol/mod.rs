@@ -31,6 +31,8 @@ pub struct Limits {
     pub handoff_chars: usize,
     pub brief_chars: usize,
     pub posts_per_minute: u32,
+    /// Per participant and write endpoint other than posts (join, leave, profile, …).
+    pub writes_per_minute: u32,
     pub loop_guard: u32,
     pub log_cap: u64,
     pub stale_after_ms: u64,
@@ -44,6 +46,7 @@ impl Default for Limits {
             handoff_chars: 64_000,
             brief_chars: 16_000,
             posts_per_minute: 120,
+            writes_per_minute: 30,
             loop_guard: 30,
             log_cap: 50_000,
             stale_after_ms: 90_000,

@@ -12,7 +12,7 @@ pub enum NameError {
     EdgeDash { what: &'static str, got: String },
     #[error("{0:?} is reserved")]
     Reserved(String),
-    #[error("display name must be 1-60 characters without control characters")]
+    #[error("display name must be 1-60 characters without control, format or direction characters")]
     BadDisplayName,
 }
 
@@ -40,28 +40,77 @@ pub fn validate_room_id(s: &str) -> Result<(), NameError> {
     validate_slug("room id", s)
 }
 
-/// A participant alias: a safe slug; `system` is the server's own sender.
+/// A participant alias: a safe slug; `system` is the server's own sender and `all`
+/// mentions everyone (SPEC §8.3).
 pub fn validate_alias(s: &str) -> Result<(), NameError> {
     validate_slug("alias", s)?;
-    if s == "system" {
+    if s == "system" || s == "all" {
         return Err(NameError::Reserved(s.to_string()));
     }
     Ok(())
 }
 
-/// A display name: 1-60 characters, no control characters, not blank. Returns it trimmed.
+/// Whether `c` is invisible formatting (Unicode category Cf): zero-width spaces and
+/// joiners, bidi embeddings, overrides and isolates, the BOM, tag characters. They let
+/// "Ada\u{200b}" pass for "Ada" and "\u{202e}tsoH" render as "Host".
+pub fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// Whether text shows nothing: only whitespace and invisible formatting.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || is_format_char(c))
+}
+
+/// A display name: NFKC-normalized, trimmed, 1-60 characters, with no control or format
+/// characters. Returns the normalized name.
 pub fn validate_display_name(s: &str) -> Result<String, NameError> {
-    let t = s.trim();
+    use unicode_normalization::UnicodeNormalization;
+    let normalized: String = s.nfkc().collect();
+    let t = normalized.trim();
     let n = t.chars().count();
-    if n == 0 || n > 60 || t.chars().any(char::is_control) {
+    if n == 0 || n > 60 || t.chars().any(|c| c.is_control() || is_format_char(c)) {
         return Err(NameError::BadDisplayName);
     }
     Ok(t.to_string())
 }
 
+/// What a name looks like, for uniqueness: names with the same look-alike skeleton (UTS
+/// #39, after case folding) would pass for each other, e.g. "Ada" and Cyrillic "Аda".
+pub fn name_skeleton(name: &str) -> String {
+    let lower: String = name.to_lowercase();
+    let skel: String = unicode_security::confusable_detection::skeleton(&lower).collect();
+    skel.to_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        assert_eq!(name_skeleton("Ada"), name_skeleton("\u{410}da"));
+        assert_eq!(name_skeleton("ada"), name_skeleton("ADA"));
+        assert_ne!(name_skeleton("Ada"), name_skeleton("Bob"));
+        for bad in [
+            "Ada\u{200b}",
+            "\u{202e}tsoH",
+            "a\u{2066}b",
+            " \u{200b} ",
+            "x\u{7}",
+        ] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+        // NFKC: full-width letters become plain ones.
+        assert_eq!(validate_display_name("\u{ff21}da").unwrap(), "Ada");
+        assert!(is_blank("\u{200b}\u{feff} \n"));
+        assert!(!is_blank("\u{200b}x"));
+        assert!(validate_alias("all").is_err());
+    }
 
     #[test]
     fn slugs() {

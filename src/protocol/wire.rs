@@ -38,6 +38,16 @@ pub struct MessagesPage<M = Message> {
     pub has_more: bool,
 }
 
+/// `GET /messages?before_id=N`: the newest messages before N, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage<M = Message> {
+    pub ok: bool,
+    pub room: String,
+    pub room_status: RoomStatus,
+    pub messages: Vec<M>,
+    pub has_more_before: bool,
+}
+
 /// `GET /wait`: new messages, a heartbeat, a closed room or a removal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitAnswer<M = Message> {
@@ -54,6 +64,9 @@ pub struct WaitAnswer<M = Message> {
     pub next_cmd: Option<String>,
     #[serde(default)]
     pub brief_version: u64,
+    /// More messages follow this page: the next wait answers at once.
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 impl<M> WaitAnswer<M> {

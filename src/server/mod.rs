@@ -7,6 +7,7 @@ mod durability;
 mod http;
 pub mod hub;
 mod routes;
+mod send_timeout;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// How long a write of an answer may wait for a client that does not read.
+    pub send_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -59,6 +62,7 @@ impl ServeConfig {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(15),
+            send_timeout: send_timeout::SEND_TIMEOUT,
         }
     }
 }
@@ -231,7 +235,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tokio::select! {
             (stream, _peer, permit) = crate::net::accept_capped(&listener, &connections) => {
                 let svc = TowerToHyperService::new(app.clone());
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                let io = TokioIo::new(send_timeout::SendTimeout::new(stream, cfg.send_timeout));
+                let conn = graceful.watch(builder.serve_connection(io, svc));
                 tokio::spawn(async move {
                     let _ = conn.await;
                     drop(permit);

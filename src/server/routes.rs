@@ -21,8 +21,8 @@ use crate::protocol::card::{render_card, wait_command};
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
-    PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
+    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage,
+    PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
@@ -30,13 +30,11 @@ use crate::protocol::{
 };
 use crate::store::StoredMessage;
 use crate::store::export::Export;
-use crate::store::room::Closed;
+use crate::store::log::PAGE_MESSAGES;
+use crate::store::room::{Closed, WriteKind};
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
-
-/// The most messages one `/wait` answer carries; the rest come on the next turn.
-const WAIT_BATCH: usize = 1000;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -271,10 +269,14 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
+    if let Some(before) = optional_number(&uri, "before_id")? {
+        return history_page(&s, &uri, before);
+    }
     let since = since_id(&uri)?;
-    let limit = optional_number(&uri, "limit")?.map_or(usize::MAX, |l| l.max(1) as usize);
+    let limit = optional_number(&uri, "limit")?
+        .map_or(PAGE_MESSAGES, |l| (l.max(1) as usize).min(PAGE_MESSAGES));
     // `tail=N`: only the newest N of those messages (a page opening a long room).
-    let tail = optional_number(&uri, "tail")?.map(|t| t.max(1) as usize);
+    let tail = optional_number(&uri, "tail")?.map(|t| (t.max(1) as usize).min(PAGE_MESSAGES));
     let mut room = s.room();
     let messages = match tail {
         Some(n) => room.log.read_tail(since, n),
@@ -292,6 +294,32 @@ async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     };
     drop(room);
     Ok(ok_json(&page))
+}
+
+/// `GET /messages?before_id=N&limit=L`: the newest L (default 100, at most 1,000)
+/// messages with id < N, oldest first, for a reader scrolling back. It is a cursor of its
+/// own, so `since_id` or `tail` with it is 400 `invalid_cursor`. Reading old pages is not
+/// delivery: it never moves the reader's `read_through_id`.
+fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
+    if query_param(uri, "since_id").is_some() || query_param(uri, "tail").is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "before_id reads backwards and cannot be combined with since_id or tail",
+        ));
+    }
+    let limit =
+        optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
+    let room = s.room();
+    let (messages, has_more_before) = room.log.read_before(before, limit)?;
+    let body = HistoryPage {
+        ok: true,
+        room: room.id().to_string(),
+        room_status: room.meta.status,
+        messages,
+        has_more_before,
+    };
+    drop(room);
+    Ok(ok_json(&body))
 }
 
 async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
@@ -335,7 +363,7 @@ fn wait_answer(
     let messages = if removed {
         Vec::new()
     } else {
-        room.log.read_since(since, WAIT_BATCH)?
+        room.log.read_since(since, PAGE_MESSAGES)?
     };
     if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
         return Ok(None);
@@ -362,6 +390,7 @@ fn wait_answer(
         keep_waiting,
         next_cmd,
         brief_version: room.meta.brief_version,
+        has_more: next < room.log.last_id(),
     }))
 }
 
@@ -527,7 +556,11 @@ async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
     let url = RoomUrl::parse(str_field(&body, "url")?)
         .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
     let url = url.as_str();
-    s.room().set_url(url)?;
+    {
+        let mut room = s.room();
+        room.charge(c.who, WriteKind::PublicUrl)?;
+        room.set_url(url)?;
+    }
     s.set_public_url(url);
     Ok(ok_json(&PublicUrlAnswer {
         ok: true,

@@ -7,6 +7,8 @@
 
 pub mod state;
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{Client, ClientError};
@@ -14,7 +16,7 @@ use crate::protocol::message::Message;
 use crate::protocol::token::mint_token;
 use crate::protocol::url::RoomUrl;
 use crate::protocol::wire::{JoinAnswer, PostBody, StatusAnswer, WaitAnswer};
-use crate::protocol::{validate_alias, validate_room_id};
+use crate::protocol::{Limits, MessageType, validate_alias, validate_room_id};
 use crate::store::{Home, StoreError, lock};
 
 pub use state::{
@@ -52,6 +54,13 @@ pub enum SessionError {
     /// Bad input the caller can fix (a handoff over its cap, a bad invite).
     #[error("{0}")]
     Invalid(String),
+    /// A message over the server's limits, refused before it is sent.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A summary file the session will not read (outside the working directory, hidden,
+    /// not a regular file, too large, or holding credentials).
+    #[error("{0}")]
+    FileRefused(String),
 }
 
 impl SessionError {
@@ -66,6 +75,8 @@ impl SessionError {
             SessionError::MissingCredentials { .. } => "missing_credentials",
             SessionError::Mismatch { .. } => "participant_mismatch",
             SessionError::Invalid(_) => "invalid_argument",
+            SessionError::TooLarge(_) => "message_too_large",
+            SessionError::FileRefused(_) => "file_refused",
         }
     }
 }
@@ -208,6 +219,7 @@ impl Session {
         mut body: PostBody,
         mut on_retry: impl FnMut(&ClientError, Duration),
     ) -> Result<Message, SessionError> {
+        check_size(&body)?;
         let key = mint_token().map_err(|e| SessionError::Invalid(format!("no randomness: {e}")))?;
         body.client_msg_id = Some(format!("cli-{}", &key[4..]));
         let client = self.client(CALL_TIMEOUT);
@@ -246,6 +258,107 @@ impl Session {
         self.creds.cursor = fresh.cursor;
         Ok(fresh.cursor)
     }
+}
+
+/// Refuses a message the server would refuse for its size, before sending it: a body over
+/// the server's byte limit is cut off mid-send, which looks like an outage, not an answer.
+fn check_size(body: &PostBody) -> Result<(), SessionError> {
+    let limits = Limits::default();
+    let cap = if body.kind == Some(MessageType::Handoff) {
+        limits.handoff_chars
+    } else {
+        limits.text_chars
+    };
+    let chars = body.text.chars().count();
+    if chars > cap {
+        return Err(SessionError::TooLarge(format!(
+            "the message is {chars} characters; the limit is {cap}"
+        )));
+    }
+    // JSON escapes can grow the body past the byte limit even within the character cap.
+    let bytes = serde_json::to_vec(body).map_or(usize::MAX, |b| b.len());
+    if bytes > limits.body_bytes {
+        return Err(SessionError::TooLarge(format!(
+            "the message is {bytes} bytes as JSON; the limit is {}",
+            limits.body_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// The most bytes a summary file may hold (64,000 characters of up to 4 bytes).
+pub const SUMMARY_FILE_BYTES: u64 = 256 * 1024;
+
+/// Reads a summary file the user named: a regular file (not a device, FIFO or `/proc`
+/// stream), at most [`SUMMARY_FILE_BYTES`], read with that cap before decoding.
+pub fn read_summary_file(path: &Path) -> Result<String, SessionError> {
+    let refuse = |why: String| SessionError::FileRefused(format!("{}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(SUMMARY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| refuse(e.to_string()))?;
+    if bytes.len() as u64 > SUMMARY_FILE_BYTES {
+        return Err(refuse(format!(
+            "larger than {SUMMARY_FILE_BYTES} bytes; summarize it instead"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
+}
+
+/// Reads a summary file on behalf of an agent (the MCP tool), which a message in the room
+/// may have talked into asking: only a regular, non-hidden file inside `workdir` (not
+/// under a dot-directory), within the byte cap, and never one holding keys or
+/// credentials.
+pub fn read_agent_summary_file(workdir: &Path, path: &str) -> Result<String, SessionError> {
+    let refuse = |why: &str| SessionError::FileRefused(format!("summary_file {path:?}: {why}"));
+    let base = workdir
+        .canonicalize()
+        .map_err(|e| refuse(&format!("the working directory is unusable: {e}")))?;
+    let real = base
+        .join(path)
+        .canonicalize()
+        .map_err(|e| refuse(&e.to_string()))?;
+    let inside = real
+        .strip_prefix(&base)
+        .map_err(|_| refuse("only files inside the working directory can be attached"))?;
+    let hidden = inside
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+    if hidden {
+        return Err(refuse(
+            "hidden files and files under dot-directories are never attached",
+        ));
+    }
+    let text = read_summary_file(&real)?;
+    if holds_credentials(&text) {
+        return Err(refuse(
+            "it looks like it holds a key or credentials (a PEM block or a *_KEY= line); never post secrets to the room",
+        ));
+    }
+    Ok(text)
+}
+
+/// Whether text carries a PEM block or an environment-style secret assignment.
+pub fn holds_credentials(text: &str) -> bool {
+    if text.contains("-----BEGIN ") {
+        return true;
+    }
+    text.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches("export ");
+        let Some((name, _)) = line.split_once('=') else {
+            return false;
+        };
+        let name = name.trim().to_ascii_uppercase();
+        !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD"]
+                .iter()
+                .any(|w| name.ends_with(w))
+    })
 }
 
 /// The text of a handoff from `from` to `alias` embedding `summary`, within the cap:
@@ -305,6 +418,64 @@ mod tests {
             url: "u".into(),
             reason: "r".into()
         }));
+    }
+
+    #[test]
+    fn credentials_are_recognised() {
+        assert!(holds_credentials(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc"
+        ));
+        assert!(holds_credentials("x=1\nANTHROPIC_API_KEY=sk-123\n"));
+        assert!(holds_credentials("export GITHUB_TOKEN=ghp_x"));
+        assert!(!holds_credentials(
+            "the key insight = caching\nKEYS are fine"
+        ));
+    }
+
+    #[test]
+    fn agent_summary_files_stay_in_the_working_directory() {
+        let dir = std::env::temp_dir().join(format!("ag-summary-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(".ssh")).unwrap();
+        std::fs::write(dir.join("notes.md"), "done: parser").unwrap();
+        std::fs::write(dir.join(".ssh/id_rsa"), "-----BEGIN RSA PRIVATE KEY-----").unwrap();
+        std::fs::write(dir.join(".env"), "A=1").unwrap();
+        std::fs::write(dir.join("env.txt"), "OPENAI_API_KEY=sk").unwrap();
+        assert_eq!(
+            read_agent_summary_file(&dir, "notes.md").unwrap(),
+            "done: parser"
+        );
+        for bad in [
+            ".ssh/id_rsa",
+            ".env",
+            "env.txt",
+            "/etc/passwd",
+            "../x",
+            "/dev/zero",
+            "/proc/self/environ",
+        ] {
+            let e = read_agent_summary_file(&dir, bad).unwrap_err();
+            assert_eq!(e.code(), "file_refused", "{bad}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_sending() {
+        let body = PostBody {
+            text: "x".repeat(24_001),
+            ..Default::default()
+        };
+        assert_eq!(check_size(&body).unwrap_err().code(), "message_too_large");
+        let big_json = PostBody {
+            text: "\u{1}".repeat(50_000),
+            kind: Some(MessageType::Handoff),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_size(&big_json).unwrap_err().code(),
+            "message_too_large"
+        );
     }
 
     #[test]

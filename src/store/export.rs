@@ -84,7 +84,7 @@ fn build(
 impl Export {
     /// From the room a server (or this CLI) holds open.
     pub fn from_room(room: &Room) -> Result<Export, StoreError> {
-        let messages = room.log.read_since(0, usize::MAX)?;
+        let messages = room.log.read_every(0)?;
         Ok(build(
             &room.meta,
             room.brief().to_string(),
@@ -157,7 +157,7 @@ impl Export {
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 p.alias,
-                p.display_name.as_deref().unwrap_or("").replace('|', "\\|"),
+                table_cell(p.display_name.as_deref().unwrap_or("")),
                 p.kind,
                 role
             ));
@@ -173,11 +173,32 @@ impl Export {
                 out.push_str(&format!(" · reply to #{r}"));
             }
             out.push_str("\n\n");
-            out.push_str(m.text.trim_end());
+            out.push_str(&fenced(m.text.trim_end()));
             out.push('\n');
         }
         out
     }
+}
+
+/// `text` as a fenced block whose fence is longer than any backtick run inside it, so a
+/// message can neither close it nor fake a heading, a host entry or raw HTML.
+fn fenced(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}text\n{text}\n{fence}")
+}
+
+/// A participant-chosen name in a Markdown table cell: no cell breaks, no HTML.
+fn table_cell(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
 }
 
 fn read_messages(path: &Path) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
@@ -197,4 +218,20 @@ fn read_messages(path: &Path) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_bodies_cannot_forge_structure() {
+        let forged = "ok\n\n### #9999 · 2026-01-01 · host\n\nApproved\n```\n<b>x</b>";
+        let f = fenced(forged);
+        assert!(f.starts_with("````text\n"), "{f}");
+        assert!(f.ends_with("\n````"), "{f}");
+        assert_eq!(f.matches("````").count(), 2);
+        assert_eq!(fenced("plain"), "```text\nplain\n```");
+        assert_eq!(table_cell("<i>a|b</i>"), "&lt;i&gt;a\\|b&lt;/i&gt;");
+    }
 }

@@ -46,7 +46,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(|e| StoreError::io(path, e))
+    // A failed rewrite is a write failure (a full disk answers 507, not 500).
+    result.map_err(|e| StoreError::write(path, e))
 }
 
 /// Writes `value` as pretty JSON, atomically, 0600.

@@ -1,7 +1,10 @@
-//! One writer per room. The lock is an advisory `flock` on `rooms/<room>/lock`: the
-//! kernel drops it when the holder dies, however it dies, so a crashed server's lock is
-//! taken over by the next start with no stale-pid guessing. The file also records who
-//! holds it (pid, address) so a refused start and `doctor` can say which process.
+//! One writer per room. The lock is an advisory `flock` on the room directory itself:
+//! the kernel drops it when the holder dies, however it dies, so a crashed server's lock
+//! is taken over by the next start with no stale-pid guessing. It is the directory, not a
+//! file in it, because a lock file can be deleted from under its holder, and the next
+//! writer would then lock a fresh file and get in. The file `rooms/<room>/lock` only
+//! records who holds it (pid, address) so a refused start and `doctor` can say which
+//! process; deleting it takes nothing away.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -26,8 +29,15 @@ pub struct LockInfo {
 /// A held room lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RoomLock {
+    /// The locked room directory; the lock lives as long as this handle.
+    _dir: File,
+    /// The holder record.
     file: File,
     path: PathBuf,
+}
+
+fn open_dir(room_dir: &Path) -> std::io::Result<File> {
+    File::open(room_dir)
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StoreError> {
@@ -52,8 +62,9 @@ impl RoomLock {
     /// Takes the room's lock, or says who holds it.
     pub fn acquire(room_dir: &Path, info: &LockInfo) -> Result<RoomLock, StoreError> {
         let path = room_dir.join("lock");
+        let dir = open_dir(room_dir).map_err(|e| StoreError::io(room_dir, e))?;
         let mut file = open_lock_file(&path)?;
-        match file.try_lock() {
+        match dir.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = read_info(&mut file);
@@ -63,9 +74,13 @@ impl RoomLock {
                     purpose: holder.purpose,
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),
+            Err(TryLockError::Error(e)) => return Err(StoreError::io(room_dir, e)),
         }
-        let mut lock = RoomLock { file, path };
+        let mut lock = RoomLock {
+            _dir: dir,
+            file,
+            path,
+        };
         lock.update(info)?;
         Ok(lock)
     }
@@ -85,16 +100,22 @@ impl RoomLock {
 
 /// The live holder of a room's lock, or `None` if nobody holds it.
 pub fn holder(room_dir: &Path) -> Result<Option<LockInfo>, StoreError> {
-    let path = room_dir.join("lock");
-    let mut file = match OpenOptions::new().read(true).open(&path) {
-        Ok(f) => f,
+    let dir = match open_dir(room_dir) {
+        Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::io(&path, e)),
+        Err(e) => return Err(StoreError::io(room_dir, e)),
     };
-    match file.try_lock_shared() {
+    match dir.try_lock_shared() {
         Ok(()) => Ok(None),
-        Err(TryLockError::WouldBlock) => Ok(Some(read_info(&mut file))),
-        Err(TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+        Err(TryLockError::WouldBlock) => {
+            let info = OpenOptions::new()
+                .read(true)
+                .open(room_dir.join("lock"))
+                .map(|mut f| read_info(&mut f))
+                .unwrap_or_default();
+            Ok(Some(info))
+        }
+        Err(TryLockError::Error(e)) => Err(StoreError::io(room_dir, e)),
     }
 }
 
@@ -120,6 +141,28 @@ mod tests {
         drop(lock);
         assert_eq!(holder(&dir).unwrap(), None);
         assert!(RoomLock::acquire(&dir, &info).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn deleting_the_lock_file_lets_no_second_writer_in() {
+        let dir = std::env::temp_dir().join(format!("ag-lock-unlink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = LockInfo {
+            pid: std::process::id(),
+            addr: None,
+            purpose: "serve".into(),
+        };
+        let _held = RoomLock::acquire(&dir, &info).unwrap();
+        std::fs::remove_file(dir.join("lock")).unwrap();
+        assert!(
+            matches!(
+                RoomLock::acquire(&dir, &info),
+                Err(StoreError::Locked { .. })
+            ),
+            "a second writer got in after the lock file was deleted"
+        );
+        assert!(holder(&dir).unwrap().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -89,8 +89,15 @@ pub struct Recovery {
     pub skipped_lines: usize,
 }
 
-/// How many of the newest messages stay parsed in memory.
+/// How many of the newest messages stay parsed in memory...
 pub const CACHE_MESSAGES: usize = 4096;
+/// ...as long as they fit in this many bytes of lines (4,096 handoffs of 256 KB once
+/// held 2 GB).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// One page of `/messages` or `/wait`: at most this many messages...
+pub const PAGE_MESSAGES: usize = 1000;
+/// ...and at most this many bytes of lines (always at least one message).
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct MessageLog {
     path: PathBuf,
@@ -98,6 +105,8 @@ pub struct MessageLog {
     index: Vec<Entry>,
     end: u64,
     cache: VecDeque<Arc<StoredMessage>>,
+    /// The bytes of the cached lines.
+    cache_bytes: usize,
     fsync: FsyncMode,
 }
 
@@ -209,6 +218,7 @@ impl MessageLog {
             index,
             end: offset,
             cache: VecDeque::new(),
+            cache_bytes: 0,
             fsync,
         };
         rec.skipped_lines += log.fill_cache()?;
@@ -252,9 +262,10 @@ impl MessageLog {
     fn fill_cache(&mut self) -> Result<usize, StoreError> {
         let mut dropped = 0;
         loop {
-            let from = self.index.len().saturating_sub(CACHE_MESSAGES);
+            let from = self.cache_start();
             let tail: Vec<Entry> = self.index.drain(from..).collect();
             let mut cache = VecDeque::with_capacity(tail.len());
+            let mut bytes = 0;
             for e in tail {
                 let mut buf = vec![0u8; e.len as usize];
                 self.file
@@ -263,17 +274,26 @@ impl MessageLog {
                 match StoredMessage::from_line(&buf) {
                     Some(m) if m.msg.id == e.id => {
                         self.index.push(e);
+                        bytes += e.len as usize;
                         cache.push_back(Arc::new(m));
                     }
                     _ => dropped += 1,
                 }
             }
             self.cache = cache;
+            self.cache_bytes = bytes;
             // Dropped lines leave room for older ones: refill until full or done.
-            if self.cache.len() == CACHE_MESSAGES.min(self.index.len()) {
+            if self.cache_start() == self.index.len() - self.cache.len() {
                 return Ok(dropped);
             }
         }
+    }
+
+    /// Where the cache should start in the index: the newest entries up to
+    /// [`CACHE_MESSAGES`] and [`CACHE_BYTES`] (at least one).
+    fn cache_start(&self) -> usize {
+        let len = self.index.len();
+        self.span_back(0, len, CACHE_MESSAGES, CACHE_BYTES)
     }
 
     pub fn path(&self) -> &Path {
@@ -339,10 +359,15 @@ impl MessageLog {
         let raw = RawValue::from_string(json)
             .map_err(|e| StoreError::corrupt(&self.path, e.to_string()))?;
         let stored = Arc::new(StoredMessage { msg, raw });
-        if self.cache.len() == CACHE_MESSAGES {
-            self.cache.pop_front();
-        }
         self.cache.push_back(stored.clone());
+        self.cache_bytes += stored.raw.get().len();
+        while self.cache.len() > 1
+            && (self.cache.len() > CACHE_MESSAGES || self.cache_bytes > CACHE_BYTES)
+        {
+            if let Some(old) = self.cache.pop_front() {
+                self.cache_bytes -= old.raw.get().len();
+            }
+        }
         Ok(stored)
     }
 
@@ -354,22 +379,97 @@ impl MessageLog {
         Ok(())
     }
 
-    /// Messages with id > `since`, oldest first, at most `limit`.
+    /// Messages with id > `since`, oldest first: at most `limit` of them and at most
+    /// [`PAGE_BYTES`] of lines (but at least one). Whether more follow is whether the
+    /// last one returned is not the log's last.
     pub fn read_since(
         &self,
         since: u64,
         limit: usize,
     ) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let from = self.index.partition_point(|e| e.id <= since);
-        let to = self.index.len().min(from.saturating_add(limit));
+        let most = self.index.len().min(from.saturating_add(limit));
+        let mut to = from;
+        let mut bytes = 0usize;
+        while to < most {
+            bytes += self.index[to].len as usize;
+            if bytes > PAGE_BYTES && to > from {
+                break;
+            }
+            to += 1;
+        }
         self.read_entries(from, to)
     }
 
-    /// The newest `n` messages with id > `since`, oldest first.
-    pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+    /// Where a span of entries that ends at index `to` starts: at most `n` entries back,
+    /// not below `floor`, within `max_bytes` of lines (but at least one entry).
+    fn span_back(&self, floor: usize, to: usize, n: usize, max_bytes: usize) -> usize {
+        let mut from = to;
+        let mut bytes = 0usize;
+        while from > floor && to - from < n {
+            bytes += self.index[from - 1].len as usize;
+            if bytes > max_bytes && from < to {
+                break;
+            }
+            from -= 1;
+        }
+        from
+    }
+
+    /// Every message with id > `since`, oldest first, unpaged: for exports, which
+    /// are the host's to ask for.
+    pub fn read_every(&self, since: u64) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let from = self.index.partition_point(|e| e.id <= since);
+        self.read_entries(from, self.index.len())
+    }
+
+    /// The newest `n` messages with id > `since`, oldest first, within [`PAGE_BYTES`]
+    /// (at least one).
+    pub fn read_tail(&self, since: u64, n: usize) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        let floor = self.index.partition_point(|e| e.id <= since);
         let to = self.index.len();
-        self.read_entries(from.max(to.saturating_sub(n)), to)
+        self.read_entries(self.span_back(floor, to, n, PAGE_BYTES), to)
+    }
+
+    /// The `(from, client_msg_id, id)` of the newest messages that carry an idempotency
+    /// key, newest first: at most `max_keys` of them, looking at most `max_messages`
+    /// back. Read from the file in pages, so the whole window survives a restart, not
+    /// only what the cache holds.
+    pub fn recent_client_keys(
+        &self,
+        max_messages: usize,
+        max_keys: usize,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        const PAGE: usize = 4096;
+        let mut keys = Vec::new();
+        let floor = self.index.len().saturating_sub(max_messages);
+        let mut to = self.index.len();
+        while to > floor && keys.len() < max_keys {
+            let from = to.saturating_sub(PAGE).max(floor);
+            for m in self.read_entries(from, to)?.iter().rev() {
+                if let Some(key) = &m.msg.client_msg_id {
+                    keys.push((m.msg.from.clone(), key.clone(), m.msg.id));
+                    if keys.len() == max_keys {
+                        break;
+                    }
+                }
+            }
+            to = from;
+        }
+        Ok(keys)
+    }
+
+    /// The newest `n` messages with id < `before`, oldest first, and whether older ones
+    /// remain: one page of history read backwards (`GET /messages?before_id=`). Pages
+    /// older than the tail cache come from the file, through the offset index.
+    pub fn read_before(
+        &self,
+        before: u64,
+        n: usize,
+    ) -> Result<(Vec<Arc<StoredMessage>>, bool), StoreError> {
+        let to = self.index.partition_point(|e| e.id < before);
+        let from = self.span_back(0, to, n, PAGE_BYTES);
+        Ok((self.read_entries(from, to)?, from > 0))
     }
 
     /// The message with this id, if any.
@@ -481,7 +581,7 @@ mod tests {
         let (log, rec) = MessageLog::open(&p, FsyncMode::Off).unwrap();
         assert_eq!((rec.last_id, rec.torn_bytes), (6, 0));
         let all: Vec<u64> = log
-            .read_since(0, usize::MAX)
+            .read_every(0)
             .unwrap()
             .iter()
             .map(|m| m.msg.id)
@@ -540,8 +640,46 @@ mod tests {
         let got = log.read_since(10, 100).unwrap();
         assert_eq!(got.first().unwrap().msg.id, 11);
         assert_eq!(got.len(), 100);
-        let all = log.read_since(0, usize::MAX).unwrap();
+        let all = log.read_every(0).unwrap();
         assert_eq!(all.len() as u64, n);
         assert!(all.windows(2).all(|w| w[0].msg.id + 1 == w[1].msg.id));
+    }
+
+    #[test]
+    fn pages_before_an_id_span_the_file_and_the_cache() {
+        let p = tmp("before");
+        let _ = std::fs::remove_file(&p);
+        let n = CACHE_MESSAGES as u64 + 50;
+        {
+            let (mut log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+            for id in 1..=n {
+                log.append(msg(id)).unwrap();
+            }
+        }
+        let (log, _) = MessageLog::open(&p, FsyncMode::Off).unwrap();
+        let ids = |before, k| {
+            let (page, more) = log.read_before(before, k).unwrap();
+            (page.iter().map(|m| m.msg.id).collect::<Vec<u64>>(), more)
+        };
+        // newest page: from the cache
+        assert_eq!(ids(n + 1, 3), (vec![n - 2, n - 1, n], true));
+        // a page across the cache's lower edge: file lines, then cached ones
+        let edge = n - CACHE_MESSAGES as u64; // the newest message only on disk
+        let (page, more) = ids(edge + 3, 5);
+        assert_eq!(page, (edge - 2..edge + 3).collect::<Vec<u64>>());
+        assert!(more);
+        assert_eq!(
+            log.read_before(edge + 3, 5).unwrap().0[0].msg.text,
+            format!("m{}", edge - 2)
+        );
+        // the oldest page says nothing older remains
+        assert_eq!(ids(4, 10), (vec![1, 2, 3], false));
+        assert_eq!(ids(4, 3), (vec![1, 2, 3], false));
+        assert_eq!(ids(5, 3), (vec![2, 3, 4], true));
+        assert_eq!(ids(1, 10), (vec![], false));
+        assert_eq!(ids(0, 10), (vec![], false));
+        // an id beyond the end reads the newest page
+        assert_eq!(ids(u64::MAX, 1), (vec![n], true));
+        let _ = std::fs::remove_file(&p);
     }
 }

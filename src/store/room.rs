@@ -3,7 +3,11 @@
 //! holds one `Room` behind a mutex; the host CLI opens one briefly when no server runs.
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
+mod budget;
 mod views;
+
+use budget::WriteBudget;
+pub use budget::WriteKind;
 
 #[cfg(test)]
 mod tests;
@@ -11,7 +15,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::fsutil::{ensure_private_dir, read_json, write_json, write_private};
 use super::lock::{LockInfo, RoomLock};
@@ -22,7 +26,8 @@ use super::records::{
 };
 use super::{Home, StoreError};
 use crate::protocol::mentions::resolve_mentions;
-use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::protocol::names::name_skeleton;
+use crate::protocol::timefmt::{format_ms, now_ms, parse_ms};
 use crate::protocol::token::{TokenHash, mint_token};
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Install, Kind, Limits, Location, Message, MessageInput,
@@ -55,10 +60,14 @@ pub struct NewRoom {
 
 /// How many recent `client_msg_id`s are remembered for idempotent retries.
 const IDEMPOTENCY_WINDOW: usize = 10_000;
+/// How far back start-up looks for them (one log cap's worth).
+const IDEMPOTENCY_SCAN: usize = 50_000;
 
 #[derive(Default)]
 struct PostGuard {
-    recent_posts_ms: VecDeque<i64>,
+    /// When the posts of the last minute were made, on the monotonic clock: a wall-clock
+    /// step back must not lock a poster out.
+    recent_posts: VecDeque<Instant>,
     consecutive_agent_posts: u32,
 }
 
@@ -77,6 +86,20 @@ pub struct Room {
     pub limits: Limits,
     participants_dirty: bool,
     pub recovery: Recovery,
+    /// The newest message's time: new messages are never stamped earlier.
+    last_ts_ms: i64,
+    budget: WriteBudget,
+    /// Each participant's last presence row and when it was written: a rejoin within a
+    /// minute of a "left" row adds no row, and "left" follows only a "joined", so a
+    /// join/leave loop adds at most two rows a minute.
+    presence_rows: HashMap<usize, (Presence, Instant)>,
+}
+
+/// A presence row's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Joined,
+    Left,
 }
 
 /// What changed, so the server knows whom to wake.
@@ -218,18 +241,21 @@ impl Room {
             limits: opts.limits.clone(),
             participants_dirty: false,
             recovery,
+            last_ts_ms: 0,
+            budget: WriteBudget::default(),
+            presence_rows: HashMap::new(),
         };
-        let recent: Vec<(String, String, u64)> = r
+        r.last_ts_ms = r
             .log
             .recent()
-            .filter_map(|m| {
-                m.msg
-                    .client_msg_id
-                    .clone()
-                    .map(|c| (m.msg.from.clone(), c, m.msg.id))
-            })
-            .collect();
-        for (from, cmid, id) in recent {
+            .next_back()
+            .and_then(|m| parse_ms(&m.msg.ts))
+            .unwrap_or(0);
+        // Oldest first, so the window's eviction order matches the log's.
+        let recent = r
+            .log
+            .recent_client_keys(IDEMPOTENCY_SCAN, IDEMPOTENCY_WINDOW)?;
+        for (from, cmid, id) in recent.into_iter().rev() {
             r.remember_idempotency(from, cmid, id);
         }
         Ok(r)
@@ -298,10 +324,12 @@ impl Room {
         reply_to: Option<u64>,
         client_msg_id: Option<String>,
     ) -> Result<Arc<StoredMessage>, ApiError> {
+        // A clock stepped back must not make the log's times run backwards.
+        let ts_ms = now_ms().max(self.last_ts_ms);
         let msg = Message {
             id: self.log.last_id() + 1,
             room: self.meta.room.clone(),
-            ts: format_ms(now_ms()),
+            ts: format_ms(ts_ms),
             from: from.to_string(),
             kind,
             text,
@@ -309,7 +337,9 @@ impl Room {
             reply_to,
             client_msg_id,
         };
-        self.log.append(msg).map_err(ApiError::from)
+        let stored = self.log.append(msg).map_err(ApiError::from)?;
+        self.last_ts_ms = ts_ms;
+        Ok(stored)
     }
 
     /// Appends a `system` message. System messages are not held to the log cap, so a
@@ -386,24 +416,18 @@ impl Room {
             }
         }
         let now = now_ms();
+        let tick = Instant::now();
         let kind = self.participants[who].kind;
         let limits = &self.limits;
         let guard = self.guards.entry(who).or_default();
-        while guard
-            .recent_posts_ms
-            .front()
-            .is_some_and(|&t| t <= now - 60_000)
-        {
-            guard.recent_posts_ms.pop_front();
-        }
-        if guard.recent_posts_ms.len() >= limits.posts_per_minute as usize {
-            return Err(ApiError::new(
-                429,
-                "rate_limited",
+        budget::expire(&mut guard.recent_posts, tick);
+        if guard.recent_posts.len() >= limits.posts_per_minute as usize {
+            return Err(budget::rate_limited(
                 format!(
                     "more than {} posts in a minute; slow down and try again shortly",
                     limits.posts_per_minute
                 ),
+                budget::retry_after(&guard.recent_posts, tick),
             ));
         }
         if kind == Kind::Agent && guard.consecutive_agent_posts >= limits.loop_guard {
@@ -416,12 +440,7 @@ impl Room {
                 ),
             ));
         }
-        if self.log.len() as u64 >= self.limits.log_cap {
-            return Err(ApiError::storage(format!(
-                "the room's log holds its cap of {} messages; the host can export it and open a new room",
-                self.limits.log_cap
-            )));
-        }
+        self.require_log_room()?;
         let mut mentions = resolve_mentions(&input.text, |a| self.is_current(a));
         for to in input.to {
             if !mentions.contains(&to) {
@@ -437,7 +456,7 @@ impl Room {
             input.client_msg_id.clone(),
         )?;
         let guard = self.guards.entry(who).or_default();
-        guard.recent_posts_ms.push_back(now);
+        guard.recent_posts.push_back(tick);
         if kind == Kind::Human {
             for g in self.guards.values_mut() {
                 g.consecutive_agent_posts = 0;
@@ -452,14 +471,66 @@ impl Room {
         Ok((stored, false))
     }
 
+    /// Counts one write of `kind` by `who` against the write budget (429 when spent).
+    pub fn charge(&mut self, who: usize, kind: WriteKind) -> Result<(), ApiError> {
+        self.budget.charge(who, kind, self.limits.writes_per_minute)
+    }
+
+    fn log_full(&self) -> bool {
+        self.log.len() as u64 >= self.limits.log_cap
+    }
+
+    /// 507 when the log holds its cap: only closing and removal still append then.
+    fn require_log_room(&self) -> Result<(), ApiError> {
+        if self.log_full() {
+            return Err(ApiError::storage(format!(
+                "the room's log holds its cap of {} messages; the host can export it and open a new room",
+                self.limits.log_cap
+            )));
+        }
+        Ok(())
+    }
+
+    /// A "joined"/"left" row for `who`, unless it would repeat presence noise (see
+    /// `presence_rows`), the room is closed or its log is full (presence still changes;
+    /// only the row is left out).
+    fn presence_row(
+        &mut self,
+        who: usize,
+        presence: Presence,
+    ) -> Result<Option<Arc<StoredMessage>>, ApiError> {
+        let now = Instant::now();
+        let last = self.presence_rows.get(&who).copied();
+        let noise = match (presence, last) {
+            (Presence::Joined, Some((Presence::Left, at))) => {
+                now.duration_since(at) < Duration::from_secs(60)
+            }
+            (Presence::Left, Some((Presence::Left, _))) => true,
+            _ => false,
+        };
+        if noise || !self.is_open() || self.log_full() {
+            return Ok(None);
+        }
+        let alias = &self.participants[who].alias;
+        let text = match presence {
+            Presence::Joined => format!("{alias} joined."),
+            Presence::Left => format!("{alias} left."),
+        };
+        let row = self.system(text)?;
+        self.presence_rows.insert(who, (presence, now));
+        Ok(Some(row))
+    }
+
     /// Records a sign of life.
     pub fn touch(&mut self, who: usize, now: i64) {
         self.participants[who].last_seen_ms = Some(now);
         self.participants_dirty = true;
     }
 
-    /// Records that messages through `id` were delivered to `who`.
+    /// Records that messages through `id` were delivered to `who`. A receipt never runs
+    /// past the log: `since_id=u64::MAX` must not mark the future as read.
     pub fn mark_delivered(&mut self, who: usize, id: u64) {
+        let id = id.min(self.log.last_id());
         let p = &mut self.participants[who];
         if id > p.read_through_id {
             p.read_through_id = id;
@@ -477,6 +548,7 @@ impl Room {
     /// `POST /join`: attending, and a `system` message unless already attending.
     pub fn join(&mut self, who: usize) -> Result<Option<Arc<StoredMessage>>, ApiError> {
         self.require_active(who)?;
+        self.charge(who, WriteKind::Join)?;
         let now = now_ms();
         self.touch(who, now);
         let p = &mut self.participants[who];
@@ -486,10 +558,9 @@ impl Room {
             p.joined_at = Some(format_ms(now));
         }
         p.attention = Attention::Attending;
-        let alias = p.alias.clone();
         self.save_participants().map_err(ApiError::from)?;
-        if (first || was != Attention::Attending) && self.is_open() {
-            return self.system(format!("{alias} joined.")).map(Some);
+        if first || was != Attention::Attending {
+            return self.presence_row(who, Presence::Joined);
         }
         Ok(None)
     }
@@ -497,13 +568,13 @@ impl Room {
     /// `POST /leave`: away, with a `system` message.
     pub fn leave(&mut self, who: usize) -> Result<Option<Arc<StoredMessage>>, ApiError> {
         self.require_active(who)?;
+        self.charge(who, WriteKind::Leave)?;
         self.touch(who, now_ms());
         let was = self.participants[who].attention;
         self.participants[who].attention = Attention::Away;
         self.save_participants().map_err(ApiError::from)?;
-        let alias = self.participants[who].alias.clone();
-        if was != Attention::Away && self.is_open() {
-            return self.system(format!("{alias} left.")).map(Some);
+        if was != Attention::Away {
+            return self.presence_row(who, Presence::Left);
         }
         Ok(None)
     }
@@ -512,6 +583,8 @@ impl Room {
     pub fn set_brief(&mut self, who: usize, body: &str) -> Result<Arc<StoredMessage>, ApiError> {
         self.require_host(who, "set the brief")?;
         self.require_open()?;
+        self.require_log_room()?;
+        self.charge(who, WriteKind::Brief)?;
         let chars = body.chars().count();
         if chars > self.limits.brief_chars {
             return Err(ApiError::too_large(
@@ -546,6 +619,8 @@ impl Room {
         if self.meta.attendance_policy == policy {
             return Ok(None);
         }
+        self.require_log_room()?;
+        self.charge(who, WriteKind::Policy)?;
         self.meta.attendance_policy = policy;
         self.save_meta().map_err(ApiError::from)?;
         let by = self.participants[who].alias.clone();
@@ -631,16 +706,17 @@ impl Room {
     /// Sets a participant's display name (unique per room, case-insensitively).
     pub fn set_display_name(&mut self, who: usize, name: &str) -> Result<String, ApiError> {
         self.require_active(who)?;
+        self.charge(who, WriteKind::Profile)?;
         let name = validate_display_name(name)
             .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?;
-        let lower = name.to_lowercase();
+        let skeleton = name_skeleton(&name);
         let taken = self.participants.iter().enumerate().any(|(i, p)| {
             i != who
                 && (p
                     .display_name
                     .as_deref()
-                    .is_some_and(|d| d.to_lowercase() == lower)
-                    || p.alias == lower)
+                    .is_some_and(|d| name_skeleton(d) == skeleton)
+                    || name_skeleton(&p.alias) == skeleton)
         });
         if taken {
             return Err(ApiError::new(

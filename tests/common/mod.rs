@@ -359,11 +359,19 @@ impl TestRoom {
         v["message"].clone()
     }
 
-    /// Every message in the room (GET /messages?since_id=0 as the host).
+    /// Every message in the room (GET /messages as the host, page after page).
     pub fn all_messages(&self) -> Vec<Value> {
-        let (s, v) = self.get("/messages?since_id=0", Some(&self.token));
-        assert_eq!(s, 200, "{v}");
-        v["messages"].as_array().unwrap().clone()
+        let mut all = Vec::new();
+        let mut since = 0;
+        loop {
+            let (s, v) = self.get(&format!("/messages?since_id={since}"), Some(&self.token));
+            assert_eq!(s, 200, "{v}");
+            all.extend(v["messages"].as_array().unwrap().iter().cloned());
+            since = v["next_since_id"].as_u64().unwrap();
+            if v["has_more"] != true {
+                return all;
+            }
+        }
     }
 
     pub fn last_message(&self) -> Value {

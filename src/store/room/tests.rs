@@ -169,3 +169,52 @@ fn the_roster_tells_stale_from_attending() {
     assert_eq!(held[bot].attendance_state, AttendanceState::Attending);
     assert!(held[bot].waiting);
 }
+
+#[test]
+fn times_never_run_backwards_after_a_clock_step() {
+    let home = temp_home();
+    let (mut room, host) = room_with(&home, Limits::default());
+    // The newest message was stamped a day ahead of the clock (the clock then stepped
+    // back a day).
+    let ahead = now_ms() + 86_400_000;
+    room.last_ts_ms = ahead;
+    let (m, _) = room.post(host, say("after the step")).unwrap();
+    assert!(parse_ms(&m.msg.ts).unwrap() >= ahead, "{}", m.msg.ts);
+    // The rate limit runs on the monotonic clock: posting goes on.
+    room.post(host, say("and again")).unwrap();
+}
+
+#[test]
+fn idempotency_survives_a_restart_beyond_the_cache() {
+    let home = temp_home();
+    let limits = Limits {
+        posts_per_minute: 100_000,
+        ..Limits::default()
+    };
+    let (mut room, host) = room_with(&home, limits.clone());
+    let keyed = |i: usize| {
+        let mut m = say(&format!("m{i}"));
+        m.client_msg_id = Some(format!("k{i}"));
+        m
+    };
+    let (first, _) = room.post(host, keyed(0)).unwrap();
+    for i in 1..5_000 {
+        room.post(host, keyed(i)).unwrap();
+    }
+    drop(room);
+    let opts = RoomOptions {
+        limits,
+        fsync: FsyncMode::Off,
+        purpose: "unit test".into(),
+        addr: None,
+    };
+    let mut room = Room::open(&home.0, "unit", &opts).unwrap();
+    let last = room.log.last_id();
+    let (again, idempotent) = room.post(host, keyed(0)).unwrap();
+    assert!(
+        idempotent,
+        "the retry of a post older than the cache posted twice"
+    );
+    assert_eq!(again.msg.id, first.msg.id);
+    assert_eq!(room.log.last_id(), last);
+}

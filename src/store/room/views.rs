@@ -34,6 +34,7 @@ impl Room {
             policy: self.meta.attendance_policy,
             host_alias: self.host_alias(),
             expires_at: self.meta.expires_at.as_deref(),
+            last_id: self.log.last_id(),
         }
     }
 

@@ -1,0 +1,124 @@
+// The top bar and the people list, both drawn from /status.
+
+import { $, el, fmtFull, ago } from "./util.js";
+import { state, HIDE_SYSTEM_KEY } from "./state.js";
+import { api } from "./session.js";
+import { nameOf, renameSenders } from "./timeline.js";
+import { updateSeen } from "./receipts.js";
+import { showGate, setClosed, updateTitle } from "./screens.js";
+import { loadBrief } from "./brief.js";
+
+// ---- top bar, roster, brief ----
+export function setHideSystem(on) {
+  document.body.classList.toggle("hide-system", on);
+  const b = $("tb-system");
+  b.setAttribute("aria-pressed", on ? "true" : "false");
+  b.textContent = on ? "Show system" : "Hide system";
+  try {
+    localStorage.setItem(HIDE_SYSTEM_KEY, on ? "1" : "0");
+  } catch (e) {
+    /* storage may be off */
+  }
+}
+
+export function renderStatus(s) {
+  state.status = s;
+  state.isHost = !!s.is_host;
+  state.room = String(s.room || "");
+  state.roster = new Map();
+  for (const p of s.participants || []) state.roster.set(String(p.alias), p);
+  $("tb-room").textContent = state.room;
+  $("tb-room").title = "Room " + state.room;
+  const st = $("tb-status");
+  const open = s.room_status === "open";
+  st.textContent = open ? "open" : "closed";
+  st.className = "pill " + (open ? "open" : "closed");
+  state.expiresAt = s.expires_at ? Date.parse(s.expires_at) : null;
+  tickTtl();
+  const active = (s.participants || []).filter((p) => !p.removed);
+  const attending = active.filter((p) => p.attendance_state === "attending").length;
+  const btn = $("tb-people");
+  btn.textContent = active.length + (active.length === 1 ? " person" : " people");
+  btn.title = attending + " attending now · show or hide the people list";
+  $("people-count").textContent = active.length + " · " + attending + " attending";
+  const meP = state.roster.get(state.me);
+  $("tb-me").textContent = meP ? nameOf(state.me) : state.me || "";
+  $("tb-me").title = "You are @" + state.me + (state.isHost ? " (host)" : "");
+  if (s.brief_version && state.brief && s.brief_version > state.brief.brief_version) loadBrief();
+  renderRoster(s);
+  renameSenders();
+  if (!open) setClosed();
+  updateSeen();
+  updateTitle();
+}
+
+function renderRoster(s) {
+  const ul = $("roster");
+  ul.textContent = "";
+  const list = (s.participants || []).filter((p) => !p.removed);
+  list.sort((a, b) => (b.is_host - a.is_host) || (a.alias === state.me ? -1 : b.alias === state.me ? 1 : 0));
+  for (const p of list) {
+    const li = el("li", "person");
+    const stateName = String(p.attendance_state || p.attention || "");
+    li.dataset.alias = p.alias;
+    li.dataset.state = stateName;
+    const dot = el("span", "dot s-" + stateName.replace(/[^a-z_]/g, ""));
+    dot.title = stateName;
+    const main = el("div", "person-main");
+    const line1 = el("div", "person-line");
+    line1.append(el("span", "person-name", p.display_name || p.alias));
+    if (p.alias === state.me) line1.append(el("span", "tag you", "you"));
+    if (p.is_host) line1.append(el("span", "tag host", "host"));
+    const line2 = el("div", "person-sub muted");
+    const bits = [];
+    if (p.display_name) bits.push("@" + p.alias);
+    bits.push(String(p.kind));
+    line2.textContent = bits.join(" · ") + " · ";
+    const att = el("span", "att s-" + stateName.replace(/[^a-z_]/g, ""), stateName.replace(/_/g, " "));
+    line2.append(att);
+    if (stateName === "stale" || stateName === "away" || stateName === "not_attending") {
+      line2.append(document.createTextNode(" · seen " + ago(p.last_seen_age_ms)));
+    }
+    main.append(line1, line2);
+    li.title = "@" + p.alias + " · " + p.kind + " · " + (p.location || "") + " · attention: " + p.attention +
+      (p.attendance_required ? " (required by policy)" : "") + " · last seen " + ago(p.last_seen_age_ms);
+    li.append(dot, main);
+    ul.append(li);
+  }
+}
+
+let statusBusy = false;
+export async function refreshStatus() {
+  if (statusBusy || state.stopped) return;
+  statusBusy = true;
+  try {
+    renderStatus(await api("GET", "status"));
+  } catch (e) {
+    if (e.status === 401) showGate("bad");
+    else if (e.status === 410) showGate("removed");
+  } finally {
+    statusBusy = false;
+  }
+}
+
+export function tickTtl() {
+  const ttl = $("tb-ttl");
+  if (!state.expiresAt || state.closed || isNaN(state.expiresAt)) {
+    ttl.hidden = true;
+    return;
+  }
+  let left = Math.max(0, state.expiresAt - Date.now());
+  const s = Math.floor(left / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  let text;
+  if (s <= 0) text = "closing…";
+  else if (h > 0) text = "closes in " + h + "h " + String(m).padStart(2, "0") + "m";
+  else if (m > 0) text = "closes in " + m + "m " + String(sec).padStart(2, "0") + "s";
+  else text = "closes in " + sec + "s";
+  ttl.textContent = text;
+  ttl.title = "Time to live: the room closes itself at " + fmtFull.format(new Date(state.expiresAt));
+  ttl.classList.toggle("soon", s < 600);
+  ttl.hidden = false;
+}
