@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench load                 # all scenarios
 //!     cargo bench --bench load -- --json --only fanout,reads
+//!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity
 //!
 //! Timings here are measurements, never pass/fail.
 
@@ -23,6 +24,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
+
+#[path = "broker/capacity.rs"]
+mod broker;
 
 struct Server {
     home: PathBuf,
@@ -518,6 +522,35 @@ fn table(r: &Value) -> String {
             "≤ 2 s",
         );
     }
+    if let Some(x) = r.get("broker_capacity") {
+        t += &row(
+            &format!(
+                "broker: {} routes, {} held waits",
+                x["routes"], x["waits_held"]
+            ),
+            format!(
+                "{} KB per route, {} KB per held wait (idle {} KB, total {} KB)",
+                f(&x["kb_per_route"]),
+                f(&x["kb_per_wait"]),
+                x["rss_idle_kb"],
+                x["rss_total_kb"]
+            ),
+            "10,000 routes, 20,000 waits; ≤ 32 KB per route, ≤ 8 KB per wait",
+        );
+    }
+    if let Some(x) = r.get("broker_latency") {
+        t += &row(
+            &format!("broker: added latency at {}/s", x["rate"]),
+            format!(
+                "p50 +{} ms, p99 +{} ms (direct p99 {} ms, through p99 {} ms)",
+                f(&x["added_p50_ms"]),
+                f(&x["added_p99_ms"]),
+                f(&x["direct_p99_ms"]),
+                f(&x["broker_p99_ms"])
+            ),
+            "p99 ≤ 2 ms added",
+        );
+    }
     if let Some(x) = r.get("cli") {
         t += &row(
             "CLI `messages --since N --json`",
@@ -531,6 +564,13 @@ fn table(r: &Value) -> String {
         );
     }
     t
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -572,6 +612,15 @@ async fn main() {
     }
     if want("cli") {
         r.insert("cli".into(), cli(21));
+    }
+    if want("broker") {
+        let routes = env_usize("AG_BENCH_ROUTES", 10_000);
+        let waits = env_usize("AG_BENCH_BROKER_WAITS", 20_000);
+        r.insert(
+            "broker_capacity".into(),
+            broker::capacity(routes, waits).await,
+        );
+        r.insert("broker_latency".into(), broker::latency(1000, 5).await);
     }
     let r = Value::Object(r);
     if json_out {

@@ -1,13 +1,80 @@
-//! What the room server and the tunnel broker share about taking connections: admission
-//! under a connection cap (over the cap a connection is closed at once, never queued, so a
-//! flood cannot pile up memory) and the stop signal (SIGINT or SIGTERM, as systemd sends).
+//! What the room server and the tunnel broker share about taking connections: binding,
+//! admission under a connection cap (over the cap a connection is closed at once, never
+//! queued, so a flood cannot pile up memory), the stop signal (SIGINT or SIGTERM, as
+//! systemd sends) and the drain that lets connections in flight finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+/// Binds `addr`, returning the listener and the address it got (port 0 picks one).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// The connections a server has in flight, and the signal asking them to finish.
+/// Each connection task holds a [`DrainWatch`]; [`Drain::drain`] asks them all to stop
+/// taking requests and waits (bounded) until the last one is gone.
+pub struct Drain {
+    stop: watch::Sender<bool>,
+    live: mpsc::Sender<()>,
+    done: mpsc::Receiver<()>,
+}
+
+/// A connection's view of the [`Drain`]: it lives as long as the connection.
+pub struct DrainWatch {
+    stop: watch::Receiver<bool>,
+    _live: mpsc::Sender<()>,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain::new()
+    }
+}
+
+impl Drain {
+    pub fn new() -> Drain {
+        let (live, done) = mpsc::channel(1);
+        Drain {
+            stop: watch::channel(false).0,
+            live,
+            done,
+        }
+    }
+
+    pub fn watch(&self) -> DrainWatch {
+        DrainWatch {
+            stop: self.stop.subscribe(),
+            _live: self.live.clone(),
+        }
+    }
+
+    /// Asks every connection to finish, then waits up to `timeout` for them; `true` when
+    /// all finished in time.
+    pub async fn drain(self, timeout: Duration) -> bool {
+        let Drain {
+            stop,
+            live,
+            mut done,
+        } = self;
+        stop.send_replace(true);
+        drop(live);
+        tokio::time::timeout(timeout, done.recv()).await.is_ok()
+    }
+}
+
+impl DrainWatch {
+    /// Resolves once a drain was asked for.
+    pub async fn stopping(&mut self) {
+        let _ = self.stop.wait_for(|s| *s).await;
+    }
+}
 
 /// The next connection admitted under `cap`, with the permit it holds until dropped.
 /// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.

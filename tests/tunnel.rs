@@ -5,382 +5,23 @@
 //! SIGTERM drain, and the same flow behind Caddy when it is installed.
 
 mod common;
+mod tunnel_support;
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
-use tungstenite::Message;
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// A child process with its stdout and stderr in files; killed on drop.
-struct Proc {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Proc {
-    fn spawn(home: &TempHome, tag: &str, args: &[&str]) -> Proc {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let out = home.root.join(format!("{tag}-{n}.out"));
-        let err = home.root.join(format!("{tag}-{n}.err"));
-        let child = command(home, args)
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .expect("spawn agentgather");
-        Proc {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// The JSON lines printed so far.
-    fn lines(&self) -> Vec<Value> {
-        self.stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn events(&self, name: &str) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|v| v["event"] == name)
-            .collect()
-    }
-
-    /// Waits until `name` has been printed `count` times; returns the last one.
-    #[track_caller]
-    fn wait_event(&self, name: &str, count: usize, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let ev = self.events(name);
-            if ev.len() >= count {
-                return ev[count - 1].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {name:?} event (#{count}) in time.\nstdout:\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
-        }
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(s)) = c.try_wait()
-            {
-                self.child = None;
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
-/// A running `broker serve`, with its logs kept across restarts.
-struct Broker {
-    proc: Proc,
-    port: u16,
-    args: Vec<String>,
-    logs: Vec<(PathBuf, PathBuf)>,
-}
-
-impl Broker {
-    /// `broker serve --port P --restart-grace 0s [extra]` on a free port.
-    fn start(home: &TempHome, extra: &[&str]) -> Broker {
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for _ in 0..5 {
-            let port = free_port();
-            if let Some(proc) = Broker::spawn_on(home, port, &args) {
-                let logs = vec![(proc.out.clone(), proc.err.clone())];
-                return Broker {
-                    proc,
-                    port,
-                    args,
-                    logs,
-                };
-            }
-        }
-        panic!("broker serve did not start");
-    }
-
-    fn spawn_on(home: &TempHome, port: u16, extra: &[String]) -> Option<Proc> {
-        let port_s = port.to_string();
-        let mut args = vec!["broker", "serve", "--port", &port_s];
-        if !extra.iter().any(|a| a == "--restart-grace") {
-            args.extend(["--restart-grace", "0s"]);
-        }
-        args.extend(extra.iter().map(String::as_str));
-        let mut p = Proc::spawn(home, "broker", &args);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if !p.running() {
-                return None;
-            }
-            if port_open(port) {
-                return Some(p);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, then start again on the same port.
-    fn crash_and_restart(&mut self, home: &TempHome) {
-        self.proc.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(p) = Broker::spawn_on(home, self.port, &self.args) {
-                self.logs.push((p.out.clone(), p.err.clone()));
-                self.proc = p;
-                return;
-            }
-            assert!(Instant::now() < deadline, "broker did not restart");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Everything every broker process printed (access log and diagnostics).
-    fn all_logs(&self) -> String {
-        let mut s = String::new();
-        for (o, e) in &self.logs {
-            s.push_str(&std::fs::read_to_string(o).unwrap_or_default());
-            s.push_str(&std::fs::read_to_string(e).unwrap_or_default());
-        }
-        s
-    }
-
-    fn access_lines(&self) -> Vec<Value> {
-        self.logs
-            .iter()
-            .flat_map(|(o, _)| {
-                std::fs::read_to_string(o)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(|l| {
-                        serde_json::from_str::<Value>(l)
-                            .unwrap_or_else(|e| panic!("access log line is not JSON ({e}): {l}"))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-/// `tunnel run --json --room current --broker URL --subdomain SLUG [extra]` in `home`.
-fn tunnel(home: &TempHome, broker_url: &str, slug: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "tunnel",
-        "run",
-        "--json",
-        "--room",
-        "current",
-        "--broker",
-        broker_url,
-        "--subdomain",
-        slug,
-    ];
-    args.extend_from_slice(extra);
-    Proc::spawn(home, "tunnel", &args)
-}
-
-/// Sends `req` to `port` with `/<slug>` in front of its path.
-fn via(port: u16, slug: &str, req: Req) -> Resp {
-    let mut req = req;
-    req.path = format!("/{slug}{}", req.path);
-    req.send(port)
-}
-
-fn get_via(port: u16, slug: &str, path: &str, token: &str) -> Resp {
-    via(port, slug, Req::get(path).token(token))
-}
-
-fn post_via(port: u16, slug: &str, path: &str, token: &str, body: &Value) -> Resp {
-    via(port, slug, Req::post(path).token(token).json(body))
-}
-
-/// Polls `GET /<slug>/status` through the front until it answers 200.
-#[track_caller]
-fn wait_route_up(port: u16, slug: &str, token: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(r) = Req::get(&format!("/{slug}/status"))
-            .token(token)
-            .timeout(Duration::from_secs(5))
-            .try_send(port)
-            && r.status == 200
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the route did not come back in time"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// How many waits the room server holds (asked locally, not through the broker).
-fn waiting_count(room: &TestRoom) -> u64 {
-    room.status(&room.token)["waiting_count"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-#[track_caller]
-fn wait_held(room: &TestRoom, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while waiting_count(room) < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} waits are held",
-            waiting_count(room)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The end-to-end flow, direct or behind a proxy.
-
-/// What sits in front of the broker for participants and the host alike.
-enum Front {
-    Direct,
-    Caddy,
-}
-
-struct Caddy {
-    /// Killed on drop.
-    _proc: Proc,
-    port: u16,
-}
-
-fn caddy_available() -> bool {
-    std::process::Command::new("caddy")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn start_caddy(home: &TempHome, broker_port: u16) -> Caddy {
-    for _ in 0..5 {
-        let port = free_port();
-        let dir = home.root.join(format!("caddy-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("Caddyfile");
-        std::fs::write(
-            &file,
-            format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://127.0.0.1:{port} {{\n\treverse_proxy 127.0.0.1:{broker_port} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let out = home.root.join(format!("caddy-{n}.out"));
-        let err = home.root.join(format!("caddy-{n}.err"));
-        let child = std::process::Command::new("caddy")
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", &dir)
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn caddy");
-        let mut proc = Proc {
-            child: Some(child),
-            out,
-            err,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline && proc.running() {
-            if port_open(port) {
-                return Caddy { _proc: proc, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("caddy did not start on {port}: {}", proc.stderr());
-    }
-    panic!("caddy did not start");
-}
+use tunnel_support::*;
 
 const SLUG_CANARY: &str = "slugcanary-e2e";
 
 fn end_to_end(front: Front) {
     let room = TestRoom::start("tunnel-e2e");
     let slug = SLUG_CANARY;
-    // Generous per-IP rate: every request of this test comes from 127.0.0.1. No
-    // --public-url: the broker derives it from the Host the host connected with.
+    // Generous per-IP rate: every request of this test comes from 127.0.0.1. Each room
+    // is its own origin, https://<slug>.rooms.example.test (requests carry that Host).
     // A short restart grace: right after the broker restarts, unknown slugs answer 503.
     let mut broker = Broker::start(
         &room.home,
@@ -392,7 +33,7 @@ fn end_to_end(front: Front) {
     };
     let port = caddy.as_ref().map_or(broker.port, |c| c.port);
     let front_url = format!("http://127.0.0.1:{port}");
-    let public = format!("{front_url}/{slug}");
+    let public = room_origin(slug);
 
     let mut t = tunnel(&room.home, &front_url, slug, &[]);
     let reg = t.wait_event("registered", 1, Duration::from_secs(15));
@@ -461,7 +102,7 @@ fn end_to_end(front: Front) {
         slug,
         Req::post("/messages")
             .token(&alice)
-            .header("Origin", &front_url)
+            .header("Origin", &public)
             .json(&json!({"text": "from the browser room"})),
     );
     assert_eq!(r.status, 201, "{}", r.text());
@@ -491,10 +132,7 @@ fn end_to_end(front: Front) {
     );
     assert_error_resp(&r, 401, "unauthorized");
 
-    // --- the browser room: the slug redirects to its directory, the page and assets load.
-    let r = via(port, slug, Req::get(""));
-    assert_eq!(r.status, 308, "{}", r.text());
-    assert_eq!(r.header("location"), Some(format!("{slug}/").as_str()));
+    // --- the browser room: the page and assets load at the root of the room's origin.
     let page = via(port, slug, Req::get("/"));
     assert_eq!(page.status, 200);
     assert!(
@@ -590,9 +228,10 @@ fn end_to_end(front: Front) {
     let held_token = alice.clone();
     let last = room.last_id();
     let held = std::thread::spawn(move || {
-        Req::get(&format!(
-            "/{SLUG_CANARY}/wait?participant=alice&since_id={last}"
-        ))
+        at(
+            SLUG_CANARY,
+            Req::get(&format!("/wait?participant=alice&since_id={last}")),
+        )
         .token(&held_token)
         .timeout(Duration::from_secs(40))
         .try_send(port)
@@ -819,10 +458,8 @@ fn each_limit_answers_with_its_code() {
     t.wait_event("public_url_set", 1, Duration::from_secs(15));
 
     // Unknown slugs: 404, the same bytes whatever the slug, nothing echoed.
-    let a = Req::get("/no-such-room/status")
-        .token(&room.token)
-        .send(port);
-    let b = Req::get("/other-missing/").token(&room.token).send(port);
+    let a = via(port, "no-such-room", Req::get("/status").token(&room.token));
+    let b = via(port, "other-missing", Req::get("/").token(&room.token));
     assert_error_resp(&a, 404, "not_found");
     assert_eq!(a.body, b.body);
     assert!(!a.text().contains("no-such-room"));
@@ -866,7 +503,7 @@ fn each_limit_answers_with_its_code() {
         std::io::Write::write_all(
             &mut s,
             format!(
-                "POST /{slug}/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"te",
+                "POST /messages HTTP/1.1\r\nHost: {slug}.{DOMAIN}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"te",
                 room.token
             )
             .as_bytes(),
@@ -904,7 +541,7 @@ fn each_limit_answers_with_its_code() {
     assert_error_resp(&r, 413, "request_too_large");
     let chunk = format!("{{\"text\": \"{}\"}}", "y".repeat(1500));
     let raw = format!(
-        "POST /{slug}/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        "POST /messages HTTP/1.1\r\nHost: {slug}.{DOMAIN}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
         room.token,
         chunk.len()
     );
@@ -985,7 +622,7 @@ fn routes_expire_at_their_lifetime_and_when_idle() {
     let last = t.lines().pop().unwrap();
     assert_eq!(last["error"], "route_lifetime_expired", "{last}");
     assert_eq!(t.events("public_url_restored")[0]["url"], room.url.as_str());
-    let r = Req::get("/short-lived/").send(broker.port);
+    let r = via(broker.port, "short-lived", Req::get("/"));
     assert_error_resp(&r, 404, "not_found");
 
     // Idle: a host that registers and then says nothing loses the route.
@@ -1001,48 +638,12 @@ fn routes_expire_at_their_lifetime_and_when_idle() {
     assert_eq!(closed["type"], "closed", "{closed}");
     assert_eq!(closed["code"], "route_idle_expired", "{closed}");
     assert!(started.elapsed() < Duration::from_secs(6));
-    let r = Req::get("/sleepy/").send(idle.port);
+    let r = via(idle.port, "sleepy", Req::get("/"));
     assert_error_resp(&r, 404, "not_found");
 }
 
 // ---------------------------------------------------------------------------------------
 // Ownership.
-
-fn ws_connect(port: u16) -> tungstenite::WebSocket<TcpStream> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let (ws, _) =
-        tungstenite::client::client(format!("ws://127.0.0.1:{port}/_agentgather/tunnel"), stream)
-            .expect("WebSocket handshake");
-    ws
-}
-
-fn ws_send(ws: &mut tungstenite::WebSocket<TcpStream>, v: &Value) {
-    ws.send(Message::text(v.to_string())).expect("send a frame");
-}
-
-/// The next control frame (pings skipped).
-fn ws_next(ws: &mut tungstenite::WebSocket<TcpStream>) -> Value {
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
-            Ok(Message::Close(_)) => return json!({"type": "hangup"}),
-            Ok(_) => continue,
-            Err(e) => return json!({"type": "hangup", "error": e.to_string()}),
-        }
-    }
-}
-
-#[track_caller]
-fn assert_refused(ws: &mut tungstenite::WebSocket<TcpStream>, status: u64, code: &str) {
-    let f = ws_next(ws);
-    assert_eq!(f["type"], "refused", "{f}");
-    assert_eq!(f["status"], status, "{f}");
-    assert_eq!(f["code"], code, "{f}");
-    assert_eq!(ws_next(ws)["type"], "hangup");
-}
 
 #[test]
 fn a_second_host_cannot_take_or_close_a_live_slug() {
@@ -1052,10 +653,10 @@ fn a_second_host_cannot_take_or_close_a_live_slug() {
     let slug = "shared-slug";
     let t = tunnel(&room.home, &broker.url(), slug, &[]);
     let set = t.wait_event("public_url_set", 1, Duration::from_secs(15));
-    assert_eq!(set["url"], "https://rooms.example.test/shared-slug");
+    assert_eq!(set["url"], "https://shared-slug.rooms.example.test");
     assert_eq!(
         room.status(&room.token)["url"],
-        "https://rooms.example.test/shared-slug"
+        "https://shared-slug.rooms.example.test"
     );
 
     // Another host's real tunnel client is refused and says why.
@@ -1180,15 +781,20 @@ fn a_restarted_broker_keeps_slugs_for_their_hosts() {
     let port = broker.port;
     let t = tunnel(&room.home, &broker.url(), "kept", &[]);
     t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    // The broker keeps which slugs it holds (by MAC, never in clear) across restarts.
+    let kept = room.home.home.join("broker").join("routes");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&kept).is_ok_and(|t| t.contains("reserved") && t.len() > 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the broker kept no record of its slugs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!std::fs::read_to_string(&kept).unwrap().contains("kept"));
     broker.crash_and_restart(&room.home);
-    // Right after the restart only returning routes may register: nobody can grab a slug
-    // whose host is on its way back, and made-up credentials prove nothing.
-    let mut ws = ws_connect(port);
-    ws_send(
-        &mut ws,
-        &json!({"type": "register", "version": 1, "slug": "newcomer"}),
-    );
-    assert_refused(&mut ws, 503, "broker_starting");
+    // Right after the restart a slug held before is refused to anyone but its host, and
+    // made-up credentials prove nothing; other slugs register at once.
     let mut ws = ws_connect(port);
     ws_send(
         &mut ws,
@@ -1197,31 +803,28 @@ fn a_restarted_broker_keeps_slugs_for_their_hosts() {
     );
     let f = ws_next(&mut ws);
     assert_eq!(f["type"], "refused", "{f}");
-    // Refused in any case: starting, bad credentials, or (once its host is back) taken.
+    // Refused in any case: bad credentials, or (kept for its host, or back) taken.
     assert!(
-        ["broker_starting", "route_auth_failed", "route_slug_taken"]
-            .contains(&f["code"].as_str().unwrap_or("")),
+        ["route_auth_failed", "route_slug_taken"].contains(&f["code"].as_str().unwrap_or("")),
         "{f}"
     );
+    let mut ws = ws_connect(port);
+    ws_send(
+        &mut ws,
+        &json!({"type": "register", "version": 1, "slug": "kept"}),
+    );
+    assert_refused(&mut ws, 409, "route_slug_taken");
+    let mut ws = ws_connect(port);
+    ws_send(
+        &mut ws,
+        &json!({"type": "register", "version": 1, "slug": "newcomer"}),
+    );
+    let f = ws_next(&mut ws);
+    assert_eq!(f["type"], "registered", "{f}");
+    assert_eq!(f["reclaimed"], false, "{f}");
     let back = t.wait_event("registered", 2, Duration::from_secs(15));
     assert_eq!(back["reclaimed"], true, "{back}");
     wait_route_up(port, "kept", &room.token, Duration::from_secs(10));
-    // After the grace, newcomers register as usual.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let f = loop {
-        let mut ws = ws_connect(port);
-        ws_send(
-            &mut ws,
-            &json!({"type": "register", "version": 1, "slug": "newcomer"}),
-        );
-        let f = ws_next(&mut ws);
-        if f["code"] != "broker_starting" || Instant::now() > deadline {
-            break f;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(f["type"], "registered", "{f}");
-    assert_eq!(f["reclaimed"], false, "{f}");
 }
 
 #[test]
@@ -1269,9 +872,12 @@ fn sigterm_drains_held_waits_and_hosts_reconnect() {
     let token = room.token.clone();
     let held = std::thread::spawn(move || {
         let started = Instant::now();
-        let r = Req::get(&format!("/draining/wait?since_id={since}&timeout_ms=3000"))
-            .token(&token)
-            .send(port);
+        let r = at(
+            "draining",
+            Req::get(&format!("/wait?since_id={since}&timeout_ms=3000")),
+        )
+        .token(&token)
+        .send(port);
         (r, started.elapsed())
     });
     wait_held(&room, 1);
@@ -1293,4 +899,289 @@ fn sigterm_drains_held_waits_and_hosts_reconnect() {
     );
     drop(t);
     assert!(Path::new(&broker.logs[0].0).exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// The operators' view.
+
+/// One Prometheus sample: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Parses Prometheus text exposition (0.0.4) strictly enough to catch a malformed line:
+/// returns each sample as (name, labels, value).
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let ident = |s: &str, colon: bool| {
+        !s.is_empty()
+            && s.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic()
+                    || c == '_'
+                    || (colon && c == ':')
+                    || (i > 0 && c.is_ascii_digit())
+            })
+    };
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert!(ident(name, true), "bad metric name in {line:?}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap_or("");
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line:?}"
+                );
+                typed.insert(name.to_string());
+            } else {
+                assert_eq!(kind, "HELP", "{line:?}");
+            }
+            continue;
+        }
+        assert!(!line.is_empty(), "an empty line in the exposition");
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').expect("labels close")),
+            None => (series, ""),
+        };
+        assert!(ident(name, true), "bad metric name in {line:?}");
+        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        let mut pairs = Vec::new();
+        for pair in labels.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').expect("label=value");
+            assert!(ident(k, false), "bad label name in {line:?}");
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .expect("quoted label value");
+            assert!(!v.contains('"') && !v.contains('\n'), "{line:?}");
+            pairs.push((k.to_string(), v.to_string()));
+        }
+        samples.push((name.to_string(), pairs, value));
+    }
+    samples
+}
+
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_name_no_room() {
+    let room = TestRoom::start("tunnel-metrics");
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let broker = Broker::start(&room.home, &["--metrics-addr", &maddr]);
+    let port = broker.port;
+    let t = tunnel(&room.home, &broker.url(), "metered", &[]);
+    t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    for _ in 0..3 {
+        let r = get_via(port, "metered", "/status", &room.token);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = via(port, "no-such-slug", Req::get("/status").token(&room.token));
+    assert_error_resp(&r, 404, "not_found");
+
+    assert_eq!(Req::get("/healthz").send(mport).status, 200);
+    assert_eq!(Req::get("/readyz").send(mport).status, 200);
+    let r = Req::get("/metrics").send(mport);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text();
+    let samples = parse_prometheus(&text);
+    assert_eq!(
+        sample(
+            &samples,
+            "agentgather_broker_routes",
+            &[("status", "connected")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&samples, "agentgather_broker_host_connections", &[]),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &samples,
+            "agentgather_broker_requests_total",
+            &[("class", "status"), ("status", "200")]
+        ) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &samples,
+            "agentgather_broker_refusals_total",
+            &[("code", "not_found")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &samples,
+            "agentgather_broker_relayed_bytes_total",
+            &[("direction", "out")]
+        ) > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&samples, "agentgather_broker_registrations_total", &[]),
+        1.0,
+        "{text}"
+    );
+    for secret in ["metered", "no-such-slug", room.token.as_str(), "/status"] {
+        assert!(
+            !text.contains(secret),
+            "the metrics name {secret:?}:\n{text}"
+        );
+    }
+    // Only on its own listener: the public port has no /metrics.
+    let r = Req::get("/metrics").send(port);
+    assert_eq!(r.status, 404);
+}
+
+// ---------------------------------------------------------------------------------------
+// One origin per room behind Caddy: on-demand TLS from Caddy's internal CA, asking the
+// broker whether a name is a room.
+
+#[test]
+fn caddy_gets_a_certificate_for_each_live_room_and_no_other_name() {
+    if !caddy_available() {
+        assert!(
+            std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() != Ok("1"),
+            "caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed"
+        );
+        eprintln!("NOTICE: skipping the Caddy TLS test: `caddy` is not installed");
+        return;
+    }
+    let room = TestRoom::start("tunnel-tls");
+    let cport = free_port();
+    let broker = Broker::start(
+        &room.home,
+        &["--public-url", &format!("https://localhost:{cport}")],
+    );
+    let dir = room.home.root.join("caddy-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("Caddyfile");
+    let bport = broker.port;
+    std::fs::write(
+        &file,
+        format!(
+            "{{\n\tadmin off\n\tskip_install_trust\n\tstorage file_system {data}\n\ton_demand_tls {{\n\t\task http://127.0.0.1:{bport}/_agentgather/tls-ask\n\t}}\n}}\n\nhttps://*.localhost:{cport} {{\n\ttls internal {{\n\t\ton_demand\n\t}}\n\treverse_proxy 127.0.0.1:{bport} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
+            data = dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let _caddy = {
+        let out = dir.join("caddy.out");
+        let err = dir.join("caddy.err");
+        let child = std::process::Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn caddy");
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !port_open(cport) {
+        assert!(Instant::now() < deadline, "caddy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = tunnel(&room.home, &broker.url(), "secure", &[]);
+    let set = t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    assert_eq!(
+        set["url"],
+        format!("https://secure.localhost:{cport}").as_str()
+    );
+
+    let curl = |name: &str| {
+        let root = dir.join("data/pki/authorities/local/root.crt");
+        let mut args = vec![
+            "-sS".to_string(),
+            "--max-time".into(),
+            "20".into(),
+            "--resolve".into(),
+            format!("{name}.localhost:{cport}:127.0.0.1"),
+            "-H".into(),
+            format!("Authorization: Bearer {}", room.token),
+        ];
+        if root.exists() {
+            args.extend(["--cacert".into(), root.display().to_string()]);
+        } else {
+            args.push("--insecure".into());
+        }
+        args.push(format!("https://{name}.localhost:{cport}/status"));
+        std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("run curl")
+    };
+    // The first handshake makes Caddy ask the broker, then issue from its internal CA;
+    // the second is checked against that CA's root.
+    let first = curl("secure");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = curl("secure");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["room"], "tunnel-tls", "{v}");
+    // A name that is no room gets no certificate: the handshake fails.
+    let out = curl("no-such-room");
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !dir.join("data/certificates").exists()
+            || !std::fs::read_dir(dir.join("data/certificates"))
+                .unwrap()
+                .flatten()
+                .any(|d| walk_contains(&d.path(), "no-such-room")),
+        "caddy holds a certificate for a name that is no room"
+    );
+}
+
+fn walk_contains(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name().to_string_lossy().contains(needle) || walk_contains(&e.path(), needle)
+        })
+    })
 }

@@ -15,15 +15,15 @@ use crate::protocol::{DEFAULT_PORT, validate_room_id};
 use crate::session::{Credentials, load_credentials};
 use crate::store::RoomMeta;
 use crate::store::fsutil::{ensure_private_dir, read_json, write_private};
-use crate::tunnel::broker::{BrokerConfig, BrokerLimits, DEFAULT_BROKER_PORT};
-use crate::tunnel::client::{Emit, Event, TunnelConfig};
+use crate::tunnel::broker::{BrokerConfig, BrokerLimits, DEFAULT_BROKER_PORT, Routing};
+use crate::tunnel::relay::{Emit, Event, Finish, TunnelConfig};
 use crate::tunnel::{TunnelError, random_token, read_key_file};
 
 #[derive(Subcommand, Debug)]
 pub enum BrokerCommand {
-    /// Relay room links: `https://<broker>/<slug>/…` to the host holding `<slug>`.
+    /// Relay room links: `https://<slug>.<broker domain>/…` to the host holding `<slug>`.
     #[command(
-        after_help = "Example:\n  agentgather broker serve --port 8799 --public-url https://rooms.example.com --host-key-file /etc/agentgather/host-keys\n\nRun it behind a TLS proxy (see docs/deploy-broker.md). The access log (stdout, JSON lines) holds route hashes, methods, path classes, statuses, durations and byte counts only."
+        after_help = "Example:\n  agentgather broker serve --port 8799 --public-url https://rooms.example.com --host-key-file /etc/agentgather/host-keys\n\nRun it behind a TLS proxy with a wildcard name *.rooms.example.com (see docs/deploy-broker.md): each room is its own web origin. The access log (stdout, JSON lines) holds route hashes, methods, path classes, statuses, durations and byte counts only."
     )]
     Serve(BrokerServeArgs),
 }
@@ -32,7 +32,7 @@ pub enum BrokerCommand {
 pub enum TunnelCommand {
     /// Keep a public link to a room open through a broker until the room closes or ctrl-c.
     #[command(
-        after_help = "Example:\n  agentgather tunnel run --room current --broker https://rooms.example.com --subdomain release-review\n\nParticipants then use https://rooms.example.com/release-review/ exactly like the local URL; new cards, browser links and next_cmd use it."
+        after_help = "Example:\n  agentgather tunnel run --room current --broker https://rooms.example.com --subdomain release-review\n\nParticipants then use https://release-review.rooms.example.com/ exactly like the local URL; new cards, browser links and next_cmd use it."
     )]
     Run(TunnelRunArgs),
 }
@@ -66,9 +66,18 @@ pub struct BrokerServeArgs {
     pub host: IpAddr,
     #[arg(long, default_value_t = DEFAULT_BROKER_PORT)]
     pub port: u16,
-    /// The public base URL (https://rooms.example.com); default: from each host's request.
+    /// The public base URL (https://rooms.example.com); rooms are
+    /// https://<slug>.rooms.example.com. Default: from each host's request.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Route https://<broker>/<slug>/ instead of https://<slug>.<broker>/. Every room then
+    /// shares one web origin, so a host's page can read other rooms' browser storage: only
+    /// for a broker whose hosts all trust each other.
+    #[arg(long)]
+    pub path_routing: bool,
+    /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9799).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Only hosts presenting a key from this file (one per line) may register.
     #[arg(long)]
     pub host_key_file: Option<PathBuf>,
@@ -94,15 +103,29 @@ pub struct BrokerServeArgs {
     /// A route is closed this long after it was registered.
     #[arg(long, default_value = "8h", value_parser = parse_duration)]
     pub max_lifetime: Duration,
-    /// Unauthenticated requests per minute per client address.
+    /// Requests per minute per client address without a token (and with a token the room
+    /// refuses: 401/403/410).
     #[arg(long, default_value_t = 60)]
     pub ip_rate: u32,
+    /// Requests per minute per client address with a token.
+    #[arg(long, default_value_t = 600)]
+    pub ip_authed_rate: u32,
     /// Requests per minute per route.
     #[arg(long, default_value_t = 6000)]
     pub route_rate: u32,
     /// Routes this broker holds at once.
     #[arg(long, default_value_t = 1000)]
     pub max_routes: usize,
+    /// Open connections (hosts' tunnels and participants' requests); over it, new ones
+    /// are closed at once.
+    #[arg(long, default_value_t = 8192)]
+    pub max_connections: usize,
+    /// Live and reserved routes one client address may hold.
+    #[arg(long, default_value_t = 10)]
+    pub max_routes_per_address: usize,
+    /// Live and reserved routes one operator key may hold.
+    #[arg(long, default_value_t = 200)]
+    pub max_routes_per_key: usize,
     /// How often hosts heartbeat (at most a third of --idle-timeout).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub heartbeat: Duration,
@@ -125,7 +148,7 @@ pub struct TunnelRunArgs {
     /// The broker's base URL (https://rooms.example.com).
     #[arg(long, env = "AGENTGATHER_BROKER")]
     pub broker: String,
-    /// The slug in the public URL: <broker>/<subdomain>/ (a-z, 0-9, '-').
+    /// The slug in the public URL: https://<subdomain>.<broker domain>/ (a-z, 0-9, '-').
     #[arg(long)]
     pub subdomain: String,
     /// The local room server (default: the server holding the room, else http://127.0.0.1:8787).
@@ -137,6 +160,10 @@ pub struct TunnelRunArgs {
     /// The longest pause between reconnect attempts.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub max_backoff: Duration,
+    /// How often to check, through the broker's balancer, that the slug still maps to the
+    /// instance holding the route (several broker instances); 0s turns the check off.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub route_check: Duration,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -162,6 +189,11 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
     let cfg = BrokerConfig {
         host: a.host,
         port: a.port,
+        routing: if a.path_routing {
+            Routing::Path
+        } else {
+            Routing::Host
+        },
         public_url: a.public_url.map(|u| u.trim_end_matches('/').to_string()),
         host_keys,
         limits: BrokerLimits {
@@ -172,8 +204,11 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
             idle_timeout: a.idle_timeout.max(Duration::from_millis(300)),
             max_lifetime: a.max_lifetime,
             ip_requests_per_min: a.ip_rate.max(1),
+            ip_authed_requests_per_min: a.ip_authed_rate.max(1),
             route_requests_per_min: a.route_rate.max(1),
             max_routes: a.max_routes.max(1),
+            max_routes_per_address: a.max_routes_per_address.max(1),
+            max_routes_per_key: a.max_routes_per_key.max(1),
         },
         heartbeat: a.heartbeat,
         request_timeout: a.request_timeout,
@@ -181,6 +216,9 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         restart_grace: a.restart_grace,
         route_key,
         routes_may_return,
+        state_file: Some(ctx.home.root.join("broker").join("routes")),
+        max_connections: a.max_connections.max(1),
+        metrics_addr: a.metrics_addr,
         ..BrokerConfig::default()
     };
     super::output::init_tracing();
@@ -306,7 +344,6 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         target: target.trim_end_matches('/').to_string(),
         host_token: creds.token.clone(),
         host_key,
-        room_file: Some(ctx.home.room_dir(&creds.room).join("room.json")),
         state_file: Some(
             ctx.home
                 .root
@@ -315,6 +352,8 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         ),
         initial_backoff: Duration::from_millis(250),
         max_backoff: a.max_backoff.max(Duration::from_millis(250)),
+        route_check: (!a.route_check.is_zero())
+            .then(|| a.route_check.max(Duration::from_millis(250))),
     };
     let json = ctx.json;
     let emit: Emit = Arc::new(move |e: Event| {
@@ -327,14 +366,14 @@ pub fn tunnel(ctx: &Ctx, c: TunnelCommand) -> Result<(), CliError> {
         }
     });
     super::output::init_tracing();
-    let finish = runtime()?.block_on(crate::tunnel::client::run(cfg, emit))?;
+    let finish = runtime()?.block_on(crate::tunnel::relay::run(cfg, emit))?;
     ctx.print(
         &json!({"ok": true, "event": "stopped", "reason": finish.as_str(), "room": creds.room}),
         || match finish {
-            crate::tunnel::client::Finish::RoomClosed => {
+            Finish::RoomClosed => {
                 format!("agentgather: room {} is closed; tunnel stopped", creds.room)
             }
-            crate::tunnel::client::Finish::Signal => "agentgather: tunnel stopped".to_string(),
+            Finish::Signal => "agentgather: tunnel stopped".to_string(),
         },
     );
     Ok(())

@@ -1,18 +1,23 @@
 //! Public room links (SPEC §7). A room server binds loopback and refuses remote `Host`s;
 //! a laptop behind NAT has no inbound port anyway. So the host runs `tunnel run`, which
 //! keeps one outbound WebSocket to a `broker serve` on a public machine, and the broker
-//! routes `https://<broker>/<slug>/…` through it to the room server, which sees ordinary
+//! routes `https://<slug>.<broker domain>/…` through it to the room server, which sees ordinary
 //! loopback requests. The broker relays and stores no room data.
 //!
-//! - [`protocol`]: the frames both ends speak (pure data).
-//! - [`broker`]: the public relay, its limits, its privacy-preserving access log.
-//! - [`client`]: the host side: register, relay, reconnect, set and restore the room's
-//!   public URL.
+//! - [`protocol`]: the frames both ends speak, their one reader and writer, and the
+//!   typed codes of every refusal.
+//! - [`broker`]: the public side (`broker serve`): routing, its limits, its
+//!   privacy-preserving access log.
+//! - [`relay`]: the host side (`tunnel run`): register, relay, reconnect, set and restore
+//!   the room's public URL.
+//!
+//! Layering: this module speaks to a room server only over HTTP ([`crate::client`]); it
+//! never reads room files (`crate::store`) nor links the server (`crate::server`).
 
 pub mod broker;
-pub mod client;
 pub mod protocol;
 mod rate;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,6 +76,28 @@ pub(crate) fn random_token(prefix: &str, bytes: usize) -> Result<String, TunnelE
     ))
 }
 
+/// Writes `bytes` to `path` whole and private (0600), through a temporary file.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Operator keys from a file: one per line; blank lines and `#` comments are skipped.
 pub fn read_key_file(path: &Path) -> Result<Vec<String>, TunnelError> {
     let text = std::fs::read_to_string(path).map_err(|source| TunnelError::KeyFile {
@@ -90,33 +117,6 @@ pub fn read_key_file(path: &Path) -> Result<Vec<String>, TunnelError> {
         )));
     }
     Ok(keys)
-}
-
-/// The one task that writes a tunnel WebSocket, on either end: every other task queues
-/// frames on the returned sender, so no two writers interleave. It stops after a write
-/// fails or a Close frame is sent, then closes the sink.
-pub(crate) fn spawn_ws_writer<S>(
-    mut sink: S,
-) -> (
-    tokio::sync::mpsc::UnboundedSender<tokio_tungstenite::tungstenite::Message>,
-    tokio::task::JoinHandle<()>,
-)
-where
-    S: futures_util::Sink<tokio_tungstenite::tungstenite::Message> + Unpin + Send + 'static,
-{
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    (tx, writer)
 }
 
 #[cfg(test)]

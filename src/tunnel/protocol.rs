@@ -10,11 +10,17 @@
 //! costs nothing while it waits). Request bodies need no credit: the broker caps them.
 //!
 //! Data frames are binary: one tag byte ([`DATA_FRAME`]), the stream id as 8 bytes big
-//! endian, then the payload. Everything here is pure data, shared by both ends.
+//! endian, then the payload. Both ends read and write frames only through [`read_frame`]
+//! and [`FrameTx`] (one writer task per connection, [`spawn_writer`]), so the layout lives
+//! here alone; every refusal either end sends is a [`Code`].
 
 use std::fmt;
 
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Bumped on any incompatible change; a broker refuses other versions.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -24,6 +30,11 @@ pub const TUNNEL_PATH: &str = "/_agentgather/tunnel";
 pub const HEALTH_PATH: &str = "/_agentgather/health";
 /// The route table, for an operator on the broker machine only (loopback, no proxy).
 pub const ROUTES_PATH: &str = "/_agentgather/routes";
+/// A host asks here, through the balancer, whether the instance its slug maps to is the
+/// one holding its route (`?slug=…&route_id=…`): 200 if so, else 404 and it reconnects.
+pub const ROUTE_CHECK_PATH: &str = "/_agentgather/route-check";
+/// Caddy's on-demand TLS asks here whether a name is a room on this broker (operator only).
+pub const TLS_ASK_PATH: &str = "/_agentgather/tls-ask";
 /// The tag byte of a binary data frame.
 pub const DATA_FRAME: u8 = 1;
 /// Bodies travel in pieces of at most this many bytes.
@@ -44,8 +55,9 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "accept",
 ];
 
-/// Response headers that never cross a proxy hop (and cookies, which a shared broker
-/// origin must not carry from one room to another).
+/// Response headers that never cross a proxy hop, and those a host could use against
+/// its origin's later visitors: cookies, a service worker scope wider than its script,
+/// and wiping the origin's storage.
 pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
@@ -56,6 +68,8 @@ pub const DROPPED_RESPONSE_HEADERS: &[&str] = &[
     "upgrade",
     "proxy-authenticate",
     "set-cookie",
+    "service-worker-allowed",
+    "clear-site-data",
 ];
 
 /// The headers of `map` that `keep` lets through the tunnel, as name/value text pairs
@@ -184,9 +198,12 @@ pub enum BrokerFrame {
     Closed { code: String, message: String },
 }
 
+/// The bytes before a data frame's payload: the tag and the stream id.
+const DATA_HEADER: usize = 9;
+
 /// Encodes a binary data frame.
 pub fn encode_data(id: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + payload.len());
+    let mut out = Vec::with_capacity(DATA_HEADER + payload.len());
     out.push(DATA_FRAME);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(payload);
@@ -202,6 +219,187 @@ pub fn decode_data(frame: &[u8]) -> Option<(u64, &[u8])> {
     let (id, payload) = rest.split_at(8);
     let id = u64::from_be_bytes(id.try_into().ok()?);
     Some((id, payload))
+}
+
+/// One WebSocket message as a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound<T> {
+    Control(T),
+    Data {
+        id: u64,
+        payload: Bytes,
+    },
+    /// The peer closed the WebSocket.
+    Close,
+    /// A ping or pong: liveness only.
+    Other,
+}
+
+/// A message that is not a frame of this protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("an unreadable control frame")]
+    Control,
+    #[error("an unreadable data frame")]
+    Data,
+}
+
+/// Reads one WebSocket message as a control frame `T` or a data frame (the payload shares
+/// the message's buffer, no copy).
+pub fn read_frame<T: DeserializeOwned>(m: Message) -> Result<Inbound<T>, FrameError> {
+    match m {
+        Message::Text(text) => serde_json::from_str(&text)
+            .map(Inbound::Control)
+            .map_err(|_| FrameError::Control),
+        Message::Binary(data) => {
+            let (id, _) = decode_data(&data).ok_or(FrameError::Data)?;
+            Ok(Inbound::Data {
+                id,
+                payload: data.slice(DATA_HEADER..),
+            })
+        }
+        Message::Close(_) => Ok(Inbound::Close),
+        _ => Ok(Inbound::Other),
+    }
+}
+
+/// The sending side of a tunnel WebSocket: frames queue here for the connection's one
+/// writer task ([`spawn_writer`]), so no two writers interleave. A send reports whether
+/// the writer is still there.
+#[derive(Clone)]
+pub struct FrameTx(mpsc::UnboundedSender<Message>);
+
+impl FrameTx {
+    pub fn control(&self, frame: &impl Serialize) -> bool {
+        match serde_json::to_string(frame) {
+            Ok(text) => self.0.send(Message::text(text)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    pub fn data(&self, id: u64, payload: &[u8]) -> bool {
+        self.0
+            .send(Message::binary(encode_data(id, payload)))
+            .is_ok()
+    }
+
+    pub fn ping(&self) -> bool {
+        self.0.send(Message::Ping(Bytes::new())).is_ok()
+    }
+
+    /// Queues a Close: the writer sends it and stops.
+    pub fn close(&self) {
+        let _ = self.0.send(Message::Close(None));
+    }
+}
+
+/// The one task that writes a tunnel WebSocket, on either end. It stops after a write
+/// fails or a Close frame is sent, then closes the sink.
+pub fn spawn_writer<S>(mut sink: S) -> (FrameTx, tokio::task::JoinHandle<()>)
+where
+    S: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    use futures_util::SinkExt;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (FrameTx(tx), writer)
+}
+
+/// The WebSocket limits both ends set. The read buffer is a reading chunk, not a cap
+/// (larger messages still arrive whole); tungstenite's default of 128 KB, allocated per
+/// connection up front, was most of what an idle route cost the broker.
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_CHUNK_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// How much a WebSocket reads at a time.
+const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+macro_rules! codes {
+    ($($variant:ident = $text:literal, $status:literal;)*) => {
+        /// Every refusal and ending either end of a tunnel sends, with its HTTP status.
+        /// On the wire (and to participants) a code is its stable snake_case text.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $text),* }
+            }
+            pub fn status(self) -> u16 {
+                match self { $(Code::$variant => $status),* }
+            }
+            pub fn parse(text: &str) -> Option<Code> {
+                match text { $($text => Some(Code::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    NotFound = "not_found", 404;
+    RouteSlugTaken = "route_slug_taken", 409;
+    RouteAuthFailed = "route_auth_failed", 403;
+    RouteUnavailable = "route_unavailable", 503;
+    RouteBusy = "route_busy", 503;
+    RouteWaitLimit = "route_wait_limit", 503;
+    RequestTooLarge = "request_too_large", 413;
+    RequestAborted = "request_aborted", 400;
+    ResponseTooLarge = "response_too_large", 502;
+    RouteIdleExpired = "route_idle_expired", 410;
+    RouteLifetimeExpired = "route_lifetime_expired", 403;
+    RouteReleased = "route_released", 410;
+    RouteReplaced = "route_replaced", 409;
+    IpRateLimited = "ip_rate_limited", 429;
+    RouteRateLimited = "route_rate_limited", 429;
+    BrokerFull = "broker_full", 503;
+    TooManyRoutes = "too_many_routes", 429;
+    BrokerStarting = "broker_starting", 503;
+    BrokerDraining = "broker_draining", 503;
+    BrokerShutdown = "broker_shutdown", 503;
+    HostKeyRequired = "host_key_required", 401;
+    HostKeyInvalid = "host_key_invalid", 401;
+    UnsupportedVersion = "unsupported_version", 400;
+    InvalidSlug = "invalid_slug", 400;
+    RegisterRequired = "register_required", 400;
+    RegisterTimeout = "register_timeout", 408;
+    AlreadyRegistered = "already_registered", 409;
+    ProtocolError = "protocol_error", 400;
+    WebsocketRequired = "websocket_required", 400;
+    HostDisconnected = "host_disconnected", 502;
+    HostTimeout = "host_timeout", 504;
+    HostError = "host_error", 502;
+    TargetUnreachable = "target_unreachable", 502;
+    TargetTimeout = "target_timeout", 504;
+    BadRequest = "bad_request", 400;
+    Cancelled = "cancelled", 499;
+    ServiceWorkerRefused = "service_worker_refused", 403;
+    Internal = "internal", 500;
+}
+
+impl Code {
+    /// This code as the error contract, with `message`.
+    pub fn error(self, message: impl Into<String>) -> crate::protocol::ApiError {
+        crate::protocol::ApiError::new(self.status(), self.as_str(), message)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A route slug: the same safe slug as a room id (1-64 of `a-z0-9-`, no edge dash).
@@ -258,6 +456,45 @@ mod tests {
         assert_eq!(decode_data(&[DATA_FRAME, 1, 2]), None);
         assert_eq!(decode_data(&[9, 0, 0, 0, 0, 0, 0, 0, 1]), None);
         assert_eq!(decode_data(&[]), None);
+    }
+
+    #[test]
+    fn frames_read_back_as_written() {
+        let m = Message::binary(encode_data(42, b"body"));
+        assert_eq!(
+            read_frame::<HostFrame>(m),
+            Ok(Inbound::Data {
+                id: 42,
+                payload: Bytes::from_static(b"body")
+            })
+        );
+        let m = Message::text(r#"{"type":"end","id":3}"#);
+        assert_eq!(
+            read_frame::<HostFrame>(m),
+            Ok(Inbound::Control(HostFrame::End { id: 3 }))
+        );
+        assert_eq!(
+            read_frame::<HostFrame>(Message::text("{")),
+            Err(FrameError::Control)
+        );
+        assert_eq!(
+            read_frame::<HostFrame>(Message::binary(vec![DATA_FRAME, 1])),
+            Err(FrameError::Data)
+        );
+        assert_eq!(
+            read_frame::<HostFrame>(Message::Close(None)),
+            Ok(Inbound::Close)
+        );
+    }
+
+    #[test]
+    fn codes_round_trip_their_text() {
+        for c in [Code::RouteSlugTaken, Code::IpRateLimited, Code::Internal] {
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Code::RouteSlugTaken.status(), 409);
+        assert_eq!(Code::parse("<script>"), None);
+        assert_eq!(Code::NotFound.error("x").code, "not_found");
     }
 
     #[test]
@@ -320,5 +557,7 @@ mod tests {
         assert!(forwards_response_header("content-security-policy"));
         assert!(!forwards_response_header("Set-Cookie"));
         assert!(!forwards_response_header("transfer-encoding"));
+        assert!(!forwards_response_header("Service-Worker-Allowed"));
+        assert!(!forwards_response_header("clear-site-data"));
     }
 }

@@ -39,7 +39,23 @@ impl Bucket {
         Err(Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
     }
 
-    fn is_full(&mut self, per_minute: u32, now: Instant) -> bool {
+    /// Whether a token is there, without taking it.
+    pub fn peek(&mut self, per_minute: u32, now: Instant) -> Result<(), Duration> {
+        self.refill(per_minute, now);
+        if self.tokens >= 1.0 {
+            return Ok(());
+        }
+        let per_sec = f64::from(per_minute.max(1)) / 60.0;
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
+    }
+
+    /// Takes a token after the fact (down to empty, never below).
+    pub fn charge(&mut self, per_minute: u32, now: Instant) {
+        self.refill(per_minute, now);
+        self.tokens = (self.tokens - 1.0).max(0.0);
+    }
+
+    pub fn is_full(&mut self, per_minute: u32, now: Instant) -> bool {
         self.refill(per_minute, now);
         self.tokens >= f64::from(per_minute)
     }
@@ -52,6 +68,9 @@ pub struct IpLimiter {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
+/// A bucket operation on one address's bucket.
+type Op = fn(&mut Bucket, u32, Instant) -> Result<(), Duration>;
+
 /// Past this many tracked addresses the full buckets are swept on the spot.
 const SWEEP_AT: usize = 50_000;
 
@@ -63,16 +82,34 @@ impl IpLimiter {
         }
     }
 
-    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+    fn with(&self, ip: IpAddr, op: Op) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= SWEEP_AT {
             let per_minute = self.per_minute;
             map.retain(|_, b| !b.is_full(per_minute, now));
         }
-        map.entry(ip)
-            .or_insert_with(|| Bucket::full(self.per_minute, now))
-            .take(self.per_minute, now)
+        let bucket = map
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(self.per_minute, now));
+        op(bucket, self.per_minute, now)
+    }
+
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.with(ip, Bucket::take)
+    }
+
+    /// Whether `ip` has a token left, without taking it.
+    pub fn peek(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.with(ip, Bucket::peek)
+    }
+
+    /// Charges `ip` one request after the fact.
+    pub fn charge(&self, ip: IpAddr) {
+        let _ = self.with(ip, |b, per_minute, now| {
+            b.charge(per_minute, now);
+            Ok(())
+        });
     }
 
     /// Forgets addresses whose bucket has refilled.
@@ -111,5 +148,17 @@ mod tests {
         assert!(l.take(a).is_err());
         assert!(l.take(b).is_ok());
         l.sweep();
+    }
+
+    #[test]
+    fn charges_after_the_fact_empty_the_bucket() {
+        let l = IpLimiter::new(2);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(l.peek(a).is_ok());
+        l.charge(a);
+        l.charge(a);
+        l.charge(a);
+        assert!(l.peek(a).is_err());
+        assert!(l.take(a).is_err());
     }
 }

@@ -1,0 +1,146 @@
+//! Slugs stay reserved for the secret that held them until their route's lifetime ends,
+//! across broker restarts. The table of a running broker holds its routes (live, waiting
+//! for their host, or ended but reserved); this file keeps, between processes, which slugs
+//! were held and until when, so a fresh process refuses those slugs to anyone but their
+//! holder (who proves it with the route secret) and serves every other slug at once.
+//!
+//! The file names a slug only by its MAC under the route key, never in clear.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::route::Route;
+use super::secrets::hmac_sha256;
+use crate::protocol::timefmt::now_ms;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Saved {
+    /// Slug MAC (hex) → the end of its route's lifetime (ms since the epoch).
+    reserved: HashMap<String, i64>,
+}
+
+pub(super) struct Reservations {
+    file: Option<PathBuf>,
+    key: Option<Vec<u8>>,
+    /// Held by an earlier process and not yet taken back.
+    earlier: Mutex<HashMap<String, i64>>,
+    /// Whether the file existed at start (else an earlier process left no record).
+    pub loaded: bool,
+    dirty: AtomicBool,
+}
+
+impl Reservations {
+    /// Reads what an earlier process left (expired entries are dropped).
+    pub fn load(file: Option<PathBuf>, key: Option<Vec<u8>>) -> Reservations {
+        let (file, key) = match (file, key) {
+            (Some(f), Some(k)) => (Some(f), Some(k)),
+            _ => (None, None),
+        };
+        let saved = file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .map(|bytes| serde_json::from_slice::<Saved>(&bytes).unwrap_or_default());
+        let loaded = saved.is_some();
+        let now = now_ms();
+        let mut earlier = saved.unwrap_or_default().reserved;
+        earlier.retain(|_, exp| *exp > now);
+        Reservations {
+            file,
+            key,
+            earlier: Mutex::new(earlier),
+            loaded,
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    fn mac(&self, slug: &str) -> Option<String> {
+        let key = self.key.as_deref()?;
+        let mac = hmac_sha256(key, &[b"agentgather slug v1\0", slug.as_bytes()]);
+        Some(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether an earlier process held `slug` for a route that has not expired.
+    pub fn held_before(&self, slug: &str) -> bool {
+        let Some(mac) = self.mac(slug) else {
+            return false;
+        };
+        let now = now_ms();
+        self.earlier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&mac)
+            .is_some_and(|exp| *exp > now)
+    }
+
+    /// `slug` is in this process's table now.
+    pub fn taken_back(&self, slug: &str) {
+        if let Some(mac) = self.mac(slug) {
+            self.earlier
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&mac);
+        }
+        self.changed();
+    }
+
+    pub fn changed(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Writes the reservations (this table's routes and the earlier ones still due back)
+    /// if anything changed since the last write.
+    pub fn save(&self, routes: &[Arc<Route>]) {
+        let Some(file) = &self.file else { return };
+        if !self.dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let now = now_ms();
+        let mut reserved: HashMap<String, i64> = self
+            .earlier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, exp)| **exp > now)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for r in routes {
+            if let Some(mac) = self.mac(&r.slug) {
+                reserved.insert(mac, r.expires_at_ms);
+            }
+        }
+        let written = serde_json::to_vec(&Saved { reserved })
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::tunnel::write_private(file, &bytes));
+        if let Err(e) = written {
+            self.changed();
+            tracing::warn!(error = %e, "could not keep the reserved slugs");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_survive_a_restart_under_the_same_key() {
+        let dir = std::env::temp_dir().join(format!("ag-reserve-{}", std::process::id()));
+        let file = dir.join("routes");
+        let r = Reservations::load(Some(file.clone()), Some(b"key".to_vec()));
+        assert!(!r.loaded && !r.held_before("demo"));
+        let mac = r.mac("demo").unwrap();
+        assert!(!mac.contains("demo"));
+        r.earlier.lock().unwrap().insert(mac, now_ms() + 60_000);
+        r.changed();
+        r.save(&[]);
+        let again = Reservations::load(Some(file.clone()), Some(b"key".to_vec()));
+        assert!(again.loaded && again.held_before("demo") && !again.held_before("other"));
+        let other_key = Reservations::load(Some(file), Some(b"other".to_vec()));
+        assert!(!other_key.held_before("demo"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

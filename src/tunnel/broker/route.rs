@@ -1,0 +1,219 @@
+//! A slug's route: ephemeral metadata (never room data), its limits, and the reaper that
+//! ends routes past their lifetime or idle timeout.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use super::Broker;
+use super::conn::HostConn;
+use super::secrets::digest;
+use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::tunnel::protocol::{Code, RouteCredentials};
+use crate::tunnel::rate::Bucket;
+
+pub(super) struct RouteState {
+    pub conn: Option<Arc<HostConn>>,
+    pub last_seen: Instant,
+    /// Idle past the timeout: ended for participants, the slug reserved for its secret.
+    pub ended: bool,
+}
+
+/// One slug's route.
+pub(super) struct Route {
+    pub slug: String,
+    /// Who registered it: the client address, and the operator key when keys are on.
+    pub owner_ip: std::net::IpAddr,
+    pub owner_key: Option<usize>,
+    /// Each address's share of the route's request rate.
+    pub shares: Mutex<std::collections::HashMap<std::net::IpAddr, Bucket>>,
+    pub hash: String,
+    pub id: String,
+    pub secret_hash: [u8; 32],
+    pub created_at_ms: i64,
+    pub expires_at: Instant,
+    pub expires_at_ms: i64,
+    pub requests: Arc<Semaphore>,
+    pub waits: Arc<Semaphore>,
+    pub max_requests: u32,
+    pub rate: Mutex<Bucket>,
+    pub state: Mutex<RouteState>,
+}
+
+impl Route {
+    pub fn state(&self) -> MutexGuard<'_, RouteState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `creds` name this route and carry its secret (constant time).
+    pub fn owned_by(&self, creds: &RouteCredentials) -> bool {
+        let id_ok: bool = creds.route_id.as_bytes().ct_eq(self.id.as_bytes()).into();
+        let secret_ok: bool = digest(&creds.route_secret).ct_eq(&self.secret_hash).into();
+        id_ok & secret_ok
+    }
+
+    pub fn conn(&self) -> Option<Arc<HostConn>> {
+        self.state().conn.clone()
+    }
+
+    pub fn is_served_by(&self, conn_id: u64) -> bool {
+        self.state().conn.as_ref().is_some_and(|c| c.id == conn_id)
+    }
+
+    /// Binds the route to `conn`, returning the connection it replaces.
+    pub fn attach(&self, conn: Arc<HostConn>) -> Option<Arc<HostConn>> {
+        let mut st = self.state();
+        st.last_seen = Instant::now();
+        st.ended = false;
+        st.conn.replace(conn)
+    }
+
+    /// Unbinds `conn_id` if it still serves the route (the route waits for a reclaim).
+    pub fn detach(&self, conn_id: u64) {
+        let mut st = self.state();
+        if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            st.conn = None;
+            st.last_seen = Instant::now();
+        }
+    }
+
+    pub fn take_conn(&self) -> Option<Arc<HostConn>> {
+        self.state().conn.take()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state().ended
+    }
+
+    /// Ends the route for participants, keeping the slug for its secret; returns the
+    /// connection that served it.
+    pub fn end(&self) -> Option<Arc<HostConn>> {
+        let mut st = self.state();
+        st.ended = true;
+        st.conn.take()
+    }
+
+    pub fn touch(&self) {
+        self.state().last_seen = Instant::now();
+    }
+
+    /// Everything the broker holds about this route (the route table view).
+    pub fn metadata(&self) -> serde_json::Value {
+        let (conn, idle, ended) = {
+            let st = self.state();
+            (
+                st.conn.as_ref().map(|c| c.id),
+                st.last_seen.elapsed(),
+                st.ended,
+            )
+        };
+        let status = match (conn, ended) {
+            (Some(_), _) => "connected",
+            (None, false) => "awaiting_reclaim",
+            (None, true) => "reserved",
+        };
+        json!({
+            "slug": self.slug,
+            "route_id": self.id,
+            "route_hash": self.hash,
+            "host_connection": conn,
+            "status": status,
+            "created_at": format_ms(self.created_at_ms),
+            "last_seen_at": format_ms(now_ms() - idle.as_millis() as i64),
+            "expires_at": format_ms(self.expires_at_ms),
+            "requests_in_flight": self.max_requests as usize - self.requests.available_permits(),
+        })
+    }
+
+    /// Takes one request from `ip`'s share of the route's rate, then from the route's.
+    pub fn take_rate(
+        &self,
+        ip: std::net::IpAddr,
+        share: u32,
+        per_minute: u32,
+    ) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(ip)
+            .or_insert_with(|| Bucket::full(share, now))
+            .take(share, now)?;
+        self.rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(per_minute, now)
+    }
+
+    /// Forgets the shares of addresses that have not used the route for a while.
+    pub fn sweep_shares(&self, share: u32, now: Instant) {
+        self.shares
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| !b.is_full(share, now));
+    }
+
+    /// Why the route should end now, if it should.
+    pub fn expiry(&self, now: Instant, idle: Duration) -> Option<(Code, &'static str)> {
+        if now >= self.expires_at {
+            return Some((
+                Code::RouteLifetimeExpired,
+                "the route reached the broker's maximum lifetime; start the tunnel again",
+            ));
+        }
+        let busy = self.requests.available_permits() < self.max_requests as usize;
+        let (last, ended) = {
+            let st = self.state();
+            (st.last_seen, st.ended)
+        };
+        if !busy && !ended && now.saturating_duration_since(last) > idle {
+            return Some((
+                Code::RouteIdleExpired,
+                "the route was idle past the broker's idle timeout",
+            ));
+        }
+        None
+    }
+}
+
+/// Ends routes past their lifetime or idle timeout.
+pub(super) async fn reap(b: Arc<Broker>) {
+    let idle = b.cfg.limits.idle_timeout;
+    let period = (idle.min(b.cfg.limits.max_lifetime) / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut last_sweep = Instant::now();
+    loop {
+        tokio::time::sleep(period).await;
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        // At its lifetime a route is gone; idle, it ends but keeps its slug reserved.
+        b.routes().retain(|_, r| match r.expiry(now, idle) {
+            Some(why) => {
+                expired.push((r.clone(), why));
+                why.0 != Code::RouteLifetimeExpired
+            }
+            None => true,
+        });
+        for (route, (code, message)) in expired {
+            if let Some(conn) = route.end() {
+                conn.close_route(code, message);
+            }
+            b.event("route_closed", &route.hash, json!({"code": code.as_str()}));
+            b.reserved.changed();
+        }
+        let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
+        b.reserved.save(&table);
+        if last_sweep.elapsed() > Duration::from_secs(60) {
+            b.ips.sweep();
+            b.ips_authed.sweep();
+            let share = b.route_share();
+            for r in b.routes().values() {
+                r.sweep_shares(share, now);
+            }
+            last_sweep = Instant::now();
+        }
+    }
+}

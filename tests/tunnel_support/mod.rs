@@ -1,0 +1,466 @@
+//! What the tunnel tests share: child processes with their output in files, a real
+//! `broker serve` (restartable on its port), `tunnel run`, requests addressed to a room's
+//! own origin (`Host: <slug>.rooms.example.test` on the loopback port), Caddy in front,
+//! and a raw WebSocket peer for hosts that misbehave.
+
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::{Value, json};
+use tungstenite::Message;
+
+pub static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A child process with its stdout and stderr in files; killed on drop.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(home: &TempHome, tag: &str, args: &[&str]) -> Proc {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out = home.root.join(format!("{tag}-{n}.out"));
+        let err = home.root.join(format!("{tag}-{n}.err"));
+        let child = command(home, args)
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("spawn agentgather");
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    /// Another program (a proxy) with its output in files under `home`.
+    pub fn spawn_program(home: &TempHome, tag: &str, program: &str, args: &[&str]) -> Proc {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out = home.root.join(format!("{tag}-{n}.out"));
+        let err = home.root.join(format!("{tag}-{n}.err"));
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        Proc {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// The JSON lines printed so far.
+    pub fn lines(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn events(&self, name: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|v| v["event"] == name)
+            .collect()
+    }
+
+    /// Waits until `name` has been printed `count` times; returns the last one.
+    #[track_caller]
+    pub fn wait_event(&self, name: &str, count: usize, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ev = self.events(name);
+            if ev.len() >= count {
+                return ev[count - 1].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {name:?} event (#{count}) in time.\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(s)) = c.try_wait()
+            {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// A running `broker serve`, with its logs kept across restarts.
+pub struct Broker {
+    pub proc: Proc,
+    pub port: u16,
+    pub args: Vec<String>,
+    pub logs: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Broker {
+    /// `broker serve --port P --restart-grace 0s [extra]` on a free port.
+    pub fn start(home: &TempHome, extra: &[&str]) -> Broker {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // Rooms are https://<slug>.rooms.example.test; requests reach them on loopback
+        // with that Host (see `via`).
+        if !extra
+            .iter()
+            .any(|a| *a == "--public-url" || *a == "--path-routing")
+        {
+            args.extend(["--public-url".to_string(), PUBLIC_BASE.to_string()]);
+        }
+        Broker::start_args(home, args)
+    }
+
+    /// With no `--public-url`: the broker takes its name from each host's request.
+    pub fn start_derived(home: &TempHome, extra: &[&str]) -> Broker {
+        Broker::start_args(home, extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_args(home: &TempHome, args: Vec<String>) -> Broker {
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(proc) = Broker::spawn_on(home, port, &args) {
+                let logs = vec![(proc.out.clone(), proc.err.clone())];
+                return Broker {
+                    proc,
+                    port,
+                    args,
+                    logs,
+                };
+            }
+        }
+        panic!("broker serve did not start");
+    }
+
+    pub fn spawn_on(home: &TempHome, port: u16, extra: &[String]) -> Option<Proc> {
+        let port_s = port.to_string();
+        let mut args = vec!["broker", "serve", "--port", &port_s];
+        if !extra.iter().any(|a| a == "--restart-grace") {
+            args.extend(["--restart-grace", "0s"]);
+        }
+        args.extend(extra.iter().map(String::as_str));
+        let mut p = Proc::spawn(home, "broker", &args);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !p.running() {
+                return None;
+            }
+            if port_open(port) {
+                return Some(p);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, then start again on the same port.
+    pub fn crash_and_restart(&mut self, home: &TempHome) {
+        self.proc.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(p) = Broker::spawn_on(home, self.port, &self.args) {
+                self.logs.push((p.out.clone(), p.err.clone()));
+                self.proc = p;
+                return;
+            }
+            assert!(Instant::now() < deadline, "broker did not restart");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Everything every broker process printed (access log and diagnostics).
+    pub fn all_logs(&self) -> String {
+        let mut s = String::new();
+        for (o, e) in &self.logs {
+            s.push_str(&std::fs::read_to_string(o).unwrap_or_default());
+            s.push_str(&std::fs::read_to_string(e).unwrap_or_default());
+        }
+        s
+    }
+
+    pub fn access_lines(&self) -> Vec<Value> {
+        self.logs
+            .iter()
+            .flat_map(|(o, _)| {
+                std::fs::read_to_string(o)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|l| {
+                        serde_json::from_str::<Value>(l)
+                            .unwrap_or_else(|e| panic!("access log line is not JSON ({e}): {l}"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// `tunnel run --json --room current --broker URL --subdomain SLUG [extra]` in `home`.
+pub fn tunnel(home: &TempHome, broker_url: &str, slug: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "tunnel",
+        "run",
+        "--json",
+        "--room",
+        "current",
+        "--broker",
+        broker_url,
+        "--subdomain",
+        slug,
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(home, "tunnel", &args)
+}
+
+/// The broker domain of these tests: each room is its own origin under it.
+pub const PUBLIC_BASE: &str = "https://rooms.example.test";
+pub const DOMAIN: &str = "rooms.example.test";
+
+/// The public URL of `slug`'s room.
+pub fn room_origin(slug: &str) -> String {
+    format!("https://{slug}.{DOMAIN}")
+}
+
+/// `req` addressed to `slug`'s room: its own host name, on the loopback port.
+pub fn at(slug: &str, req: Req) -> Req {
+    let req = req.header("Host", &format!("{slug}.{DOMAIN}"));
+    if req.path.is_empty() {
+        Req {
+            path: "/".into(),
+            ..req
+        }
+    } else {
+        req
+    }
+}
+
+/// Sends `req` to `slug`'s room through `port`.
+pub fn via(port: u16, slug: &str, req: Req) -> Resp {
+    at(slug, req).send(port)
+}
+
+pub fn get_via(port: u16, slug: &str, path: &str, token: &str) -> Resp {
+    via(port, slug, Req::get(path).token(token))
+}
+
+pub fn post_via(port: u16, slug: &str, path: &str, token: &str, body: &Value) -> Resp {
+    via(port, slug, Req::post(path).token(token).json(body))
+}
+
+/// Polls `GET /<slug>/status` through the front until it answers 200.
+#[track_caller]
+pub fn wait_route_up(port: u16, slug: &str, token: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = at(slug, Req::get("/status"))
+            .token(token)
+            .timeout(Duration::from_secs(5))
+            .try_send(port)
+            && r.status == 200
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the route did not come back in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How many waits the room server holds (asked locally, not through the broker).
+pub fn waiting_count(room: &TestRoom) -> u64 {
+    room.status(&room.token)["waiting_count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[track_caller]
+pub fn wait_held(room: &TestRoom, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while waiting_count(room) < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} waits are held",
+            waiting_count(room)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The end-to-end flow, direct or behind a proxy.
+
+/// What sits in front of the broker for participants and the host alike.
+pub enum Front {
+    Direct,
+    Caddy,
+}
+
+pub struct Caddy {
+    /// Killed on drop.
+    pub _proc: Proc,
+    pub port: u16,
+}
+
+pub fn caddy_available() -> bool {
+    std::process::Command::new("caddy")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn start_caddy(home: &TempHome, broker_port: u16) -> Caddy {
+    for _ in 0..5 {
+        let port = free_port();
+        let dir = home.root.join(format!("caddy-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("Caddyfile");
+        std::fs::write(
+            &file,
+            format!(
+                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://:{port} {{\n\treverse_proxy 127.0.0.1:{broker_port} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out = home.root.join(format!("caddy-{n}.out"));
+        let err = home.root.join(format!("caddy-{n}.err"));
+        let child = std::process::Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn caddy");
+        let mut proc = Proc {
+            child: Some(child),
+            out,
+            err,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && proc.running() {
+            if port_open(port) {
+                return Caddy { _proc: proc, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("caddy did not start on {port}: {}", proc.stderr());
+    }
+    panic!("caddy did not start");
+}
+
+pub fn ws_connect(port: u16) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (ws, _) =
+        tungstenite::client::client(format!("ws://127.0.0.1:{port}/_agentgather/tunnel"), stream)
+            .expect("WebSocket handshake");
+    ws
+}
+
+pub fn ws_send(ws: &mut tungstenite::WebSocket<TcpStream>, v: &Value) {
+    ws.send(Message::text(v.to_string())).expect("send a frame");
+}
+
+/// The next control frame (pings skipped).
+pub fn ws_next(ws: &mut tungstenite::WebSocket<TcpStream>) -> Value {
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(Message::Close(_)) => return json!({"type": "hangup"}),
+            Ok(_) => continue,
+            Err(e) => return json!({"type": "hangup", "error": e.to_string()}),
+        }
+    }
+}
+
+#[track_caller]
+pub fn assert_refused(ws: &mut tungstenite::WebSocket<TcpStream>, status: u64, code: &str) {
+    let f = ws_next(ws);
+    assert_eq!(f["type"], "refused", "{f}");
+    assert_eq!(f["status"], status, "{f}");
+    assert_eq!(f["code"], code, "{f}");
+    assert_eq!(ws_next(ws)["type"], "hangup");
+}
