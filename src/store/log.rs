@@ -627,7 +627,7 @@ mod tests {
 
     /// A log of 50 messages more than the cache holds, reopened (so the oldest are only
     /// on disk); with its message count.
-    fn reopened_beyond_the_cache(name: &str) -> (MessageLog, u64) {
+    fn reopened_beyond_the_cache(name: &str) -> (MessageLog, u64, PathBuf) {
         let p = tmp(name);
         let _ = std::fs::remove_file(&p);
         let n = CACHE_MESSAGES as u64 + 50;
@@ -637,23 +637,24 @@ mod tests {
                 log.append(msg(id)).unwrap();
             }
         }
-        (MessageLog::open(&p, FsyncMode::Off).unwrap().0, n)
+        (MessageLog::open(&p, FsyncMode::Off).unwrap().0, n, p)
     }
 
     #[test]
     fn reads_beyond_the_cache_come_from_disk() {
-        let (log, n) = reopened_beyond_the_cache("big");
+        let (log, n, p) = reopened_beyond_the_cache("big");
         let got = log.read_since(10, 100).unwrap();
         assert_eq!(got.first().unwrap().msg.id, 11);
         assert_eq!(got.len(), 100);
         let all = log.read_every(0).unwrap();
         assert_eq!(all.len() as u64, n);
         assert!(all.windows(2).all(|w| w[0].msg.id + 1 == w[1].msg.id));
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]
     fn pages_before_an_id_span_the_file_and_the_cache() {
-        let (log, n) = reopened_beyond_the_cache("before");
+        let (log, n, p) = reopened_beyond_the_cache("before");
         let ids = |before, k| {
             let (page, more) = log.read_before(before, k).unwrap();
             (page.iter().map(|m| m.msg.id).collect::<Vec<u64>>(), more)
