@@ -325,17 +325,22 @@ async fn throughput(posts: usize, inflight: usize, fsync: &str) -> Value {
     }
     let secs = t0.elapsed().as_secs_f64();
     let mut c = Conn::open(s.port).await;
-    let (_, page) = c
-        .call("GET", "/messages?since_id=0", &s.host_token, None)
-        .await;
-    let ids: Vec<u64> = page["messages"]
-        .as_array()
-        .map(|m| m.iter().filter_map(|m| m["id"].as_u64()).collect())
-        .unwrap_or_default();
+    // Every stored message, page after page (a page holds at most 1,000).
+    let mut messages = Vec::new();
+    let mut since = 0;
+    loop {
+        let (_, page) = c
+            .call("GET", &format!("/messages?since_id={since}"), &s.host_token, None)
+            .await;
+        messages.extend(page["messages"].as_array().cloned().unwrap_or_default());
+        since = page["next_since_id"].as_u64().unwrap_or(since);
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    let ids: Vec<u64> = messages.iter().filter_map(|m| m["id"].as_u64()).collect();
     let unique = ids.windows(2).all(|w| w[0] < w[1]);
-    let stored_posts = page["messages"]
-        .as_array()
-        .map_or(0, |m| m.iter().filter(|m| m["type"] == "message").count());
+    let stored_posts = messages.iter().filter(|m| m["type"] == "message").count();
     json!({
         "posts": posts, "inflight": inflight, "fsync": fsync, "per_s": posts as f64 / secs,
         "p50_ms": pct(&mut lat, 0.5), "p99_ms": pct(&mut lat, 0.99), "failed": failed,
