@@ -21,8 +21,8 @@ use crate::protocol::card::{render_card, wait_command};
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
-    PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
+    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage,
+    PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/remove", post(remove))
         .route("/export", get(export))
         .route("/public-url", post(set_public_url))
+        .merge(super::topics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -113,8 +114,8 @@ async fn exposure_guard(State(s): S, req: Request, next: Next) -> Response {
 }
 
 /// An authenticated caller.
-struct Caller {
-    who: usize,
+pub(super) struct Caller {
+    pub(super) who: usize,
     alias: String,
     token: String,
     removed: bool,
@@ -142,7 +143,7 @@ fn authenticate(s: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
 }
 
 /// The caller, refusing removed participants (410).
-fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub(super) fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let c = authenticate(s, bearer(headers))?;
     if c.removed {
         return Err(ApiError::removed());
@@ -307,7 +308,8 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
             "before_id reads backwards and cannot be combined with since_id or tail",
         ));
     }
-    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
+    let limit =
+        optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
     let room = s.room();
     let (messages, has_more_before) = room.log.read_before(before, limit)?;
     let body = HistoryPage {
