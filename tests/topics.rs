@@ -501,3 +501,113 @@ fn search_finds_words_in_text_and_titles_newest_first() {
     let (_, v) = r.get("/search?q=brand%20needle", t);
     assert_eq!(v["results"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn cli_ask_waits_for_an_http_answer_and_times_out_with_exit_7() {
+    let r = TestRoom::start("topics-cli");
+    let bob = r.invite("bob", "agent");
+    let child = command(
+        &r.home,
+        &[
+            "ask",
+            "bob",
+            "Ship on Friday?",
+            "--option",
+            "yes",
+            "--option",
+            "no",
+            "--wait",
+            "--timeout",
+            "30s",
+            "--json",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        let (_, v) = r.get("/topics", Some(&bob.token));
+        if let Some(id) = v["topics"][0]["id"].as_u64() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the question never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (s, _) = r.post(
+        &format!("/topics/{id}/answer"),
+        Some(&bob.token),
+        &json!({"option": "no", "text": "flaky CI"}),
+    );
+    assert_eq!(s, 201);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({"ok": true, "topic_id": id, "answer": {"option": "no", "text": "flaky CI", "by": "bob"}})
+    );
+
+    // No answer in time: exit 7 with error `timeout`.
+    let out = r.cli(&[
+        "ask",
+        "bob",
+        "Anyone there?",
+        "--wait",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["error"].clone()),
+        (json!(false), json!("timeout"))
+    );
+
+    // The other commands, with --json.
+    let v = r.cli_json(&[
+        "topic", "new", "Naming", "--text", "ideas?", "--tag", "release", "--json",
+    ]);
+    let tid = v["message"]["id"].as_u64().unwrap();
+    let v = r.cli_json(&[
+        "topic",
+        "comment",
+        &tid.to_string(),
+        "how",
+        "about",
+        "Gather",
+        "--json",
+    ]);
+    assert_eq!(v["message"]["topic_id"], tid);
+    let v = r.cli_json(&["topic", "list", "--tag", "release", "--json"]);
+    assert_eq!(v["topics"][0]["comments"], 1, "{v}");
+    let v = r.cli_json(&[
+        "topic",
+        "status",
+        &tid.to_string(),
+        "resolved",
+        "--note",
+        "Gather it is",
+        "--json",
+    ]);
+    assert_eq!(v["message"]["topic_update"]["status"], "resolved");
+    let v = r.cli_json(&["topic", "show", &tid.to_string(), "--json"]);
+    assert_eq!(v["messages"].as_array().unwrap().len(), 3);
+    let v = r.cli_json(&["search", "GATHER", "--json"]);
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{v}");
+    let out = r.cli(&["topic", "answer", &tid.to_string(), "--text", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a question"), "{}", stderr(&out));
+    // Text output marks topics.
+    let text = stdout(&r.cli(&["messages"]));
+    assert!(
+        text.contains("\"Naming\" (open)") && text.contains("on topic #"),
+        "{text}"
+    );
+}
