@@ -611,3 +611,55 @@ fn cli_ask_waits_for_an_http_answer_and_times_out_with_exit_7() {
         "{text}"
     );
 }
+
+#[test]
+fn exports_list_topics_with_status_answer_and_thread() {
+    let r = TestRoom::start("topics-export");
+    let bob = r.invite("bob", "agent");
+    open_topic(&r, &bob.token, json!({"title": "```end``` fence", "text": "q"}));
+    let id = open_topic(
+        &r,
+        &bob.token,
+        json!({"title": "Ship?", "text": "q", "options": ["yes"], "to": "operator"}),
+    )["id"]
+        .as_u64()
+        .unwrap();
+    r.post(
+        "/messages",
+        Some(&bob.token),
+        &json!({"text": "ping", "topic_id": id}),
+    );
+    let (s, _) = r.post(
+        &format!("/topics/{id}/answer"),
+        Some(&r.token),
+        &json!({"option": "yes", "text": "<b>go</b>"}),
+    );
+    assert_eq!(s, 201);
+    let v = r.cli_json(&["export", "--format", "json", "--json"]);
+    let v = if v.get("topics").is_some() {
+        v
+    } else {
+        v["export"].clone()
+    };
+    let topics = v["topics"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let t = topics.iter().find(|t| t["id"] == id).unwrap();
+    assert_eq!(
+        (t["status"].clone(), t["answer"]["option"].clone()),
+        (json!("answered"), json!("yes"))
+    );
+    assert_eq!(t["thread"].as_array().unwrap().len(), 2);
+    let md = stdout(&r.cli(&["export"]));
+    assert!(
+        md.contains("## Topics")
+            && md.contains(&format!("### Topic #{id} · answered · question · bob")),
+        "{md}"
+    );
+    assert!(
+        md.contains("```text\n<b>go</b>") || md.contains("````text\n"),
+        "answers are fenced: {md}"
+    );
+    assert!(
+        md.contains("````text\n```end``` fence\n````"),
+        "titles are fenced past their backticks: {md}"
+    );
+}

@@ -12,7 +12,7 @@ use budget::WriteBudget;
 pub use budget::WriteKind;
 use search::SearchCorpus;
 pub use search::SearchQuery;
-use topics::TopicIndex;
+pub use topics::TopicIndex;
 
 #[cfg(test)]
 mod tests;

@@ -78,6 +78,24 @@ impl TopicIndex {
         }
     }
 
+    /// Every topic of `messages` (oldest first) with its thread's ids, by topic id: for
+    /// exports, which read the log without a `Room`.
+    pub fn summarize<'a>(
+        messages: impl Iterator<Item = &'a Message>,
+    ) -> Vec<(TopicView, Vec<u64>)> {
+        let mut index = TopicIndex::default();
+        for m in messages {
+            index.apply(m);
+        }
+        let mut out: Vec<(TopicView, Vec<u64>)> = index
+            .topics
+            .into_values()
+            .map(|e| (e.view, e.thread))
+            .collect();
+        out.sort_by_key(|(v, _)| v.id);
+        out
+    }
+
     pub fn get(&self, id: u64) -> Option<&TopicView> {
         self.topics.get(&id).map(|e| &e.view)
     }
