@@ -616,7 +616,11 @@ fn cli_ask_waits_for_an_http_answer_and_times_out_with_exit_7() {
 fn exports_list_topics_with_status_answer_and_thread() {
     let r = TestRoom::start("topics-export");
     let bob = r.invite("bob", "agent");
-    open_topic(&r, &bob.token, json!({"title": "```end``` fence", "text": "q"}));
+    open_topic(
+        &r,
+        &bob.token,
+        json!({"title": "```end``` fence", "text": "q"}),
+    );
     let id = open_topic(
         &r,
         &bob.token,
@@ -661,5 +665,34 @@ fn exports_list_topics_with_status_answer_and_thread() {
     assert!(
         md.contains("````text\n```end``` fence\n````"),
         "titles are fenced past their backticks: {md}"
+    );
+}
+
+#[test]
+fn a_log_written_before_topics_opens_and_takes_topics() {
+    let mut r = TestRoom::start("topics-old-log");
+    r.server.kill();
+    // Lines exactly as an older version wrote them (no topic fields), one mentioning
+    // "topic in its text so the start-up filter has to parse and skip it.
+    let old = r#"{"id":900,"room":"topics-old-log","ts":"2026-11-25T12:00:00.000Z","from":"operator","type":"message","text":"the \"topic of the day\"","mentions":[]}"#;
+    let mut log = std::fs::read_to_string(r.log_path()).unwrap();
+    log.push_str(old);
+    log.push('\n');
+    std::fs::write(r.log_path(), log).unwrap();
+    r.restart();
+    let (s, v) = r.get("/topics", Some(&r.token));
+    assert_eq!((s, v["topics"].as_array().unwrap().len()), (200, 0), "{v}");
+    let (_, v) = r.get("/search?q=topic%20DAY", Some(&r.token));
+    assert_eq!(v["results"][0]["message"]["id"], 900, "{v}");
+    let t = open_topic(&r, &r.token, json!({"title": "New", "text": "x"}));
+    assert_eq!(t["id"], 901);
+    assert_error(
+        r.post(
+            "/messages",
+            Some(&r.token),
+            &json!({"text": "x", "topic_id": 900}),
+        ),
+        404,
+        "topic_not_found",
     );
 }
