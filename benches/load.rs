@@ -395,6 +395,70 @@ async fn recovery(n: u64) -> Value {
     json!({"log_messages": n, "port_ms": port_ms, "first_read_ms": read_ms, "read_ok": st == 200 && page["messages"].as_array().map_or(0, Vec::len) == 5})
 }
 
+/// SPEC §9: search over a full room (50,000 messages, 500 of them topics) and topic
+/// listing. The first search builds the in-memory corpus; its cost and size are reported.
+async fn search(n: u64, topics: u64, reps: usize) -> Value {
+    let mut s = Server::new("search", 1, n - topics);
+    {
+        let log = s.home.join("rooms/bench/messages.jsonl");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("log");
+        for id in n - topics + 1..=n {
+            writeln!(
+                f,
+                r#"{{"id":{id},"room":"bench","ts":"2026-11-25T12:00:00.000Z","from":"operator","type":"topic","text":"topic body {id}","mentions":[],"topic":{{"title":"Topic title {id}","status":"open","kind":"discussion","tags":["t{}"]}}}}"#,
+                id % 7
+            )
+            .expect("write");
+        }
+    }
+    let startup = s.start(&[]);
+    let tok = s.tokens[0].clone();
+    let mut c = Conn::open(s.port).await;
+    let rss_before = s.rss_kb();
+    let t = Instant::now();
+    let (st, first) = c.call("GET", "/search?q=number%2012345", &tok, None).await;
+    let first_ms = ms(t.elapsed());
+    assert_eq!(st, 200, "{first}");
+    let rss_after = s.rss_kb();
+    let queries = [
+        "ordinary%20chat",
+        "number%2012345",
+        "zzz-no-match",
+        "topic%20title%2049999",
+    ];
+    let mut all = Vec::new();
+    let mut miss = Vec::new();
+    for i in 0..reps {
+        let q = queries[i % queries.len()];
+        let t = Instant::now();
+        let (st, _) = c.call("GET", &format!("/search?q={q}"), &tok, None).await;
+        assert_eq!(st, 200);
+        all.push(ms(t.elapsed()));
+        if q == "zzz-no-match" {
+            miss.push(all[all.len() - 1]);
+        }
+    }
+    let mut list = Vec::new();
+    let mut listed = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let (st, v) = c.call("GET", "/topics?status=open", &tok, None).await;
+        list.push(ms(t.elapsed()));
+        assert_eq!(st, 200);
+        listed = v["topics"].as_array().map_or(0, Vec::len);
+    }
+    json!({
+        "log_messages": n, "topics": topics, "startup_ms": ms(startup), "first_search_ms": first_ms,
+        "corpus_rss_kb": rss_after.saturating_sub(rss_before),
+        "search_p50_ms": pct(&mut all, 0.5), "search_p99_ms": pct(&mut all, 0.99),
+        "search_no_match_p99_ms": pct(&mut miss, 0.99),
+        "topics_listed": listed, "topic_list_p50_ms": pct(&mut list, 0.5), "topic_list_p99_ms": pct(&mut list, 0.99),
+    })
+}
+
 fn cli(reps: usize) -> Value {
     let mut s = Server::new("cli", 1, 0);
     s.start(&[]);
@@ -556,6 +620,30 @@ fn table(r: &Value) -> String {
             "p99 ≤ 2 ms added",
         );
     }
+    if let Some(x) = r.get("search") {
+        t += &row(
+            &format!("search at {} messages (mixed queries)", x["log_messages"]),
+            format!(
+                "p50 {} ms, p99 {} ms, no-match p99 {} ms; first search {} ms, corpus +{} KB RSS",
+                f(&x["search_p50_ms"]),
+                f(&x["search_p99_ms"]),
+                f(&x["search_no_match_p99_ms"]),
+                f(&x["first_search_ms"]),
+                x["corpus_rss_kb"]
+            ),
+            "p99 ≤ 20 ms",
+        );
+        t += &row(
+            &format!("topic listing, {} topics", x["topics_listed"]),
+            format!(
+                "p50 {} ms, p99 {} ms (start-up {} ms)",
+                f(&x["topic_list_p50_ms"]),
+                f(&x["topic_list_p99_ms"]),
+                f(&x["startup_ms"])
+            ),
+            "p99 ≤ 5 ms",
+        );
+    }
     if let Some(x) = r.get("cli") {
         t += &row(
             "CLI `messages --since N --json`",
@@ -614,6 +702,9 @@ async fn main() {
     }
     if want("recovery") {
         r.insert("recovery".into(), recovery(big).await);
+    }
+    if want("search") {
+        r.insert("search".into(), search(50_000, 500, 400).await);
     }
     if want("cli") {
         r.insert("cli".into(), cli(21));

@@ -3,6 +3,8 @@
 //! starts in microseconds where a runtime would not. Errors keep the server's contract
 //! code so callers can decide (retry, stop, exit code) without parsing prose.
 
+pub mod topics;
+
 use std::time::Duration;
 
 use serde::Serialize;

@@ -96,6 +96,9 @@ pub fn log_recovery(data: &[u8]) {
             mentions: vec![],
             reply_to: None,
             client_msg_id: None,
+            topic: None,
+            topic_id: None,
+            topic_update: None,
         };
         log.append(msg).expect("append after recovery");
         drop(log);

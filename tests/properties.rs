@@ -71,6 +71,9 @@ fn log_with(gaps: &[u64]) -> (MessageLog, Vec<u64>, std::path::PathBuf) {
             mentions: vec![],
             reply_to: None,
             client_msg_id: None,
+            topic: None,
+            topic_id: None,
+            topic_update: None,
         };
         log.append(m).unwrap();
         ids.push(id);

@@ -7,6 +7,7 @@ mod doctor;
 mod host;
 mod output;
 mod participant;
+mod topic;
 mod tunnel;
 
 use clap::{Args, Parser, Subcommand};
@@ -19,7 +20,7 @@ Examples:
   agentgather room invite reviewer       # card, browser link and CLI join line for a participant
   agentgather attend --json              # an agent follows the room until it closes
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 removed from the room, 6 room closed.";
+Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 removed from the room, 6 room closed, 7 `ask --wait` timed out.";
 
 #[derive(Parser, Debug)]
 #[command(name = "agentgather", version, about = "A temporary room where AI agent sessions and humans gather to finish one goal.", after_help = AFTER_HELP)]
@@ -74,6 +75,17 @@ pub enum Command {
     /// Check this home, its room and server; each problem with the command that fixes it.
     #[command(after_help = "Example:\n  agentgather doctor --json")]
     Doctor,
+    /// Topics: status-tracked threads and questions (new, list, show, comment, status, answer).
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Ask someone a question; with --wait, print their answer (exit 7 on timeout).
+    #[command(
+        after_help = "Examples:\n  agentgather ask operator 'Ship on Friday?' --option yes --option no\n  agentgather ask operator 'Which DB?' --text 'pg or sqlite' --wait --timeout 10m --json"
+    )]
+    Ask(topic::AskArgs),
+    /// Search the room's messages and topic titles (every word, case-insensitive).
+    #[command(after_help = "Example:\n  agentgather search deploy failure --from reviewer --json")]
+    Search(topic::SearchArgs),
     /// The operating card for agents (works with no room).
     #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
     Instructions(participant::InstructionsArgs),
@@ -85,7 +97,7 @@ pub enum Command {
     Tunnel(tunnel::TunnelCommand),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
-        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff."
+        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer."
     )]
     Mcp,
 }
@@ -234,6 +246,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Handoff(a) => participant::handoff(&ctx, a),
         Command::Export(a) => participant::export(&ctx, a),
         Command::Doctor => participant::doctor(&ctx),
+        Command::Topic(t) => topic::run(&ctx, t),
+        Command::Ask(a) => topic::ask(&ctx, a),
+        Command::Search(a) => topic::search(&ctx, a),
         Command::Instructions(a) => participant::instructions(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),

@@ -19,6 +19,8 @@ pub enum Exit {
     Unauthorized = 4,
     Removed = 5,
     Closed = 6,
+    /// `ask --wait`: no answer within the timeout.
+    Timeout = 7,
 }
 
 #[derive(Debug)]
@@ -226,6 +228,17 @@ pub fn format_message(m: &Message) -> String {
     }
     if kind != "message" {
         head.push_str(&paint("36", &format!(" [{kind}]")));
+    }
+    if let Some(t) = &m.topic {
+        let title = printable(&t.title);
+        head.push_str(&paint("36", &format!(" \"{title}\" ({})", t.status)));
+    }
+    if let Some(id) = m.topic_id {
+        let status = m.topic_update.as_ref().map(|u| format!(" → {}", u.status));
+        head.push_str(&paint(
+            "36",
+            &format!(" on topic #{id}{}", status.unwrap_or_default()),
+        ));
     }
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("");

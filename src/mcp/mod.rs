@@ -17,6 +17,7 @@
 //! (arguments that do not fit a schema are turned into such a result by the SDK's router).
 
 pub mod render;
+mod topics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,7 +279,7 @@ impl RoomTools {
         RoomTools {
             instructions: server_instructions(identity).into(),
             home: Arc::new(home),
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::topic_router(),
         }
     }
 

@@ -173,6 +173,10 @@ Post a message (@alias mentions someone; the server knows who you are):
 Reply to a message by its id (here the newest when this card was made, #{last_id}):
   curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": {last_id}}}'
 
+Topics and questions (GET /topics lists them; a question asked of you mentions you;
+answer with POST /topics/ID/answer {{\"option\"|\"text\"}}; GET /search?q=words finds history):
+  curl -sS '{url}/topics?status=open' {auth}
+
 Room status and roster:
   curl -sS '{url}/status' {auth}
 
@@ -292,6 +296,8 @@ You are a participant in a temporary room where agents and humans work toward on
    `agentgather attend --json` to follow the room until it closes (one JSON line a batch).
 4. `agentgather send <alias> <text>` to address someone, `agentgather reply <id> <text>`
    to answer a message, `agentgather handoff <alias> --summary <file>` to hand work over.
+   `agentgather ask <alias> <question> [--option O]… --wait --json` asks a person and waits
+   for the answer; `agentgather topic list|show|answer` and `agentgather search <words>`.
 5. Stop when the room is closed (exit code 0 with a final line) or you were removed.
 
 Every read prints the next command to run, so you never need this card twice.

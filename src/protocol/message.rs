@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::Limits;
 use super::error::ApiError;
 use super::participant::str_enum;
+use super::topic::{TopicFields, TopicMeta, TopicUpdate};
 
 str_enum!(
     /// What a message is for. `system` is written only by the server.
@@ -20,6 +21,8 @@ str_enum!(
         RequestDebug = "request_debug",
         Handoff = "handoff",
         System = "system",
+        Topic = "topic",
+        TopicUpdate = "topic_update",
     }
 );
 
@@ -39,6 +42,15 @@ pub struct Message {
     pub reply_to: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// On a `topic` message: its title and starting status (SPEC §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicMeta>,
+    /// On a comment or a `topic_update`: the topic it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<u64>,
+    /// On a `topic_update`: the new status, note and answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_update: Option<TopicUpdate>,
 }
 
 /// A validated `POST /messages` body.
@@ -50,6 +62,8 @@ pub struct MessageInput {
     pub client_msg_id: Option<String>,
     /// Addressing hints: aliases the sender names in `to`; they count as mentions.
     pub to: Vec<String>,
+    /// Topic parts: only `topic_id` (a comment) comes from `POST /messages`.
+    pub topic: TopicFields,
 }
 
 pub const CLIENT_MSG_ID_MAX: usize = 128;
@@ -72,6 +86,12 @@ impl MessageInput {
                     return Err(ApiError::bad_request(
                         "invalid_type",
                         "type \"system\" is reserved for the server",
+                    ));
+                }
+                Some(MessageType::Topic | MessageType::TopicUpdate) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_type",
+                        "topics are opened with POST /topics and updated through /topics/{id}/status or /answer",
                     ));
                 }
                 Some(t) => t,
@@ -149,12 +169,27 @@ impl MessageInput {
             }
             Some(_) => return Err(invalid("to must be an alias or a list of aliases")),
         };
+        let topic_id = match obj.get("topic_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(id) if id > 0 => Some(id),
+                _ => {
+                    return Err(invalid(
+                        "topic_id must be the positive integer id of a topic",
+                    ));
+                }
+            },
+        };
         Ok(MessageInput {
             text,
             kind,
             reply_to,
             client_msg_id,
             to,
+            topic: TopicFields {
+                topic_id,
+                ..TopicFields::default()
+            },
         })
     }
 }
@@ -163,7 +198,12 @@ impl MessageInput {
 pub fn client_types() -> String {
     MessageType::ALL
         .iter()
-        .filter(|t| **t != MessageType::System)
+        .filter(|t| {
+            !matches!(
+                t,
+                MessageType::System | MessageType::Topic | MessageType::TopicUpdate
+            )
+        })
         .map(|t| t.as_str())
         .collect::<Vec<_>>()
         .join(", ")
@@ -231,8 +271,12 @@ mod tests {
             mentions: vec![],
             reply_to: None,
             client_msg_id: None,
+            topic: None,
+            topic_id: None,
+            topic_update: None,
         };
         let v = serde_json::to_value(&m).unwrap();
+        assert!(v.get("topic").is_none() && v.get("topic_id").is_none());
         assert_eq!(v["type"], "request_review");
         assert!(v.get("reply_to").is_none());
         let back: Message = serde_json::from_value(v).unwrap();

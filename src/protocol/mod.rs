@@ -11,6 +11,7 @@ pub mod names;
 pub mod participant;
 pub mod timefmt;
 pub mod token;
+pub mod topic;
 pub mod ttl;
 pub mod url;
 pub mod wire;

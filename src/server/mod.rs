@@ -8,6 +8,7 @@ mod http;
 pub mod hub;
 mod routes;
 mod send_timeout;
+mod topics;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};

@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/remove", post(remove))
         .route("/export", get(export))
         .route("/public-url", post(set_public_url))
+        .merge(super::topics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -113,8 +114,8 @@ async fn exposure_guard(State(s): S, req: Request, next: Next) -> Response {
 }
 
 /// An authenticated caller.
-struct Caller {
-    who: usize,
+pub(super) struct Caller {
+    pub(super) who: usize,
     alias: String,
     token: String,
     removed: bool,
@@ -142,7 +143,7 @@ fn authenticate(s: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
 }
 
 /// The caller, refusing removed participants (410).
-fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub(super) fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let c = authenticate(s, bearer(headers))?;
     if c.removed {
         return Err(ApiError::removed());

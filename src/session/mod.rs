@@ -6,6 +6,7 @@
 //! `room_read` can never disagree about the cursor.
 
 pub mod state;
+pub mod topics;
 
 use std::io::Read;
 use std::path::Path;

@@ -10,8 +10,10 @@ use serde::Serialize;
 use super::fsutil::read_json;
 use super::log::StoredMessage;
 use super::records::{ParticipantsFile, RoomMeta};
+use super::room::TopicIndex;
 use super::{Home, Room, StoreError};
 use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::protocol::topic::TopicView;
 use crate::protocol::{Kind, MessageType};
 
 pub const EXPORT_VERSION: u32 = 1;
@@ -44,7 +46,18 @@ pub struct Export {
     pub attendance_policy: String,
     pub brief: ExportBrief,
     pub participants: Vec<ExportParticipant>,
+    /// Every topic (SPEC §9) with its status, answer and thread; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<ExportTopic>,
     pub messages: Vec<Arc<StoredMessage>>,
+}
+
+/// A topic in an export: as `/topics` lists it, plus the ids of its thread.
+#[derive(Serialize)]
+pub struct ExportTopic {
+    #[serde(flatten)]
+    pub topic: TopicView,
+    pub thread: Vec<u64>,
 }
 
 fn build(
@@ -76,6 +89,10 @@ fn build(
                 is_host: p.is_host,
                 removed: p.removed,
             })
+            .collect(),
+        topics: TopicIndex::summarize(messages.iter().map(|m| &m.msg))
+            .into_iter()
+            .map(|(topic, thread)| ExportTopic { topic, thread })
             .collect(),
         messages,
     }
@@ -162,6 +179,7 @@ impl Export {
                 role
             ));
         }
+        self.topics_markdown(&mut out);
         out.push_str("\n## Messages\n");
         for m in &self.messages {
             let m = &m.msg;
@@ -172,11 +190,46 @@ impl Export {
             if let Some(r) = m.reply_to {
                 out.push_str(&format!(" · reply to #{r}"));
             }
+            if let Some(t) = m.topic_id {
+                out.push_str(&format!(" · on topic #{t}"));
+            }
             out.push_str("\n\n");
             out.push_str(&fenced(m.text.trim_end()));
             out.push('\n');
         }
         out
+    }
+}
+
+impl Export {
+    /// The topics section: each topic's status, kind, author, title and answer (room
+    /// text fenced like messages) and its thread's ids.
+    fn topics_markdown(&self, out: &mut String) {
+        if self.topics.is_empty() {
+            return;
+        }
+        out.push_str("\n## Topics\n");
+        for t in &self.topics {
+            let v = &t.topic;
+            out.push_str(&format!(
+                "\n### Topic #{} · {} · {} · {}\n\n",
+                v.id, v.status, v.kind, v.from
+            ));
+            out.push_str(&fenced(&v.title));
+            out.push('\n');
+            if let Some(a) = &v.answer {
+                let what = [a.option.as_deref(), a.text.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                out.push_str(&format!("\nAnswered by {}:\n\n{}\n", a.by, fenced(&what)));
+            }
+            if !t.thread.is_empty() {
+                let ids: Vec<String> = t.thread.iter().map(|i| format!("#{i}")).collect();
+                out.push_str(&format!("\nThread: {}\n", ids.join(", ")));
+            }
+        }
     }
 }
 

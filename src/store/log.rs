@@ -108,6 +108,13 @@ pub struct MessageLog {
     /// The bytes of the cached lines.
     cache_bytes: usize,
     fsync: FsyncMode,
+    /// Ids of the lines start-up saw mentioning `"topic`, for the topic index to parse.
+    topic_ids: Vec<u64>,
+}
+
+/// Whether a line may carry a topic field (`"topic…`): only those are parsed at start-up.
+fn mentions_topic(line: &[u8]) -> bool {
+    line.windows(6).any(|w| w == b"\"topic")
 }
 
 /// Reads the id of a line written as `{"id": N, ...}` without parsing the rest.
@@ -159,6 +166,7 @@ impl MessageLog {
         let mut rec = Recovery::default();
         let mut offset = 0u64;
         let mut tail: Option<(u64, Vec<u8>)> = None;
+        let mut topic_ids = Vec::new();
         {
             let mut reader = BufReader::with_capacity(1 << 20, &file);
             reader.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -185,6 +193,9 @@ impl MessageLog {
                             if Self::push_in_order(&file, path, &mut index, entry)? {
                                 rec.skipped_lines += 1;
                             }
+                            if mentions_topic(body) {
+                                topic_ids.push(id);
+                            }
                         }
                         _ => rec.skipped_lines += 1,
                     }
@@ -199,6 +210,9 @@ impl MessageLog {
             match StoredMessage::from_line(&bytes) {
                 Some(m) if m.msg.id > last_id => {
                     file.write_all(b"\n").map_err(io)?;
+                    if mentions_topic(&bytes) {
+                        topic_ids.push(m.msg.id);
+                    }
                     index.push(Entry {
                         id: m.msg.id,
                         offset: at,
@@ -220,6 +234,7 @@ impl MessageLog {
             cache: VecDeque::new(),
             cache_bytes: 0,
             fsync,
+            topic_ids,
         };
         rec.skipped_lines += log.fill_cache()?;
         rec.messages = log.index.len();
@@ -333,6 +348,11 @@ impl MessageLog {
     }
 
     /// The newest messages, parsed (up to [`CACHE_MESSAGES`]).
+    /// The ids of the lines start-up saw mentioning `"topic` (once: it hands them over).
+    pub fn take_topic_ids(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.topic_ids)
+    }
+
     pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Arc<StoredMessage>> {
         self.cache.iter()
     }
@@ -532,6 +552,9 @@ mod tests {
             mentions: vec![],
             reply_to: None,
             client_msg_id: None,
+            topic: None,
+            topic_id: None,
+            topic_update: None,
         }
     }
 

@@ -4,10 +4,15 @@
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
 mod budget;
+mod search;
+mod topics;
 mod views;
 
 use budget::WriteBudget;
 pub use budget::WriteKind;
+use search::SearchCorpus;
+pub use search::SearchQuery;
+pub use topics::TopicIndex;
 
 #[cfg(test)]
 mod tests;
@@ -29,6 +34,7 @@ use crate::protocol::mentions::resolve_mentions;
 use crate::protocol::names::name_skeleton;
 use crate::protocol::timefmt::{format_ms, now_ms, parse_ms};
 use crate::protocol::token::{TokenHash, mint_token};
+use crate::protocol::topic::TopicFields;
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Install, Kind, Limits, Location, Message, MessageInput,
     MessageType, validate_alias, validate_display_name,
@@ -93,6 +99,8 @@ pub struct Room {
     /// minute of a "left" row adds no row, and "left" follows only a "joined", so a
     /// join/leave loop adds at most two rows a minute.
     presence_rows: HashMap<usize, (Presence, Instant)>,
+    topic_index: TopicIndex,
+    search: SearchCorpus,
 }
 
 /// A presence row's kind.
@@ -225,7 +233,8 @@ impl Room {
         };
         ensure_private_dir(&dir.join("cursors"))?;
         ensure_private_dir(&dir.join("exports"))?;
-        let (log, recovery) = MessageLog::open(&dir.join("messages.jsonl"), opts.fsync)?;
+        let (mut log, recovery) = MessageLog::open(&dir.join("messages.jsonl"), opts.fsync)?;
+        let topic_index = TopicIndex::load(&mut log)?;
         let mut r = Room {
             dir,
             meta,
@@ -244,6 +253,8 @@ impl Room {
             last_ts_ms: 0,
             budget: WriteBudget::default(),
             presence_rows: HashMap::new(),
+            topic_index,
+            search: SearchCorpus::default(),
         };
         r.last_ts_ms = r
             .log
@@ -315,6 +326,7 @@ impl Room {
             .is_some_and(|i| !self.participants[i].removed)
     }
 
+    #[allow(clippy::too_many_arguments)] // one per message field the caller decides
     fn append(
         &mut self,
         from: &str,
@@ -323,6 +335,7 @@ impl Room {
         mentions: Vec<String>,
         reply_to: Option<u64>,
         client_msg_id: Option<String>,
+        topic: TopicFields,
     ) -> Result<Arc<StoredMessage>, ApiError> {
         // A clock stepped back must not make the log's times run backwards.
         let ts_ms = now_ms().max(self.last_ts_ms);
@@ -336,9 +349,13 @@ impl Room {
             mentions,
             reply_to,
             client_msg_id,
+            topic: topic.topic,
+            topic_id: topic.topic_id,
+            topic_update: topic.topic_update,
         };
         let stored = self.log.append(msg).map_err(ApiError::from)?;
         self.last_ts_ms = ts_ms;
+        self.topic_index.apply(&stored.msg);
         Ok(stored)
     }
 
@@ -346,7 +363,16 @@ impl Room {
     /// full room can still be closed and still says so.
     pub fn system(&mut self, text: String) -> Result<Arc<StoredMessage>, ApiError> {
         let mentions = Vec::new();
-        self.append("system", MessageType::System, text, mentions, None, None)
+        let topic = TopicFields::default();
+        self.append(
+            "system",
+            MessageType::System,
+            text,
+            mentions,
+            None,
+            None,
+            topic,
+        )
     }
 
     fn remember_idempotency(&mut self, from: String, cmid: String, id: u64) {
@@ -407,6 +433,7 @@ impl Room {
                 format!("there is no message {r} to reply to"),
             ));
         }
+        self.check_comment(&input)?;
         for to in &input.to {
             if !self.is_current(to) {
                 return Err(ApiError::bad_request(
@@ -454,6 +481,7 @@ impl Room {
             mentions,
             input.reply_to,
             input.client_msg_id.clone(),
+            input.topic,
         )?;
         let guard = self.guards.entry(who).or_default();
         guard.recent_posts.push_back(tick);

@@ -52,6 +52,7 @@ fn say(text: &str) -> MessageInput {
         reply_to: None,
         client_msg_id: None,
         to: Vec::new(),
+        topic: Default::default(),
     }
 }
 

@@ -1,0 +1,71 @@
+//! The endpoints of SPEC §9 (topics, questions, search), typed.
+
+use super::{Client, ClientError};
+use crate::protocol::MessageType;
+use crate::protocol::topic::{
+    AnswerBody, CommentBody, NewTopicBody, SearchAnswer, StatusBody, TopicFilter, TopicPage,
+    TopicsAnswer,
+};
+use crate::protocol::wire::PostAnswer;
+
+/// The parameters of `GET /search`.
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub q: String,
+    pub from: Option<String>,
+    pub kind: Option<MessageType>,
+    pub limit: Option<u64>,
+    pub before_id: Option<u64>,
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            q.append_pair(k, v);
+        }
+    }
+    q.finish()
+}
+
+impl Client {
+    pub fn open_topic(&self, body: &NewTopicBody) -> Result<PostAnswer, ClientError> {
+        self.post("/topics", body)
+    }
+
+    pub fn comment(&self, body: &CommentBody) -> Result<PostAnswer, ClientError> {
+        self.post("/messages", body)
+    }
+
+    pub fn set_topic_status(&self, id: u64, body: &StatusBody) -> Result<PostAnswer, ClientError> {
+        self.post(&format!("/topics/{id}/status"), body)
+    }
+
+    pub fn answer_topic(&self, id: u64, body: &AnswerBody) -> Result<PostAnswer, ClientError> {
+        self.post(&format!("/topics/{id}/answer"), body)
+    }
+
+    pub fn topics(&self, filter: &TopicFilter) -> Result<TopicsAnswer, ClientError> {
+        let q = query(&[
+            ("status", filter.status.map(|s| s.to_string())),
+            ("kind", filter.kind.map(|k| k.to_string())),
+            ("tag", filter.tag.clone()),
+        ]);
+        self.get(&format!("/topics?{q}"))
+    }
+
+    pub fn topic(&self, id: u64) -> Result<TopicPage, ClientError> {
+        self.get(&format!("/topics/{id}"))
+    }
+
+    pub fn search(&self, p: &SearchParams) -> Result<SearchAnswer, ClientError> {
+        let q = query(&[
+            ("q", Some(p.q.clone())),
+            ("from", p.from.clone()),
+            ("type", p.kind.map(|k| k.to_string())),
+            ("limit", p.limit.map(|l| l.to_string())),
+            ("before_id", p.before_id.map(|b| b.to_string())),
+        ]);
+        self.get(&format!("/search?{q}"))
+    }
+}

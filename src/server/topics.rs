@@ -1,0 +1,158 @@
+//! The endpoints of SPEC §9: topics, their status and answers, and search. Like every
+//! handler: authenticate, one thing under the room lock, wake the hub on a change.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::http::{json_response, ok_json, optional_number, query_param};
+use super::routes::active;
+use crate::protocol::topic::{
+    AnswerBody, NewTopicBody, SearchAnswer, SearchHit, StatusBody, TopicFilter, TopicKind,
+    TopicPage, TopicStatus, TopicsAnswer, query_words,
+};
+use crate::protocol::wire::PostAnswer;
+use crate::protocol::{ApiError, MessageType};
+use crate::store::StoredMessage;
+use crate::store::room::SearchQuery;
+
+type S = State<Arc<AppState>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// The routes of §9, merged into the main router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/topics", get(list_topics).post(open_topic))
+        .route("/topics/{id}", get(show_topic))
+        .route("/topics/{id}/status", post(set_status))
+        .route("/topics/{id}/answer", post(answer))
+        .route("/search", get(search))
+}
+
+fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
+}
+
+fn topic_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>()
+        .map_err(|_| ApiError::new(404, "topic_not_found", format!("there is no topic {raw:?}")))
+}
+
+/// Answers a post: after the sync covering it (with `--fsync batch`), 201 and a wake,
+/// or 200 for an idempotent repeat.
+async fn posted(s: &AppState, stored: Arc<StoredMessage>, idempotent: bool) -> ApiResult {
+    let end = s.room().log.end_offset();
+    if let Some(gc) = &s.group_commit {
+        gc.wait(end).await?;
+    }
+    let answer = PostAnswer {
+        ok: true,
+        message: stored,
+        idempotent,
+    };
+    if idempotent {
+        return Ok(ok_json(&answer));
+    }
+    s.hub.notify();
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+async fn open_topic(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let body: NewTopicBody = typed(s.read_body(&headers, body).await?)?;
+    let (stored, idempotent) = s.room().open_topic(c.who, &body)?;
+    posted(&s, stored, idempotent).await
+}
+
+async fn set_status(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let id = topic_id(&id)?;
+    let body: StatusBody = typed(s.read_body(&headers, body).await?)?;
+    let stored = s.room().set_topic_status(c.who, id, &body)?;
+    posted(&s, stored, false).await
+}
+
+async fn answer(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let id = topic_id(&id)?;
+    let body: AnswerBody = typed(s.read_body(&headers, body).await?)?;
+    let stored = s.room().answer_topic(c.who, id, &body)?;
+    posted(&s, stored, false).await
+}
+
+fn parse_param<T>(
+    uri: &Uri,
+    name: &str,
+    parse: fn(&str) -> Option<T>,
+    choices: String,
+) -> Result<Option<T>, ApiError> {
+    match query_param(uri, name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse(&v).map(Some).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("{name} must be one of {choices}"))
+        }),
+    }
+}
+
+async fn list_topics(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    active(&s, &headers)?;
+    let filter = TopicFilter {
+        status: parse_param(&uri, "status", TopicStatus::parse, TopicStatus::choices())?,
+        kind: parse_param(&uri, "kind", TopicKind::parse, TopicKind::choices())?,
+        tag: query_param(&uri, "tag").filter(|t| !t.is_empty()),
+    };
+    let topics = s.room().topics(&filter);
+    Ok(ok_json(&TopicsAnswer { ok: true, topics }))
+}
+
+async fn show_topic(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    active(&s, &headers)?;
+    let id = topic_id(&id)?;
+    let (topic, messages) = s.room().topic_page(id)?;
+    Ok(ok_json(&TopicPage {
+        ok: true,
+        topic,
+        messages,
+    }))
+}
+
+async fn search(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+    active(&s, &headers)?;
+    let words = query_words(&query_param(&uri, "q").unwrap_or_default())?;
+    let limit = optional_number(&uri, "limit")?.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be 1-200",
+        ));
+    }
+    let query = SearchQuery {
+        words,
+        from: query_param(&uri, "from").filter(|f| !f.is_empty()),
+        kind: parse_param(&uri, "type", MessageType::parse, MessageType::choices())?,
+        limit: limit as usize,
+        before_id: optional_number(&uri, "before_id")?,
+    };
+    let (hits, has_more) = s.room().search(&query)?;
+    let results = hits
+        .into_iter()
+        .map(|(message, snippet)| SearchHit { message, snippet })
+        .collect();
+    Ok(ok_json(&SearchAnswer {
+        ok: true,
+        results,
+        has_more,
+    }))
+}
