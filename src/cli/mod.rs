@@ -7,7 +7,9 @@ mod doctor;
 mod host;
 mod output;
 mod participant;
+mod reach;
 mod tunnel;
+mod wake;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -75,8 +77,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  agentgather doctor --json")]
     Doctor,
     /// The operating card for agents (works with no room).
-    #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
+    #[command(
+        after_help = "Examples:\n  agentgather instructions --agent claude\n  agentgather instructions --wake claude   # a ready `agentgather wake --exec` line"
+    )]
     Instructions(participant::InstructionsArgs),
+    /// Keep this participant wakeable: run a command (one agent turn) whenever something concerns it.
+    #[command(after_help = wake::WAKE_HELP)]
+    Wake(wake::WakeArgs),
     /// Relay public room links: run on a public machine behind a TLS proxy.
     #[command(subcommand)]
     Broker(tunnel::BrokerCommand),
@@ -235,6 +242,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(a) => participant::export(&ctx, a),
         Command::Doctor => participant::doctor(&ctx),
         Command::Instructions(a) => participant::instructions(&ctx, a),
+        Command::Wake(a) => wake::wake(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
         Command::Mcp => crate::mcp::run(ctx.home.clone())

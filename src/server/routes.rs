@@ -21,8 +21,8 @@ use crate::protocol::card::{render_card, wait_command};
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer,
-    PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
+    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage,
+    PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
@@ -32,6 +32,8 @@ use crate::store::StoredMessage;
 use crate::store::export::Export;
 use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
+
+mod reach;
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -54,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/remove", post(remove))
         .route("/export", get(export))
         .route("/public-url", post(set_public_url))
+        .route("/wake", post(reach::wake))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -194,8 +197,16 @@ async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
 
 async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    s.read_body(&headers, body).await?;
-    let posted = s.room().join(c.who)?;
+    let body = s.read_body(&headers, body).await?;
+    let decl = reach::join_reach(&body)?;
+    let posted = {
+        let mut room = s.room();
+        let posted = room.join(c.who)?;
+        if let Some(d) = decl {
+            room.set_reach(c.who, d)?;
+        }
+        posted
+    };
     if posted.is_some() {
         s.hub.notify();
     }
@@ -262,9 +273,15 @@ async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
 async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
-    let name = str_field(&body, "display_name")?;
-    s.room().set_display_name(c.who, name)?;
-    Ok(ok_json(&s.room().profile(c.who)))
+    let (name, decl) = reach::profile_body(&body)?;
+    let mut room = s.room();
+    if let Some(name) = name {
+        room.set_display_name(c.who, &name)?;
+    }
+    if let Some(d) = decl {
+        room.set_reach(c.who, d)?;
+    }
+    Ok(ok_json(&room.profile(c.who)))
 }
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
@@ -307,7 +324,8 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
             "before_id reads backwards and cannot be combined with since_id or tail",
         ));
     }
-    let limit = optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
+    let limit =
+        optional_number(uri, "limit")?.map_or(100, |l| l.clamp(1, PAGE_MESSAGES as u64)) as usize;
     let room = s.room();
     let (messages, has_more_before) = room.log.read_before(before, limit)?;
     let body = HistoryPage {
@@ -492,13 +510,20 @@ async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
             )
         })?,
     };
-    let token = s.room().invite(c.who, alias, kind, location)?;
+    let requested = reach::requested_reach(&body)?;
+    let token = {
+        let mut room = s.room();
+        let token = room.invite(c.who, alias, kind, location)?;
+        if let Some(r) = requested {
+            room.request_reach(c.who, alias, r)?;
+        }
+        token
+    };
     let url = s.public_url();
     let room_id = s.room().id().to_string();
-    Ok(json_response(
-        StatusCode::CREATED,
-        &InviteAnswer::new(&room_id, alias, kind, &token, &url),
-    ))
+    let mut answer = InviteAnswer::new(&room_id, alias, kind, &token, &url);
+    answer.reach_requested = requested;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
