@@ -317,3 +317,36 @@ fn at_all_from_the_host_or_a_human_mentions_everyone_but_the_sender() {
     assert!(m(&r.token, "in code `@all` is not a mention").is_empty());
     let _ = b;
 }
+
+#[test]
+fn the_mcp_adapter_declares_live() {
+    let r = TestRoom::start("reach-mcp");
+    let inv = r.invite("mcp-agent", "agent");
+    let home = TempHome::new("reach-mcp-a");
+    let o = cli(
+        &home,
+        &["room", "join", inv.json["invite_uri"].as_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut mcp = command(&home, &["mcp"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reach_of(&r, "mcp-agent")["reach"] != "live" {
+        assert!(
+            Instant::now() < deadline,
+            "agentgather mcp never declared live"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        reach_of(&r, "mcp-agent")["reachable_now"],
+        false,
+        "declared live, but reachable only while a room_wait is held"
+    );
+    mcp.kill().unwrap();
+    mcp.wait().unwrap();
+}

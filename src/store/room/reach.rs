@@ -13,10 +13,12 @@ impl Room {
     /// Declares `who`'s reach (`POST /join`, `POST /profile`).
     pub fn set_reach(&mut self, who: usize, decl: ReachDecl) -> Result<(), ApiError> {
         self.require_active(who)?;
-        let r = &mut self.participants[who].reach;
+        let r = &self.participants[who].reach;
         if r.reach == decl.reach && r.poll_every_s == decl.poll_every_s {
             return Ok(());
         }
+        self.charge(who, WriteKind::Profile)?;
+        let r = &mut self.participants[who].reach;
         r.reach = decl.reach;
         r.poll_every_s = decl.poll_every_s;
         self.save_participants().map_err(ApiError::from)
