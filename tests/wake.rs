@@ -437,6 +437,10 @@ fn wake_without_exec_is_a_usage_error_and_recipes_print() {
         let v = cli_json(&home, &["instructions", "--wake", h, "--json"]);
         let exec = v["exec"].as_str().unwrap();
         assert!(
+            !exec.contains('`') && !exec.contains("$("),
+            "sh -c must not run anything while expanding the prompt: {exec}"
+        );
+        assert!(
             v["instructions"]
                 .as_str()
                 .unwrap()
