@@ -330,7 +330,12 @@ async fn throughput(posts: usize, inflight: usize, fsync: &str) -> Value {
     let mut since = 0;
     loop {
         let (_, page) = c
-            .call("GET", &format!("/messages?since_id={since}"), &s.host_token, None)
+            .call(
+                "GET",
+                &format!("/messages?since_id={since}"),
+                &s.host_token,
+                None,
+            )
             .await;
         messages.extend(page["messages"].as_array().cloned().unwrap_or_default());
         since = page["next_since_id"].as_u64().unwrap_or(since);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::protocol::reach::{Reach, ReachBody, WakeAnswer, WakeEvent, WakeReport};
 use crate::protocol::wire::{
     BriefAnswer, BriefView, CloseAnswer, ErrorBody, InviteAnswer, JoinAnswer, LeaveAnswer,
     MessagesPage, PolicyAnswer, PostAnswer, PostBody, ProfileAnswer, PublicUrlAnswer, RemoveAnswer,
@@ -236,8 +237,23 @@ impl Client {
         self.post("/attendance", &json!({ "policy": policy }))
     }
 
-    pub fn join(&self) -> Result<JoinAnswer, ClientError> {
-        self.post("/join", &json!({}))
+    /// `POST /join`, declaring a reach when `reach` says one.
+    pub fn join(&self, reach: &ReachBody) -> Result<JoinAnswer, ClientError> {
+        self.post("/join", reach)
+    }
+
+    /// `POST /profile {reach, poll_every_s?}`.
+    pub fn set_reach(
+        &self,
+        reach: Reach,
+        poll_every_s: Option<u64>,
+    ) -> Result<ProfileAnswer, ClientError> {
+        self.post("/profile", &ReachBody::of(reach, poll_every_s))
+    }
+
+    /// `POST /wake {event}`: a wake runner's report on one turn.
+    pub fn wake_report(&self, event: WakeEvent) -> Result<WakeAnswer, ClientError> {
+        self.post("/wake", &WakeReport { event })
     }
 
     pub fn leave(&self) -> Result<LeaveAnswer, ClientError> {
@@ -276,10 +292,11 @@ impl Client {
         alias: &str,
         kind: Kind,
         location: Location,
+        reach: Option<Reach>,
     ) -> Result<InviteAnswer, ClientError> {
         self.post(
             "/invite",
-            &json!({"alias": alias, "kind": kind, "location": location}),
+            &json!({"alias": alias, "kind": kind, "location": location, "reach": reach}),
         )
     }
 

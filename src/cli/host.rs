@@ -110,6 +110,9 @@ pub struct InviteArgs {
     pub kind: Kind,
     #[arg(long, default_value = "local")]
     pub location: Location,
+    /// Ask for a reach: live | wake | poll | manual (the card then says how to set it up).
+    #[arg(long)]
+    pub reach: Option<crate::protocol::reach::Reach>,
 }
 
 #[derive(Args, Debug)]
@@ -544,11 +547,16 @@ pub fn invite(ctx: &Ctx, a: InviteArgs) -> Result<(), CliError> {
     validate_alias(&a.alias).map_err(|e| CliError::msg(e.to_string()))?;
     let (creds, op) = host_op(ctx)?;
     let answer = match op {
-        HostOp::Server(c) => c.invite(&a.alias, a.kind, a.location)?,
+        HostOp::Server(c) => c.invite(&a.alias, a.kind, a.location, a.reach)?,
         HostOp::Direct(mut room, who) => {
             let token = room.invite(who, &a.alias, a.kind, a.location)?;
+            if let Some(r) = a.reach {
+                room.request_reach(who, &a.alias, r)?;
+            }
             let url = room.url().unwrap_or(&creds.url).to_string();
-            InviteAnswer::new(&creds.room, &a.alias, a.kind, &token, &url)
+            let mut answer = InviteAnswer::new(&creds.room, &a.alias, a.kind, &token, &url);
+            answer.reach_requested = a.reach;
+            answer
         }
     };
     remember_host_token(&ctx.home, &creds.room, &a.alias, &answer.token)?;
@@ -626,8 +634,8 @@ fn format_status(s: &StatusAnswer) -> String {
         out.push_str(&format!(" · closes at {e}"));
     }
     out.push_str(&format!(
-        "\nURL {}\n\n{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
-        s.url, "ALIAS", "KIND", "ATTENTION", "STATE", "SEEN", "READ"
+        "\nURL {}\n\n{:<20} {:<6} {:<10} {:<14} {:<12} {:>8} {:>6}\n",
+        s.url, "ALIAS", "KIND", "ATTENTION", "STATE", "REACH", "SEEN", "READ"
     ));
     for p in &s.participants {
         let seen = p
@@ -638,15 +646,17 @@ fn format_status(s: &StatusAnswer) -> String {
             alias.push_str(" (host)");
         }
         out.push_str(&format!(
-            "{:<20} {:<6} {:<10} {:<14} {:>8} {:>6}\n",
+            "{:<20} {:<6} {:<10} {:<14} {:<12} {:>8} {:>6}\n",
             alias,
             p.kind.as_str(),
             p.attention.as_str(),
             p.attendance_state.as_str(),
+            super::reach::reach_cell(p),
             seen,
             p.read_through_id,
         ));
     }
+    out.push_str(&super::reach::reach_warnings(s));
     out
 }
 

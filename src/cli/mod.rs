@@ -7,8 +7,10 @@ mod doctor;
 mod host;
 mod output;
 mod participant;
+mod reach;
 mod topic;
 mod tunnel;
+mod wake;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -87,8 +89,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  agentgather search deploy failure --from reviewer --json")]
     Search(topic::SearchArgs),
     /// The operating card for agents (works with no room).
-    #[command(after_help = "Example:\n  agentgather instructions --agent claude")]
+    #[command(
+        after_help = "Examples:\n  agentgather instructions --agent claude\n  agentgather instructions --wake claude   # a ready `agentgather wake --exec` line"
+    )]
     Instructions(participant::InstructionsArgs),
+    /// Keep this participant wakeable: run a command (one agent turn) whenever something concerns it.
+    #[command(after_help = wake::WAKE_HELP)]
+    Wake(wake::WakeArgs),
     /// Relay public room links: run on a public machine behind a TLS proxy.
     #[command(subcommand)]
     Broker(tunnel::BrokerCommand),
@@ -250,6 +257,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ask(a) => topic::ask(&ctx, a),
         Command::Search(a) => topic::search(&ctx, a),
         Command::Instructions(a) => participant::instructions(&ctx, a),
+        Command::Wake(a) => wake::wake(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
         Command::Mcp => crate::mcp::run(ctx.home.clone())

@@ -34,6 +34,12 @@ pub struct JoinArgs {
     pub token: Option<String>,
     #[arg(long)]
     pub url: Option<String>,
+    /// Declare how you can be reached: live | wake | poll | manual (default manual).
+    #[arg(long)]
+    pub reach: Option<crate::protocol::reach::Reach>,
+    /// With `--reach poll`: how often you look, in seconds (5-3600, default 60).
+    #[arg(long = "poll-every", value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub poll_every: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +119,9 @@ pub struct InstructionsArgs {
     /// Tailor for codex, claude or gemini.
     #[arg(long)]
     pub agent: Option<String>,
+    /// Print a ready `agentgather wake --exec` recipe for claude, codex, gemini or script.
+    #[arg(long)]
+    pub wake: Option<super::wake::WakeRecipe>,
 }
 
 fn cli_next(since: u64) -> String {
@@ -139,6 +148,7 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
     if a.token.as_deref() == Some("-") {
         a.token = Some(stdin_line("token")?);
     }
+    let reach = super::reach::join_reach(a.reach, a.poll_every);
     let target = if a.room.starts_with("agentgather://") {
         let inv = parse_invite_uri(&a.room).map_err(CliError::msg)?;
         JoinTarget {
@@ -146,6 +156,7 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
             alias: inv.alias,
             token: inv.token,
             url: inv.url,
+            reach,
         }
     } else {
         let need = |v: Option<String>, flag: &str| {
@@ -156,6 +167,7 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
             alias: need(a.alias, "--alias")?,
             token: need(a.token, "--token")?,
             url: need(a.url, "--url")?,
+            reach,
         }
     };
     let (session, status) = session::join(&ctx.home, target)?;
@@ -375,6 +387,7 @@ pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<(), CliError> {
 pub fn attend(ctx: &Ctx, a: AttendArgs) -> Result<(), CliError> {
     let mut s = ctx.session()?;
     let mut since = a.since.unwrap_or(s.creds.cursor);
+    session::declare_reach_in_background(&ctx.home, crate::protocol::reach::Reach::Live);
     let interrupted = Arc::new(AtomicBool::new(false));
     spawn_interrupt_handler(ctx, &s, interrupted.clone());
     if !ctx.json {
@@ -520,6 +533,12 @@ fn write_user_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError>
 }
 
 pub fn instructions(ctx: &Ctx, a: InstructionsArgs) -> Result<(), CliError> {
+    if let Some(r) = a.wake {
+        let text = super::wake::recipe_text(r);
+        let exec = super::wake::recipe_exec(r);
+        ctx.print(&json!({"ok": true, "wake": format!("{r:?}").to_lowercase(), "exec": exec, "instructions": text}), || text.clone());
+        return Ok(());
+    }
     let flavor = match a.agent.as_deref() {
         None => AgentFlavor::Generic,
         Some("codex") => AgentFlavor::Codex,

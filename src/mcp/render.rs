@@ -140,6 +140,10 @@ pub fn status_text(s: &StatusAnswer) -> String {
         if let Some(age) = p.last_seen_age_ms {
             tags.push(format!("seen {} s ago", age / 1000));
         }
+        tags.push(format!("reach {}", p.reach.reach));
+        if p.reach.reachable_now {
+            tags.push("reachable now".into());
+        }
         line.push_str(&format!(": {}", tags.join(", ")));
         out.push_str(&line);
     }

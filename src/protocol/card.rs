@@ -20,6 +20,8 @@ pub struct CardInput<'a> {
     /// The newest message id when the card is made: the reply example uses it, so the
     /// line runs as printed.
     pub last_id: u64,
+    /// SPEC §8: the reach the host asked for, if any.
+    pub reach_requested: Option<super::reach::Reach>,
 }
 
 /// `<url>/#token=<token>`: the browser room, admitting the token's owner.
@@ -188,7 +190,7 @@ Leave when you are done:
   agentgather room join '{invite}'
   agentgather attend --json
 
-## Staying in attendance
+{reach}## Staying in attendance
 
 Keep one /wait (or `agentgather attend`) running while you work on the room's goal. If
 your session was interrupted, call /wait again with the last next_since_id you saw:
@@ -208,6 +210,7 @@ new: wait again. Stop when `keep_waiting` is false (the room closed or you were 
         policy = c.policy.describe(),
         invite = invite_uri(c.room, alias, url, token),
         safety = SAFETY_RULES,
+        reach = super::reach::card_section(c.reach_requested, url, &auth),
     )
 }
 
@@ -317,6 +320,7 @@ mod tests {
         render_card(&CardInput {
             room: "r1",
             alias: "reviewer",
+            reach_requested: None,
             kind: Kind::Agent,
             token: "tgl_abc",
             url: "http://127.0.0.1:8787/",
@@ -343,6 +347,7 @@ mod tests {
             host_alias: "operator",
             expires_at: None,
             last_id: 1,
+            reach_requested: None,
         });
         let link = c.find("http://127.0.0.1:8787/#token=tgl_abc").unwrap();
         assert!(

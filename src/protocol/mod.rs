@@ -9,6 +9,7 @@ pub mod mentions;
 pub mod message;
 pub mod names;
 pub mod participant;
+pub mod reach;
 pub mod timefmt;
 pub mod token;
 pub mod topic;

@@ -13,6 +13,7 @@ use super::participant::{
     AttendancePolicy, AttendanceState, Attention, Install, Kind, Location, ParticipantStatus,
     RoomStatus,
 };
+use super::reach::Reach;
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -109,6 +110,28 @@ pub struct ParticipantView {
     pub attendance_required: bool,
     pub attendance_state: AttendanceState,
     pub read_through_id: u64,
+    /// SPEC §8: declared reach, the host's request, and what is observed.
+    #[serde(flatten)]
+    pub reach: ReachView,
+}
+
+/// The §8 fields of a roster entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReachView {
+    #[serde(default)]
+    pub reach: Reach,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_every_s: Option<u64>,
+    #[serde(default)]
+    pub reach_requested: Option<Reach>,
+    /// Observed: a `/wait` of theirs is held, or a poller looked within twice its period.
+    #[serde(default)]
+    pub reachable_now: bool,
+    #[serde(default)]
+    pub last_woken_at: Option<String>,
+    /// Consecutive failed wake turns (0 after a success).
+    #[serde(default)]
+    pub wake_failing: u32,
 }
 
 /// `GET /status`.
@@ -204,6 +227,10 @@ pub struct ProfileAnswer {
     pub display_name: Option<String>,
     pub kind: Kind,
     pub is_host: bool,
+    #[serde(default)]
+    pub reach: Reach,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_every_s: Option<u64>,
 }
 
 /// `POST /invite` and `room invite --json`: the new participant's token and the three
@@ -219,6 +246,9 @@ pub struct InviteAnswer {
     pub card_command: String,
     pub browser_url: String,
     pub invite_uri: String,
+    /// SPEC §8: the reach the host asked of this participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_requested: Option<Reach>,
 }
 
 impl InviteAnswer {
@@ -233,6 +263,7 @@ impl InviteAnswer {
             card_command: card_command(url, alias, token),
             browser_url: browser_url(url, token),
             invite_uri: invite_uri(room, alias, url, token),
+            reach_requested: None,
         }
     }
 }

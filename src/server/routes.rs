@@ -33,6 +33,8 @@ use crate::store::export::Export;
 use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
 
+mod reach;
+
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
 
@@ -55,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/export", get(export))
         .route("/public-url", post(set_public_url))
         .merge(super::topics::routes())
+        .route("/wake", post(reach::wake))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -195,8 +198,16 @@ async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
 
 async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    s.read_body(&headers, body).await?;
-    let posted = s.room().join(c.who)?;
+    let body = s.read_body(&headers, body).await?;
+    let decl = reach::join_reach(&body)?;
+    let posted = {
+        let mut room = s.room();
+        let posted = room.join(c.who)?;
+        if let Some(d) = decl {
+            room.set_reach(c.who, d)?;
+        }
+        posted
+    };
     if posted.is_some() {
         s.hub.notify();
     }
@@ -263,9 +274,15 @@ async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
 async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
-    let name = str_field(&body, "display_name")?;
-    s.room().set_display_name(c.who, name)?;
-    Ok(ok_json(&s.room().profile(c.who)))
+    let (name, decl) = reach::profile_body(&body)?;
+    let mut room = s.room();
+    if let Some(name) = name {
+        room.set_display_name(c.who, &name)?;
+    }
+    if let Some(d) = decl {
+        room.set_reach(c.who, d)?;
+    }
+    Ok(ok_json(&room.profile(c.who)))
 }
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
@@ -494,13 +511,20 @@ async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
             )
         })?,
     };
-    let token = s.room().invite(c.who, alias, kind, location)?;
+    let requested = reach::requested_reach(&body)?;
+    let token = {
+        let mut room = s.room();
+        let token = room.invite(c.who, alias, kind, location)?;
+        if let Some(r) = requested {
+            room.request_reach(c.who, alias, r)?;
+        }
+        token
+    };
     let url = s.public_url();
     let room_id = s.room().id().to_string();
-    Ok(json_response(
-        StatusCode::CREATED,
-        &InviteAnswer::new(&room_id, alias, kind, &token, &url),
-    ))
+    let mut answer = InviteAnswer::new(&room_id, alias, kind, &token, &url);
+    answer.reach_requested = requested;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {

@@ -7,6 +7,7 @@
 
 pub mod state;
 pub mod topics;
+pub mod wake;
 
 use std::io::Read;
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use crate::client::{Client, ClientError};
 use crate::protocol::message::Message;
+use crate::protocol::reach::{Reach, ReachBody};
 use crate::protocol::token::mint_token;
 use crate::protocol::url::RoomUrl;
 use crate::protocol::wire::{JoinAnswer, PostBody, StatusAnswer, WaitAnswer};
@@ -133,6 +135,8 @@ pub struct JoinTarget {
     pub alias: String,
     pub token: String,
     pub url: String,
+    /// The reach to declare on joining (SPEC §8.1); nothing declared when empty.
+    pub reach: ReachBody,
 }
 
 /// Joins a room and makes it this home's current one. The server must agree that the
@@ -142,7 +146,7 @@ pub fn join(home: &Home, t: JoinTarget) -> Result<(Session, StatusAnswer), Sessi
     validate_alias(&t.alias).map_err(|e| SessionError::Invalid(e.to_string()))?;
     let url = RoomUrl::parse(&t.url).map_err(|e| SessionError::Invalid(e.to_string()))?;
     let client = Client::new(url.as_str(), &t.token, CALL_TIMEOUT);
-    let joined: JoinAnswer = client.join()?;
+    let joined: JoinAnswer = client.join(&t.reach)?;
     let status = client.status()?;
     if status.me != t.alias || joined.room != t.room {
         return Err(SessionError::Mismatch {
@@ -169,6 +173,17 @@ pub fn join(home: &Home, t: JoinTarget) -> Result<(Session, StatusAnswer), Sessi
         },
         status,
     ))
+}
+
+/// Declares this home's participant's reach (SPEC §8.1) from a background thread,
+/// best effort: `attend` and `mcp` say `live` once at start without delaying it.
+pub fn declare_reach_in_background(home: &Home, reach: Reach) {
+    let Ok(s) = Session::current(home) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = s.client(Duration::from_secs(5)).set_reach(reach, None);
+    });
 }
 
 /// This home's participant in its current room.

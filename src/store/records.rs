@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::protocol::RoomStatus;
+use crate::protocol::reach::Reach;
 use crate::protocol::{AttendancePolicy, Attention, Install, Kind, Location};
 
 fn one() -> u64 {
@@ -79,6 +80,28 @@ pub struct ParticipantRecord {
     /// The highest message id delivered to this participant.
     #[serde(default)]
     pub read_through_id: u64,
+    /// SPEC §8 (absent from older files: manual, nothing requested).
+    #[serde(flatten)]
+    pub reach: ReachRecord,
+}
+
+/// A participant's reach: declared, requested by the host, and the wake runner's reports.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReachRecord {
+    #[serde(default)]
+    pub reach: Reach,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_every_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_requested: Option<Reach>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_woken_at: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wake_failing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn default_kind() -> Kind {
@@ -134,6 +157,8 @@ mod tests {
             serde_json::from_str(r#"[{"alias":"a","token_hash":"00"}]"#).unwrap();
         let recs = legacy.into_records();
         assert_eq!(recs[0].kind, Kind::Agent);
+        assert_eq!(recs[0].reach.reach, Reach::Manual);
+        assert_eq!(recs[0].reach.reach_requested, None);
         let v1: ParticipantsFile = serde_json::from_str(
             r#"{"version":1,"participants":[{"alias":"h","token_hash":"00","kind":"human","is_host":true}]}"#,
         )

@@ -4,6 +4,7 @@
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
 mod budget;
+mod reach;
 mod search;
 mod topics;
 mod views;
@@ -30,7 +31,6 @@ use super::records::{
     RoomStatus,
 };
 use super::{Home, StoreError};
-use crate::protocol::mentions::resolve_mentions;
 use crate::protocol::names::name_skeleton;
 use crate::protocol::timefmt::{format_ms, now_ms, parse_ms};
 use crate::protocol::token::{TokenHash, mint_token};
@@ -166,6 +166,7 @@ impl Room {
             attention: Attention::Manual,
             removed: false,
             read_through_id: 0,
+            reach: Default::default(),
         };
         write_private(&dir.join("brief.md"), new.brief.as_bytes())?;
         write_json(
@@ -468,7 +469,7 @@ impl Room {
             ));
         }
         self.require_log_room()?;
-        let mut mentions = resolve_mentions(&input.text, |a| self.is_current(a));
+        let mut mentions = self.mentions_of(who, &input.text);
         for to in input.to {
             if !mentions.contains(&to) {
                 mentions.push(to);
@@ -691,6 +692,7 @@ impl Room {
             attention: Attention::Manual,
             removed: false,
             read_through_id: 0,
+            reach: Default::default(),
         });
         let idx = self.participants.len() - 1;
         self.by_alias.insert(alias.to_string(), idx);

@@ -22,6 +22,8 @@ pub enum WriteKind {
     Brief,
     Policy,
     PublicUrl,
+    /// A wake runner's turn report (SPEC §8.2).
+    Wake,
 }
 
 impl WriteKind {
@@ -33,6 +35,7 @@ impl WriteKind {
             WriteKind::Brief => "brief changes",
             WriteKind::Policy => "attendance policy changes",
             WriteKind::PublicUrl => "public URL changes",
+            WriteKind::Wake => "wake reports",
         }
     }
 }

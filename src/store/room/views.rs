@@ -35,6 +35,7 @@ impl Room {
             host_alias: self.host_alias(),
             expires_at: self.meta.expires_at.as_deref(),
             last_id: self.log.last_id(),
+            reach_requested: p.reach.reach_requested,
         }
     }
 
@@ -46,6 +47,8 @@ impl Room {
             display_name: p.display_name.clone(),
             kind: p.kind,
             is_host: p.is_host,
+            reach: p.reach.reach,
+            poll_every_s: p.reach.poll_every_s,
         }
     }
 
@@ -95,6 +98,7 @@ impl Room {
                     attendance_required: required,
                     attendance_state: state,
                     read_through_id: p.read_through_id,
+                    reach: self.reach_view(i, waiting, now),
                 }
             })
             .collect()

@@ -1,0 +1,444 @@
+//! The wake runner (SPEC §8.2): keeps this home's participant reachable without a live
+//! agent session. A thread holds the participant's `/wait` continuously (also during
+//! turns) and queues the ids of messages that concern them; the runner starts one agent
+//! turn at a time (`sh -c CMD` in its own process group) for everything queued, passing
+//! ids, never room text. Its cursor is a 0600 file beside the credentials, written before
+//! a turn starts and after it ends, so a restart (even after `kill -9`) neither misses nor
+//! repeats a trigger: an interrupted turn's batch is still queued and runs again.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backoff, Session, SessionError, is_transient};
+use crate::client::ClientError;
+use crate::protocol::message::Message;
+use crate::protocol::reach::{Reach, WakeEvent};
+use crate::store::fsutil::{read_json, write_json};
+
+/// How many of the participant's own message ids are remembered (replies to them wake).
+const OWN_IDS: usize = 2_000;
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// `agentgather wake` options.
+#[derive(Debug, Clone)]
+pub struct WakeConfig {
+    pub exec: String,
+    pub turn_timeout: Duration,
+    pub max_turns_per_hour: u32,
+    pub grace: Duration,
+}
+
+/// The runner's durable state: `<home>/credentials/<room>/<alias>.wake.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WakeCursor {
+    /// Every message through this id has been looked at.
+    pub scanned: u64,
+    /// The cursor before the next batch (`AGENTGATHER_SINCE_ID`).
+    pub since: u64,
+    /// Messages that concern the participant and no successful turn has covered yet.
+    #[serde(default)]
+    pub pending: Vec<Trigger>,
+    /// The participant's own recent message ids.
+    #[serde(default)]
+    pub own: VecDeque<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub id: u64,
+    pub from: String,
+}
+
+/// What the runner tells its face (the CLI prints it).
+#[derive(Debug, Clone)]
+pub enum RunnerEvent {
+    Started {
+        triggers: Vec<Trigger>,
+        since: u64,
+    },
+    Finished(TurnReport),
+    /// The hourly turn cap is reached; the next turn waits this long.
+    Capped {
+        wait: Duration,
+    },
+}
+
+/// One finished turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnReport {
+    pub ids: Vec<u64>,
+    pub from: Vec<String>,
+    pub since_id: u64,
+    /// The exit code, or `None` when a signal ended it.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    /// When a failed turn is tried again (with everything queued meanwhile).
+    pub retry_in_ms: Option<u64>,
+}
+
+/// How a turn's process ended.
+struct TurnOutcome {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    duration_ms: u64,
+}
+
+/// Why the runner stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeEnd {
+    Closed,
+    Removed,
+    Interrupted,
+}
+
+struct Shared {
+    cursor: WakeCursor,
+    end: Option<WakeEnd>,
+    fatal: Option<ClientError>,
+}
+
+type State = Arc<(Mutex<Shared>, Condvar)>;
+
+fn lock(state: &State) -> MutexGuard<'_, Shared> {
+    state.0.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn cursor_path(s: &Session) -> PathBuf {
+    s.home()
+        .root
+        .join("credentials")
+        .join(&s.creds.room)
+        .join(format!("{}.wake.json", s.creds.alias))
+}
+
+/// Whether `m` concerns `alias` (SPEC §8.2): it mentions them (handoffs to them and an
+/// `@all` from the host or a human do), or replies to one of their messages. Their own
+/// messages never do.
+pub fn concerns(m: &Message, alias: &str, own: &VecDeque<u64>) -> bool {
+    m.from != alias
+        && (m.mentions.iter().any(|a| a == alias) || m.reply_to.is_some_and(|r| own.contains(&r)))
+}
+
+/// Runs until the room closes, the participant is removed, or `stop` is set (SIGINT,
+/// SIGTERM); a running turn then gets `grace` to finish.
+pub fn run(
+    session: Session,
+    cfg: &WakeConfig,
+    stop: Arc<AtomicBool>,
+    mut on_event: impl FnMut(&RunnerEvent),
+) -> Result<WakeEnd, SessionError> {
+    let client = session.client(super::CALL_TIMEOUT);
+    client.set_reach(Reach::Wake, None)?;
+    let path = cursor_path(&session);
+    let cursor = match read_json::<WakeCursor>(&path)? {
+        Some(c) => c,
+        None => {
+            let status = client.status()?;
+            let start = status
+                .participants
+                .iter()
+                .find(|p| p.alias == status.me)
+                .map_or(0, |p| p.read_through_id);
+            WakeCursor {
+                scanned: start,
+                since: start,
+                ..Default::default()
+            }
+        }
+    };
+    write_json(&path, &cursor)?;
+    let state: State = Arc::new((
+        Mutex::new(Shared {
+            cursor,
+            end: None,
+            fatal: None,
+        }),
+        Condvar::new(),
+    ));
+    {
+        let (session, state, path) = (session.clone(), state.clone(), path.clone());
+        std::thread::spawn(move || hold_wait(&session, &state, &path));
+    }
+    let env = TurnEnv::of(&session);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+    let mut not_before = Instant::now();
+    let mut starts: VecDeque<Instant> = VecDeque::new();
+    let mut capped = false;
+    loop {
+        let (batch, since, scanned) = {
+            let mut g = lock(&state);
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(WakeEnd::Interrupted);
+                }
+                if let Some(e) = g.fatal.take() {
+                    return Err(e.into());
+                }
+                if let Some(end) = g.end {
+                    return Ok(end);
+                }
+                let now = Instant::now();
+                while starts
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= HOUR)
+                {
+                    starts.pop_front();
+                }
+                let cap_free = starts.len() < cfg.max_turns_per_hour as usize;
+                if !g.cursor.pending.is_empty() && now >= not_before && cap_free {
+                    capped = false;
+                    break;
+                }
+                if !g.cursor.pending.is_empty() && !cap_free && !capped {
+                    capped = true;
+                    let wait = starts
+                        .front()
+                        .map_or(HOUR, |t| HOUR - now.duration_since(*t));
+                    on_event(&RunnerEvent::Capped { wait });
+                }
+                let tick = not_before
+                    .saturating_duration_since(now)
+                    .clamp(Duration::from_millis(10), Duration::from_millis(250));
+                g = state
+                    .1
+                    .wait_timeout(g, tick)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            (g.cursor.pending.clone(), g.cursor.since, g.cursor.scanned)
+        };
+        starts.push_back(Instant::now());
+        let _ = client.wake_report(WakeEvent::Started);
+        on_event(&RunnerEvent::Started {
+            triggers: batch.clone(),
+            since,
+        });
+        let ids: Vec<u64> = batch.iter().map(|t| t.id).collect();
+        let out = run_turn(cfg, &env.with(&ids, since), &stop)?;
+        let mut report = TurnReport {
+            ids: ids.clone(),
+            from: distinct_senders(&batch),
+            since_id: since,
+            exit_code: out.exit_code,
+            signal: out.signal,
+            timed_out: out.timed_out,
+            duration_ms: out.duration_ms,
+            retry_in_ms: None,
+        };
+        let ok = report.exit_code == Some(0);
+        let _ = client.wake_report(if ok {
+            WakeEvent::Succeeded
+        } else {
+            WakeEvent::Failed
+        });
+        if ok {
+            backoff.reset();
+            let mut g = lock(&state);
+            g.cursor.pending.retain(|t| !ids.contains(&t.id));
+            g.cursor.since = scanned;
+            write_json(&path, &g.cursor)?;
+        } else {
+            let delay = backoff.next_delay();
+            not_before = Instant::now() + delay;
+            report.retry_in_ms = Some(delay.as_millis() as u64);
+        }
+        on_event(&RunnerEvent::Finished(report));
+    }
+}
+
+fn distinct_senders(batch: &[Trigger]) -> Vec<String> {
+    let mut from: Vec<String> = Vec::new();
+    for t in batch {
+        if !from.contains(&t.from) {
+            from.push(t.from.clone());
+        }
+    }
+    from
+}
+
+/// The waiting thread: follows `/wait` from the cursor, queues what concerns the
+/// participant, and records the room's end or a fatal error for the runner.
+fn hold_wait(session: &Session, state: &State, path: &Path) {
+    let alias = session.creds.alias.clone();
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    loop {
+        let since = lock(state).cursor.scanned;
+        let answer = match session.wait(since, None) {
+            Ok(a) => a,
+            Err(e) if is_transient(&e) => {
+                std::thread::sleep(backoff.next_delay());
+                continue;
+            }
+            Err(e) => {
+                lock(state).fatal = Some(e);
+                state.1.notify_all();
+                return;
+            }
+        };
+        backoff.reset();
+        let mut g = lock(state);
+        for m in &answer.messages {
+            if m.id <= g.cursor.scanned {
+                continue;
+            }
+            if m.from == alias {
+                g.cursor.own.push_back(m.id);
+                if g.cursor.own.len() > OWN_IDS {
+                    g.cursor.own.pop_front();
+                }
+            } else if concerns(m, &alias, &g.cursor.own) {
+                g.cursor.pending.push(Trigger {
+                    id: m.id,
+                    from: m.from.clone(),
+                });
+            }
+        }
+        g.cursor.scanned = g.cursor.scanned.max(answer.next_since_id);
+        if let Err(e) = write_json(path, &g.cursor) {
+            eprintln!("agentgather: cannot save the wake cursor: {e}");
+        }
+        if answer.removed() {
+            g.end = Some(WakeEnd::Removed);
+        } else if !answer.keep_waiting {
+            g.end = Some(WakeEnd::Closed);
+        }
+        let done = g.end.is_some();
+        drop(g);
+        state.1.notify_all();
+        if done {
+            return;
+        }
+    }
+}
+
+/// The environment of a turn: the runner's own plus the `AGENTGATHER_*` variables.
+#[derive(Debug, Clone)]
+struct TurnEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl TurnEnv {
+    fn of(s: &Session) -> TurnEnv {
+        let url = s.client(super::CALL_TIMEOUT).base().to_string();
+        TurnEnv {
+            vars: vec![
+                (
+                    "AGENTGATHER_HOME".into(),
+                    s.home().root.display().to_string(),
+                ),
+                ("AGENTGATHER_ROOM".into(), s.creds.room.clone()),
+                ("AGENTGATHER_URL".into(), url),
+                ("AGENTGATHER_ALIAS".into(), s.creds.alias.clone()),
+            ],
+        }
+    }
+
+    fn with(&self, ids: &[u64], since: u64) -> TurnEnv {
+        let mut vars = self.vars.clone();
+        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+        vars.push(("AGENTGATHER_WAKE_IDS".into(), ids.join(",")));
+        vars.push(("AGENTGATHER_SINCE_ID".into(), since.to_string()));
+        TurnEnv { vars }
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group; no memory involved.
+    unsafe {
+        libc::kill(-pgid, sig);
+    }
+}
+
+/// Runs one turn: `sh -c CMD` in a new process group, its output on our stderr (so
+/// `--json` lines stay alone on stdout). Past `turn_timeout` the group gets SIGTERM,
+/// then SIGKILL after `grace`; after `stop` the turn has `grace` to finish.
+fn run_turn(
+    cfg: &WakeConfig,
+    env: &TurnEnv,
+    stop: &AtomicBool,
+) -> Result<TurnOutcome, SessionError> {
+    let io = |e: std::io::Error| SessionError::Invalid(format!("cannot run the wake command: {e}"));
+    let err_out = || -> Stdio {
+        std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_or(Stdio::null(), Stdio::from)
+    };
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&cfg.exec)
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(err_out())
+        .stderr(err_out())
+        .process_group(0)
+        .spawn()
+        .map_err(io)?;
+    let pgid = child.id() as i32;
+    let mut timed_out = false;
+    let mut kill_at: Option<Instant> = None;
+    let mut stop_at: Option<Instant> = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(io)? {
+            break st;
+        }
+        let now = Instant::now();
+        if !timed_out && now.duration_since(started) >= cfg.turn_timeout {
+            timed_out = true;
+            signal_group(pgid, libc::SIGTERM);
+            kill_at = Some(now + cfg.grace);
+        }
+        if stop.load(Ordering::SeqCst) && stop_at.is_none() {
+            stop_at = Some(now + cfg.grace);
+        }
+        if kill_at.is_some_and(|t| now >= t) || stop_at.is_some_and(|t| now >= t) {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if timed_out || stop_at.is_some() {
+        // Whatever of the group outlived its leader goes too.
+        signal_group(pgid, libc::SIGKILL);
+    }
+    Ok(TurnOutcome {
+        exit_code: if timed_out { None } else { status.code() },
+        signal: status.signal(),
+        timed_out,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: u64, from: &str, mentions: &[&str], reply_to: Option<u64>) -> Message {
+        serde_json::from_value(
+            serde_json::json!({"id": id, "room": "r", "ts": "", "from": from,
+            "type": "message", "text": "", "mentions": mentions, "reply_to": reply_to}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn what_concerns_a_participant() {
+        let own: VecDeque<u64> = [3].into();
+        assert!(concerns(&msg(5, "op", &["me"], None), "me", &own));
+        assert!(concerns(&msg(6, "op", &[], Some(3)), "me", &own));
+        assert!(!concerns(&msg(7, "op", &[], Some(4)), "me", &own));
+        assert!(!concerns(&msg(8, "me", &["me"], None), "me", &own));
+        assert!(!concerns(&msg(9, "op", &["you"], None), "me", &own));
+    }
+}
