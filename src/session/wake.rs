@@ -122,12 +122,15 @@ fn cursor_path(s: &Session) -> PathBuf {
         .join(format!("{}.wake.json", s.creds.alias))
 }
 
-/// Whether `m` concerns `alias` (SPEC §8.2): it mentions them (handoffs to them and an
-/// `@all` from the host or a human do), or replies to one of their messages. Their own
+/// Whether `m` concerns `alias` (SPEC §8.2, §9.1): it mentions them (handoffs to them,
+/// an `@all` from the host or a human, and an answer to their question do), replies to
+/// one of their messages, or comments on or updates a topic they opened. Their own
 /// messages never do.
 pub fn concerns(m: &Message, alias: &str, own: &VecDeque<u64>) -> bool {
     m.from != alias
-        && (m.mentions.iter().any(|a| a == alias) || m.reply_to.is_some_and(|r| own.contains(&r)))
+        && (m.mentions.iter().any(|a| a == alias)
+            || m.reply_to.is_some_and(|r| own.contains(&r))
+            || m.topic_id.is_some_and(|t| own.contains(&t)))
 }
 
 /// Runs until the room closes, the participant is removed, or `stop` is set (SIGINT,
@@ -440,5 +443,13 @@ mod tests {
         assert!(!concerns(&msg(7, "op", &[], Some(4)), "me", &own));
         assert!(!concerns(&msg(8, "me", &["me"], None), "me", &own));
         assert!(!concerns(&msg(9, "op", &["you"], None), "me", &own));
+        // A comment on a topic they opened (#3) concerns them; one on another's does not.
+        let comment = |id: u64, topic: u64| {
+            let mut m = msg(id, "op", &[], None);
+            m.topic_id = Some(topic);
+            m
+        };
+        assert!(concerns(&comment(10, 3), "me", &own));
+        assert!(!concerns(&comment(11, 4), "me", &own));
     }
 }
