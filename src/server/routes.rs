@@ -348,11 +348,19 @@ async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult 
     let limits = s.room().limits.clone();
     let body = s.read_body(&headers, body).await?;
     let input = MessageInput::from_json(&body, &limits)?;
-    let (stored, idempotent, end) = {
-        let mut room = s.room();
-        let (stored, idempotent) = room.post(c.who, input)?;
-        (stored, idempotent, room.log.end_offset())
-    };
+    let (stored, idempotent) = s.room().post(c.who, input)?;
+    posted(&s, stored, idempotent).await
+}
+
+/// Answers a post (a message, a topic, a status change, an answer): after the sync that
+/// covers it (with `--fsync batch`; the log's end now is at or past its line), 201 and a
+/// wake, or 200 for an idempotent repeat.
+pub(super) async fn posted(
+    s: &AppState,
+    stored: Arc<StoredMessage>,
+    idempotent: bool,
+) -> ApiResult {
+    let end = s.room().log.end_offset();
     if let Some(gc) = &s.group_commit {
         gc.wait(end).await?;
     }

@@ -6,21 +6,19 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::http::{json_response, ok_json, optional_number, query_param};
-use super::routes::active;
+use super::http::{ok_json, optional_number, query_param};
+use super::routes::{active, posted};
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, SearchAnswer, SearchHit, StatusBody, TopicFilter, TopicKind,
     TopicPage, TopicStatus, TopicsAnswer, query_words,
 };
-use crate::protocol::wire::PostAnswer;
 use crate::protocol::{ApiError, MessageType};
-use crate::store::StoredMessage;
 use crate::store::room::SearchQuery;
 
 type S = State<Arc<AppState>>;
@@ -43,25 +41,6 @@ fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
 fn topic_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .map_err(|_| ApiError::new(404, "topic_not_found", format!("there is no topic {raw:?}")))
-}
-
-/// Answers a post: after the sync covering it (with `--fsync batch`), 201 and a wake,
-/// or 200 for an idempotent repeat.
-async fn posted(s: &AppState, stored: Arc<StoredMessage>, idempotent: bool) -> ApiResult {
-    let end = s.room().log.end_offset();
-    if let Some(gc) = &s.group_commit {
-        gc.wait(end).await?;
-    }
-    let answer = PostAnswer {
-        ok: true,
-        message: stored,
-        idempotent,
-    };
-    if idempotent {
-        return Ok(ok_json(&answer));
-    }
-    s.hub.notify();
-    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 async fn open_topic(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
