@@ -172,6 +172,16 @@ impl Room {
         }
     }
 
+    /// The current state of topic `id` for an active participant `who` to act on (404
+    /// `topic_not_found` when there is none).
+    fn topic_for(&self, who: usize, id: u64) -> Result<TopicView, ApiError> {
+        self.require_active(who)?;
+        self.topic_index
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))
+    }
+
     /// `POST /topics/{id}/status`: the topic's author or the host sets its status.
     pub fn set_topic_status(
         &mut self,
@@ -179,12 +189,7 @@ impl Room {
         id: u64,
         body: &StatusBody,
     ) -> Result<Arc<StoredMessage>, ApiError> {
-        self.require_active(who)?;
-        let topic = self
-            .topic_index
-            .get(id)
-            .ok_or_else(|| not_found(id))?
-            .clone();
+        let topic = self.topic_for(who, id)?;
         let me = self.participants[who].alias.clone();
         if me != topic.from && !self.participants[who].is_host {
             return Err(forbidden(
@@ -217,12 +222,7 @@ impl Room {
         id: u64,
         body: &AnswerBody,
     ) -> Result<Arc<StoredMessage>, ApiError> {
-        self.require_active(who)?;
-        let topic = self
-            .topic_index
-            .get(id)
-            .ok_or_else(|| not_found(id))?
-            .clone();
+        let topic = self.topic_for(who, id)?;
         if topic.kind != TopicKind::Question {
             return Err(ApiError::new(
                 409,
