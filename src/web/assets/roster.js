@@ -62,8 +62,11 @@ function renderRoster(s) {
     const stateName = String(p.attendance_state || p.attention || "");
     li.dataset.alias = p.alias;
     li.dataset.state = stateName;
-    const dot = el("span", "dot s-" + stateName.replace(/[^a-z_]/g, ""));
-    dot.title = stateName;
+    // The dot is observed reach only (SPEC §8.1): filled when the server sees them reachable now.
+    const dot = el("span", "dot " + (p.reachable_now ? "reach-now" : "reach-not"));
+    dot.title = p.reachable_now ? "reachable now" : "not reachable now";
+    li.dataset.reach = reachOf(p);
+    li.dataset.reachable = p.reachable_now ? "true" : "false";
     const main = el("div", "person-main");
     const line1 = el("div", "person-line");
     line1.append(el("span", "person-name", p.display_name || p.alias));
@@ -79,12 +82,52 @@ function renderRoster(s) {
     if (stateName === "stale" || stateName === "away" || stateName === "not_attending") {
       line2.append(document.createTextNode(" · seen " + ago(p.last_seen_age_ms)));
     }
-    main.append(line1, line2);
+    main.append(line1, line2, reachLine(p));
+    const warn = reachWarning(p);
+    if (warn) main.append(warn);
     li.title = "@" + p.alias + " · " + p.kind + " · " + (p.location || "") + " · attention: " + p.attention +
-      (p.attendance_required ? " (required by policy)" : "") + " · last seen " + ago(p.last_seen_age_ms);
+      (p.attendance_required ? " (required by policy)" : "") + " · last seen " + ago(p.last_seen_age_ms) +
+      " · reach " + reachOf(p) + (p.reachable_now ? ", reachable now" : ", not reachable now");
     li.append(dot, main);
     ul.append(li);
   }
+}
+
+// ---- reach (SPEC §8): declared, requested, observed ----
+const REACH_RANK = { manual: 0, poll: 1, wake: 2, live: 3 };
+
+function reachOf(p) {
+  const r = String(p.reach || "manual");
+  return r in REACH_RANK ? r : "manual";
+}
+
+// "reach: wake · reachable now · woken 3m ago · wake failing ×2", all as text.
+function reachLine(p) {
+  const reach = reachOf(p);
+  const line = el("div", "person-reach muted");
+  const every = reach === "poll" && Number(p.poll_every_s) > 0 ? " every " + Number(p.poll_every_s) + "s" : "";
+  line.append(el("span", "reach-kind", "reach: " + reach + every), document.createTextNode(" · "));
+  line.append(p.reachable_now ? el("span", "reach-now-text", "reachable now") : el("span", "reach-not-text", "not reachable now"));
+  if (p.last_woken_at) {
+    const at = Date.parse(p.last_woken_at);
+    if (!isNaN(at)) {
+      const woken = el("span", "reach-woken", "woken " + ago(Math.max(0, Date.now() - at)));
+      woken.title = "last woken " + fmtFull.format(new Date(at));
+      line.append(document.createTextNode(" · "), woken);
+    }
+  }
+  const failing = Number(p.wake_failing) || 0;
+  if (failing > 0) {
+    line.append(document.createTextNode(" · "), el("span", "reach-failing", "wake failing ×" + failing));
+  }
+  return line;
+}
+
+// A visible line (words, not only colour) when the declared reach is weaker than requested.
+function reachWarning(p) {
+  const asked = String(p.reach_requested || "");
+  if (!(asked in REACH_RANK) || REACH_RANK[reachOf(p)] >= REACH_RANK[asked]) return null;
+  return el("div", "reach-warn", "Warning: declared " + reachOf(p) + ", the host asked for " + asked);
 }
 
 let statusBusy = false;
