@@ -350,3 +350,149 @@ fn the_mcp_adapter_declares_live() {
     mcp.kill().unwrap();
     mcp.wait().unwrap();
 }
+
+/// One room with every kind of reach, each run by the real process that provides it:
+/// /status must say what is declared, what the host asked for, and what is observed.
+#[test]
+fn status_tells_the_truth_about_every_kind_of_reach() {
+    let r = TestRoom::start("reach-truth");
+    // Invited with what the host asks for, joined with the CLI in a home of its own.
+    let join = |alias: &str, reach: &str| -> (TempHome, String) {
+        let v = r.cli_json(&[
+            "room", "invite", alias, "--kind", "agent", "--reach", reach, "--json",
+        ]);
+        let home = TempHome::new(&format!("reach-truth-{alias}"));
+        let o = cli(&home, &["room", "join", v["invite_uri"].as_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (home, v["token"].as_str().unwrap().to_string())
+    };
+    let (live_home, _) = join("liver", "live");
+    let (wake_home, _) = join("waker", "wake");
+    let (_poll_home, poll_tok) = join("poller", "poll");
+    let (_short_home, short_tok) = join("short", "live");
+    let manual = r.invite_http("manual", "agent");
+    r.post("/join", Some(&manual.token), &json!({}));
+    let (s, v) = r.post(
+        "/profile",
+        Some(&poll_tok),
+        &json!({"reach": "poll", "poll_every_s": 30}),
+    );
+    assert_eq!(s, 200, "{v}");
+    // Asked for live, declares poll: weaker than requested.
+    let (s, v) = r.post(
+        "/profile",
+        Some(&short_tok),
+        &json!({"reach": "poll", "poll_every_s": 60}),
+    );
+    assert_eq!(s, 200, "{v}");
+
+    let quiet = |c: &mut std::process::Command| {
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+    };
+    let mut attend = command(&live_home, &["attend", "--json"]);
+    quiet(&mut attend);
+    let mut attend = attend.spawn().unwrap();
+    // The runner's turn: marks its start, holds for 4 s, marks its end.
+    let dir = wake_home.root.display().to_string();
+    let exec = format!("touch {dir}/turn-started; sleep 4; touch {dir}/turn-done");
+    let mut runner = command(&wake_home, &["wake", "--exec", &exec, "--json"]);
+    quiet(&mut runner);
+    let mut runner = runner.spawn().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (l, w) = (reach_of(&r, "liver"), reach_of(&r, "waker"));
+        if l["reachable_now"] == true && w["reachable_now"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attend and the wake runner never both looked reachable: {l} {w}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (alias, reach, reach_requested, reachable_now, weaker than requested)
+    let want = [
+        ("liver", "live", json!("live"), true, false),
+        ("waker", "wake", json!("wake"), true, false),
+        ("poller", "poll", json!("poll"), true, false),
+        ("short", "poll", json!("live"), true, true),
+        ("manual", "manual", Value::Null, false, false),
+    ];
+    let rank = |r: &Value| {
+        ["manual", "poll", "wake", "live"]
+            .iter()
+            .position(|x| r == x)
+    };
+    for (alias, reach, requested, now, weaker) in &want {
+        let e = reach_of(&r, alias);
+        assert_eq!(e["reach"], *reach, "{e}");
+        assert_eq!(e["reach_requested"], *requested, "{e}");
+        assert_eq!(e["reachable_now"], *now, "{e}");
+        assert_eq!(
+            rank(&e["reach"]) < rank(&e["reach_requested"]) && !e["reach_requested"].is_null(),
+            *weaker,
+            "{e}"
+        );
+    }
+    let text = stdout(&r.cli(&["room", "status"]));
+    assert!(
+        text.contains("warning: short declared reach poll but the host asked for live"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("warning:").count(),
+        1,
+        "only the weaker declaration warns: {text}"
+    );
+
+    // A running turn: the runner keeps its wait held, so it stays reachable throughout.
+    let mention = r.say(&r.token, "@waker take a look");
+    let started = wake_home.root.join("turn-started");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the turn never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        let e = reach_of(&r, "waker");
+        assert_eq!(
+            (e["reachable_now"].clone(), e["waiting"].clone()),
+            (json!(true), json!(true)),
+            "reachable while the turn of #{} runs: {e}",
+            mention["id"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let done = wake_home.root.join("turn-done");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done.exists() {
+        assert!(Instant::now() < deadline, "the turn never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let e = reach_of(&r, "waker");
+    assert!(e["last_woken_at"].is_string(), "{e}");
+
+    // Killed (SIGKILL, no goodbye): unreachable within a bounded time; the declaration stays.
+    std::thread::sleep(Duration::from_millis(300));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let killed = Instant::now();
+    while reach_of(&r, "waker")["reachable_now"] != false {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "a killed wake runner still looks reachable after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "bench: killed wake runner -> reachable_now false in {} ms",
+        killed.elapsed().as_millis()
+    );
+    let e = reach_of(&r, "waker");
+    assert_eq!(e["reach"], "wake", "{e}");
+    assert_eq!(reach_of(&r, "liver")["reachable_now"], true);
+    attend.kill().unwrap();
+    attend.wait().unwrap();
+}
