@@ -97,6 +97,15 @@ impl StandIn {
         out
     }
 
+    /// One line per request: what came in and how the stand-in answered.
+    fn summary(&self) -> String {
+        self.seen()
+            .iter()
+            .map(|s| format!("  {} {} -> {}", s.method, s.path, s.answered))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A readable dump of what the stand-in saw, for failure messages.
     fn dump(&self) -> String {
         self.seen()
@@ -506,7 +515,7 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
         "claude e2e: mention -> reply turn done in {:.1} s; turn {turn}",
         took.as_secs_f64()
     );
-    println!("the stand-in saw:\n{}", standin.dump());
+    println!("the stand-in saw:\n{}", standin.summary());
     assert_eq!(turn["exit_code"], 0, "{turn}\n{}", standin.dump());
     assert_eq!(turn["ids"], json!([mention_id]), "{turn}");
 
