@@ -177,6 +177,11 @@ def step_topic_live(d, c):
     # The timeline shows it as a topic card (no answer buttons for a discussion).
     d.wait_for("return !!document.querySelector('#rows .tc[data-topic=\"' + arguments[0] + '\"]')", t4, what="the topic card")
     assert_eq(d.js(JS_CARD, t4)["options"], [], "no buttons on a discussion")
+    # A new display name reaches the list (read from the roster, not stored in the topic).
+    st, v = c.room.api("POST", "profile", c.curly["token"], {"display_name": "Curly Topics"})
+    assert st == 200, (st, v)
+    d.wait_for("return document.querySelector('#topics-list .tp-open[data-topic=\"' + arguments[0] + '\"] .tp-meta').textContent.includes('by Curly Topics')",
+               t4, timeout=12, what="the renamed author in the list")
     assert_eq(d.js("return window.__noReload"), 1, "no reload")
 
 

@@ -12,6 +12,7 @@ import { droppedOlder, noteFresh } from "./history.js";
 import { arrived } from "./alerts.js";
 import { updateSeen } from "./receipts.js";
 import { topicCard, topicRef } from "./questions.js";
+import { namesChanged } from "./topics.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -28,6 +29,7 @@ export function renameSenders() {
     if (n.textContent !== name) n.textContent = name;
     markAlias(n);
   }
+  namesChanged();
 }
 
 // A display name that is not the alias shows the alias beside it (drawn by CSS from

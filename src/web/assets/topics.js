@@ -111,6 +111,20 @@ export function topicsReady() {
   refreshCards(null);
 }
 
+// Names shown in the list, the thread and the cards follow the roster: redrawn when a
+// display name changes (the roster is refreshed every few seconds; most of the time
+// nothing changed and nothing is redrawn).
+let namesSeen = "";
+export function namesChanged() {
+  const sig = [...state.roster.values()].map((p) => p.alias + "\u0000" + (p.display_name || "")).join("\u0001");
+  if (sig === namesSeen) return;
+  namesSeen = sig;
+  if (!topics.size) return;
+  renderList();
+  refreshCards(null);
+  if (openId) renderThread();
+}
+
 // ---- the list ----
 function statusPill(status) {
   const p = el("span", "tp-status s-" + status, status);
