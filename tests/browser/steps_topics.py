@@ -221,6 +221,13 @@ def step_topic_question_cards(d, c):
         assert_eq(d.js(JS_CARD, q_host)["options"], [], "no buttons on a question to someone else")
         check_layout(d, "question cards 1280")
         d.screenshot("topics-question-card-1280x800")
+        d.viewport(375, 740, mobile=True)
+        time.sleep(0.2)
+        d.js("document.querySelector('#rows .tc[data-topic=\"' + arguments[0] + '\"]').scrollIntoView({block: 'center'})", q)
+        check_layout(d, "question cards 375")
+        assert_eq(d.js("return document.scrollingElement.scrollTop"), 0, "only the timeline scrolls")
+        d.screenshot("topics-question-card-375x740")
+        d.viewport(1280, 800)
         # Alice answers by keyboard: focus the second option, Enter.
         d.js("document.querySelector('#rows .tc[data-topic=\"' + arguments[0] + '\"] .tc-opt[data-option=\"8080\"]').focus()", q)
         d.keys("\ue007")
