@@ -43,6 +43,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("brief.js", JS, include_str!("assets/brief.js")),
     ("live.js", JS, include_str!("assets/live.js")),
     ("host.js", JS, include_str!("assets/host.js")),
+    // Topics, question cards and search (SPEC §9).
+    ("topics.js", JS, include_str!("assets/topics.js")),
+    ("questions.js", JS, include_str!("assets/questions.js")),
+    ("search.js", JS, include_str!("assets/search.js")),
 ];
 
 /// No inline script or style, nothing from other origins, no framing. (`manifest-src` lets

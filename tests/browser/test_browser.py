@@ -55,6 +55,7 @@ from harness import (  # noqa: E402 - after the line above
 from steps_access import step_assets_served, step_accessibility, step_keyboard, step_notifications, step_installable
 from steps_reading import step_markdown, step_seen_by, step_long_history
 from steps_reach import step_reach_roster
+from steps_topics import TOPIC_STEPS
 
 
 def step_invite_required(d, c):
@@ -600,6 +601,7 @@ STEPS = [
     step_rename_updates_rows,
     step_two_tabs_one_wait,
     step_reach_roster,
+    *TOPIC_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,
     step_long_history,

@@ -6,6 +6,7 @@ import { ingest } from "./timeline.js";
 import { loadBrief } from "./brief.js";
 import { refreshStatus } from "./roster.js";
 import { showGate, setClosed, setConn } from "./screens.js";
+import { noteTopics } from "./topics.js";
 
 // ---- live: long-poll /wait with backoff ----
 let wake = null;
@@ -24,6 +25,7 @@ function nap(ms) {
 
 // Applies a /wait answer (this tab's own, or the leader tab's); true when live updates end.
 function applyWait(r) {
+  noteTopics(r.messages); // the topic index first: new rows draw their cards from it
   ingest(r.messages);
   if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
   if (state.brief && typeof r.brief_version === "number" && r.brief_version !== state.brief.brief_version) loadBrief();

@@ -18,6 +18,9 @@ import { markBriefSeen, loadBrief } from "./brief.js";
 import { autogrow, wireComposer } from "./composer.js";
 import { setHideSystem, renderStatus, refreshStatus, tickTtl } from "./roster.js";
 import { wireHost } from "./host.js";
+import { loadTopics, topicsReady, wireTopics } from "./topics.js";
+import { wireCards } from "./questions.js";
+import { wireSearch } from "./search.js";
 
 // ---- rail (brief + people) ----
 const wide = window.matchMedia("(min-width: 761px)");
@@ -115,13 +118,17 @@ async function boot() {
   wireHistory();
   wireReceipts();
   wireAlerts();
+  wireTopics();
+  wireCards();
+  wireSearch();
   try {
-    await Promise.all([loadBrief(), loadHistory()]);
+    await Promise.all([loadBrief(), loadHistory(), loadTopics()]);
   } catch (e) {
     if (e.status === 401) return showGate("bad");
     if (e.status === 410) return showGate("removed");
     toast("Could not load the history: " + e.message, true);
   }
+  topicsReady();
   showScreen("room");
   autogrow();
   scrollToBottom();

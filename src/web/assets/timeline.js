@@ -11,6 +11,8 @@ import { setHideSystem, refreshStatus } from "./roster.js";
 import { droppedOlder, noteFresh } from "./history.js";
 import { arrived } from "./alerts.js";
 import { updateSeen } from "./receipts.js";
+import { topicCard, topicRef } from "./questions.js";
+import { namesChanged } from "./topics.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -27,6 +29,7 @@ export function renameSenders() {
     if (n.textContent !== name) n.textContent = name;
     markAlias(n);
   }
+  namesChanged();
 }
 
 // A display name that is not the alias shows the alias beside it (drawn by CSS from
@@ -88,11 +91,16 @@ export function buildRow(msg) {
     ref.title = "Show message #" + msg.reply_to;
     body.append(ref);
   }
+  // a topic shows as a card (a question with its answer buttons); a comment links its topic
+  if (msg.type === "topic" && msg.topic) body.append(topicCard(msg));
+  else if (typeof msg.topic_id === "number") body.append(topicRef(msg));
   const textWrap = el("div", "text rich");
-  if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isSystem) {
+  const isTopic = msg.type === "topic" && !!msg.topic; // its card says what it is
+  if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isSystem && !isTopic) {
     textWrap.append(el("span", "tag", String(msg.type).replace(/_/g, " ")));
   }
-  renderRich(msg.text, textWrap, knownAliases(msg));
+  // a question asked with no details repeats its title as its text: the card shows it
+  if (!isTopic || String(msg.text).trim() !== String(msg.topic.title)) renderRich(msg.text, textWrap, knownAliases(msg));
   body.append(textWrap);
 
   li.append(t, who, body);
