@@ -67,7 +67,13 @@ def step_markdown(d, c):
     d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the Markdown message")
     row = "#m%d .text" % m["id"]
     q = lambda js: d.js("const r = document.querySelector('%s'); return %s;" % (row, js))
-    assert_eq(q("[...r.querySelectorAll('h4.h')].map(h => h.textContent)"), ["Release plan"], "an h2 heading (as h4 under the page's own)")
+    # "## Release plan" keeps its look (class h2) but nests as an h3 under the page's h2:
+    # a message's headings never skip a level, so screen-reader outlines stay whole.
+    assert_eq(q("[...r.querySelectorAll('h3.h.h2')].map(h => h.textContent)"), ["Release plan"], "an h2 heading (an h3 under the page's own)")
+    o = c.room.post(c.curly["token"], "# Top\n\n#### Deep\n\n## Middle")
+    d.wait_for("return !!document.getElementById('m' + arguments[0])", o["id"], timeout=5, what="the outline message")
+    outline = d.js("return [...document.querySelectorAll('#m%d .text h3, #m%d .text h4, #m%d .text h5, #m%d .text h6')].map(h => h.tagName + ' ' + h.className + ' ' + h.textContent)" % ((o["id"],) * 4))
+    assert_eq(outline, ["H3 h h1 Top", "H4 h h4 Deep", "H4 h h2 Middle"], "headings nest one level at a time")
     assert_eq(q("[...r.querySelectorAll('em')].map(x => x.textContent)"), ["today", "certainly", "n/a"], "emphasis")
     assert_eq(q("[...r.querySelectorAll(':scope strong')].map(x => x.textContent)"), ["not", "advice"], "strong")
     assert_eq(q("[...r.querySelectorAll('del')].map(x => x.textContent)"), ["maybe"], "strikethrough")

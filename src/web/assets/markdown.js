@@ -27,6 +27,24 @@ export function knownAliases(msg) {
 export function renderRich(text, into, known) {
   const lines = String(text).replace(/\r\n?/g, "\n").split("\n");
   renderBlocks(lines, into, known || new Set(), 0);
+  outlineHeadings(into);
+}
+
+// Screen readers navigate by heading level, so a message's headings must nest under the
+// section heading above it (an h2) without skipping a level: "### a" alone is an h3, and
+// a heading is at most one level deeper than the one before it. The class keeps the level
+// as typed, so the look does not change.
+function outlineHeadings(box) {
+  let prev = 2;
+  for (const h of box.querySelectorAll("h3, h4, h5, h6")) {
+    const typed = Number(h.tagName[1]);
+    const level = Math.min(typed, prev + 1);
+    prev = level;
+    if (level === typed) continue;
+    const moved = el("h" + level, h.className);
+    moved.append(...h.childNodes);
+    h.replaceWith(moved);
+  }
 }
 
 // A message as one line of plain text (what it reads as, without the Markdown marks), for
