@@ -380,7 +380,8 @@ def step_topic_search(d, c):
     d.js("document.getElementById('search-input').value = ''")
     d.type("#search-input", "zebraquartz")
     d.keys("\ue007")
-    d.wait_for("return document.querySelectorAll('#search-results .sr-hit').length === 2", what="two results")
+    d.wait_for("return document.getElementById('search-state').textContent.includes('match \u201czebraquartz\u201d')"
+               " && document.querySelectorAll('#search-results .sr-hit').length === 2", what="two results")
     d.click('#search-results .sr-hit[data-id="%d"]' % old["id"])
     d.wait_for("return document.getElementById('m' + arguments[0]).classList.contains('flash')", old["id"], what="the message flashed")
     none = "no-such-word-%d" % int(time.time())

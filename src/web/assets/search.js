@@ -10,7 +10,8 @@ import { revealMessage } from "./history.js";
 const PAGE = 20;
 let query = ""; // the query the results are for
 let lastId = 0; // the oldest result shown: the next page is before it
-let busy = false;
+let busy = false; // a page is being fetched
+let generation = 0; // bumped by every new query and by clearing: stale answers are dropped
 
 // Shows message `id` in the timeline; on a phone the rail covering it closes first.
 export function showInTimeline(id) {
@@ -21,24 +22,29 @@ export function showInTimeline(id) {
   revealMessage(id);
 }
 
+// A new query always runs (the answer to an older one is dropped when it arrives);
+// "more results" waits for the page in hand.
 async function run(more) {
   const q = more ? query : $("search-input").value.trim();
-  if (busy) return;
+  if (more && busy) return;
   const note = $("search-state");
   if (!q) {
     clear();
     return;
   }
   if (!more) {
+    generation++;
     query = q;
     lastId = 0;
   }
+  const mine = generation;
   busy = true;
   note.textContent = "Searching…";
   let path = "search?q=" + encodeURIComponent(q) + "&limit=" + PAGE;
   if (more && lastId) path += "&before_id=" + lastId;
   try {
     const r = await api("GET", path);
+    if (mine !== generation) return;
     const list = $("search-results");
     if (!more) list.textContent = "";
     const words = q.toLowerCase().split(/\s+/).filter(Boolean);
@@ -53,13 +59,15 @@ async function run(more) {
     $("search-more").hidden = !r.has_more;
     $("search-clear").hidden = false;
   } catch (e) {
-    note.textContent = "Search failed: " + e.message;
+    if (mine === generation) note.textContent = "Search failed: " + e.message;
   } finally {
-    busy = false;
+    if (mine === generation) busy = false;
   }
 }
 
 function clear() {
+  generation++;
+  busy = false;
   query = "";
   lastId = 0;
   $("search-input").value = "";
