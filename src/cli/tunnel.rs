@@ -120,6 +120,11 @@ pub struct BrokerServeArgs {
     /// are closed at once.
     #[arg(long, default_value_t = 8192)]
     pub max_connections: usize,
+    /// Requests one HTTP/2 connection may carry at once. The public listener also speaks
+    /// h2c (HTTP/2 with prior knowledge) for an edge proxy that multiplexes participants'
+    /// requests onto few connections (HAProxy `proto h2`, Caddy `versions h2c`).
+    #[arg(long, default_value_t = 256)]
+    pub h2_max_streams: u32,
     /// Live and reserved routes one client address may hold.
     #[arg(long, default_value_t = 10)]
     pub max_routes_per_address: usize,
@@ -218,6 +223,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         routes_may_return,
         state_file: Some(ctx.home.root.join("broker").join("routes")),
         max_connections: a.max_connections.max(1),
+        h2_max_streams: a.h2_max_streams.max(1),
         metrics_addr: a.metrics_addr,
         ..BrokerConfig::default()
     };

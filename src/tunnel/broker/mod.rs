@@ -29,6 +29,7 @@
 
 mod conn;
 mod host;
+mod listen;
 mod metrics;
 mod proxy;
 mod refusal;
@@ -43,7 +44,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::header::{self, HeaderMap};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -133,6 +133,9 @@ pub struct BrokerConfig {
     pub restart_grace: Duration,
     pub register_timeout: Duration,
     pub max_connections: usize,
+    /// Concurrent requests one HTTP/2 (h2c) connection may carry: an edge proxy's
+    /// connection to the broker carries many participants' requests.
+    pub h2_max_streams: u32,
     /// Derives route secrets, so that a restarted broker can verify a host's reclaim of
     /// the route it held before (keep the key across restarts). None: random secrets.
     pub route_key: Option<Vec<u8>>,
@@ -174,6 +177,7 @@ impl Default for BrokerConfig {
             restart_grace: Duration::from_secs(30),
             register_timeout: Duration::from_secs(10),
             max_connections: 8192,
+            h2_max_streams: 256,
             route_key: None,
             routes_may_return: false,
             state_file: None,
@@ -316,8 +320,9 @@ impl Broker {
         (ok && super::protocol::validate_slug(slug).is_ok()).then(|| slug.to_string())
     }
 
-    /// The slug a request is for and the path left for the room server.
-    fn route_of(&self, headers: &HeaderMap, path: &str) -> Option<(String, String)> {
+    /// The slug a request is for and the path left for the room server. `host` is the
+    /// authority the request names (`Host`, or `:authority` over HTTP/2).
+    fn route_of(&self, host: Option<&str>, path: &str) -> Option<(String, String)> {
         match self.cfg.routing {
             Routing::Path => {
                 let (slug, rest) = super::protocol::split_slug(path)?;
@@ -325,8 +330,7 @@ impl Broker {
                 Some((slug.to_string(), rest.to_string()))
             }
             Routing::Host => {
-                let host = headers.get(header::HOST)?.to_str().ok()?;
-                let slug = self.slug_of_host(host)?;
+                let slug = self.slug_of_host(host?)?;
                 Some((slug, path.to_string()))
             }
         }
@@ -468,30 +472,15 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     }
     let drain = crate::net::Drain::new();
     let connections = Arc::new(Semaphore::new(max_connections));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(true);
+    let servers = Arc::new(listen::Servers::new(b.cfg.h2_max_streams, b.heartbeat()));
     let stop = crate::net::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             (stream, peer, permit) = crate::net::accept_capped(&listener, &connections) => {
-                let broker = b.clone();
-                let svc = hyper::service::service_fn(move |req| proxy::handle(broker.clone(), peer, req));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
-                let mut watch = drain.watch();
+                let conn = listen::serve(servers.clone(), b.clone(), stream, peer, drain.watch());
                 tokio::spawn(async move {
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = watch.stopping() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.as_mut().await;
-                        }
-                    }
-                    drop(watch);
+                    conn.await;
                     drop(permit);
                 });
             }
@@ -542,10 +531,8 @@ mod tests {
         }
     }
 
-    fn host(h: &str) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        m.insert(header::HOST, h.parse().unwrap());
-        m
+    fn host(h: &str) -> Option<&str> {
+        Some(h)
     }
 
     #[test]
@@ -555,18 +542,18 @@ mod tests {
             b.room_url("https://rooms.example.com", "demo"),
             "https://demo.rooms.example.com"
         );
-        let r = b.route_of(&host("Demo.Rooms.Example.com:443"), "/wait");
+        let r = b.route_of(host("Demo.Rooms.Example.com:443"), "/wait");
         assert_eq!(r, Some(("demo".into(), "/wait".into())));
-        assert_eq!(b.route_of(&host("rooms.example.com"), "/demo/wait"), None);
-        assert_eq!(b.route_of(&host("a.b.rooms.example.com"), "/"), None);
-        assert_eq!(b.route_of(&host("demo.evil.example"), "/"), None);
-        assert_eq!(b.route_of(&host("_x.rooms.example.com"), "/"), None);
+        assert_eq!(b.route_of(host("rooms.example.com"), "/demo/wait"), None);
+        assert_eq!(b.route_of(host("a.b.rooms.example.com"), "/"), None);
+        assert_eq!(b.route_of(host("demo.evil.example"), "/"), None);
+        assert_eq!(b.route_of(host("_x.rooms.example.com"), "/"), None);
         let open = broker(Routing::Host, None);
         assert_eq!(
-            open.route_of(&host("demo.localhost:8799"), "/"),
+            open.route_of(host("demo.localhost:8799"), "/"),
             Some(("demo".into(), "/".into()))
         );
-        assert_eq!(open.route_of(&host("localhost:8799"), "/"), None);
+        assert_eq!(open.route_of(host("localhost:8799"), "/"), None);
     }
 
     #[test]
@@ -576,7 +563,7 @@ mod tests {
             b.room_url("https://rooms.example.com", "demo"),
             "https://rooms.example.com/demo"
         );
-        let r = b.route_of(&host("rooms.example.com"), "/demo/wait");
+        let r = b.route_of(host("rooms.example.com"), "/demo/wait");
         assert_eq!(r, Some(("demo".into(), "/wait".into())));
     }
 
