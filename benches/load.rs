@@ -4,7 +4,8 @@
 //!
 //!     cargo bench --bench load                 # all scenarios
 //!     cargo bench --bench load -- --json --only fanout,reads
-//!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity
+//!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity and latency
+//!     cargo bench --bench load -- --only broker-latency   # (or broker-capacity) one part
 //!
 //! Timings here are measurements, never pass/fail.
 
@@ -685,7 +686,8 @@ async fn main() {
     if want("cli") {
         r.insert("cli".into(), cli(21));
     }
-    if want("broker") {
+    // `broker` runs both parts; `broker-capacity` or `broker-latency` runs one.
+    if want("broker") || want("broker-capacity") {
         let routes = env_usize("AG_BENCH_ROUTES", 10_000);
         let waits = env_usize("AG_BENCH_BROKER_WAITS", 20_000);
         r.insert(
@@ -697,6 +699,8 @@ async fn main() {
             "broker_capacity_h1".into(),
             broker::capacity_h1(1_000, h1_waits).await,
         );
+    }
+    if want("broker") || want("broker-latency") {
         r.insert("broker_latency".into(), broker::latency(1000, 5).await);
     }
     let r = Value::Object(r);

@@ -371,42 +371,75 @@ impl Conn {
     }
 }
 
-/// `rate` requests per second for `secs` seconds over `conns` connections: latencies (ms).
-async fn paced(port: u16, host: &str, token: &str, rate: u32, secs: u64, conns: usize) -> Vec<f64> {
-    let pool: Vec<Arc<tokio::sync::Mutex<Conn>>> = {
-        let mut v = Vec::new();
-        for _ in 0..conns {
-            v.push(Arc::new(tokio::sync::Mutex::new(
-                Conn::open(port, host).await,
-            )));
-        }
-        v
-    };
-    let total = rate as u64 * secs;
+type Pool = Vec<Arc<tokio::sync::Mutex<Conn>>>;
+
+async fn pool(port: u16, host: &str, conns: usize) -> Pool {
+    let mut v = Vec::new();
+    for _ in 0..conns {
+        v.push(Arc::new(tokio::sync::Mutex::new(
+            Conn::open(port, host).await,
+        )));
+    }
+    v
+}
+
+/// How long each path is driven before the other takes over: the direct and the
+/// brokered requests alternate in slices, so that both see the same machine (a build
+/// starting next to the bench moves both, not one).
+const SLICE: Duration = Duration::from_millis(250);
+
+/// `rate` requests per second for `secs` seconds on each of two paths, alternating
+/// slices: the latencies (ms) of each.
+async fn paced_pair(paths: [&Pool; 2], token: &str, rate: u32, secs: u64) -> [Vec<f64>; 2] {
+    let per_slice = (f64::from(rate) * SLICE.as_secs_f64()).max(1.0) as u64;
+    let total = rate as u64 * secs * 2;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         tick.tick().await;
-        let c = pool[i as usize % conns].clone();
+        let which = ((i / per_slice) % 2) as usize;
+        let pool = paths[which];
+        let c = pool[i as usize % pool.len()].clone();
         let token = token.to_string();
         tasks.push(tokio::spawn(async move {
             let mut c = c.lock().await;
             let t = Instant::now();
             let s = c.status(&token).await;
-            (s, ms(t.elapsed()))
+            (which, s, ms(t.elapsed()))
         }));
     }
-    let mut lat = Vec::with_capacity(tasks.len());
+    let mut lat = [Vec::new(), Vec::new()];
     for t in tasks {
-        let (s, l) = t.await.expect("request");
+        let (which, s, l) = t.await.expect("request");
         assert_eq!(s, 200, "a paced request failed");
-        lat.push(l);
+        lat[which].push(l);
     }
     lat
 }
 
+/// CPU time (user + system) process `pid` has used, in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at its ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) * 1000.0 / hz
+}
+
 /// The latency the broker adds: the same `GET /status` to the room server directly and
-/// through broker and tunnel, at `rate` requests per second.
+/// through broker and tunnel, at `rate` requests per second on each, in alternating
+/// slices.
 pub async fn latency(rate: u32, secs: u64) -> Value {
     let mut room = Server::new("broker-latency", 0, 0);
     room.start(&[]);
@@ -441,11 +474,33 @@ pub async fn latency(rate: u32, secs: u64) -> Value {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let direct_host = format!("127.0.0.1:{}", room.port);
-    let mut direct = paced(room.port, &direct_host, &room.host_token, rate, secs, 16).await;
-    let mut via = paced(broker.port, &host, &room.host_token, rate, secs, 16).await;
+    let direct_pool = pool(room.port, &direct_host, 16).await;
+    let via_pool = pool(broker.port, &host, 16).await;
+    let cpu0 = [cpu_ms(broker.child.id()), cpu_ms(tunnel.id())];
+    let [mut direct, mut via] =
+        paced_pair([&direct_pool, &via_pool], &room.host_token, rate, secs).await;
+    let cpu1 = [cpu_ms(broker.child.id()), cpu_ms(tunnel.id())];
+    let n = via.len().max(1) as f64;
+    let cpu_us = [
+        (cpu1[0] - cpu0[0]) * 1000.0 / n,
+        (cpu1[1] - cpu0[1]) * 1000.0 / n,
+    ];
     let _ = tunnel.kill();
     let _ = tunnel.wait();
     let load = load_avg();
+    if std::env::var_os("AG_BENCH_DEBUG").is_some() {
+        for (name, xs) in [("direct", &mut direct), ("via", &mut via)] {
+            let qs: Vec<String> = [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0]
+                .iter()
+                .map(|q| format!("{q}:{:.2}", pct(xs, *q)))
+                .collect();
+            eprintln!("{name}: {}", qs.join(" "));
+        }
+        eprintln!(
+            "CPU per brokered request: broker {:.0} µs, tunnel {:.0} µs",
+            cpu_us[0], cpu_us[1]
+        );
+    }
     let (d50, d99) = (pct(&mut direct, 0.5), pct(&mut direct, 0.99));
     let (b50, b99) = (pct(&mut via, 0.5), pct(&mut via, 0.99));
     json!({
