@@ -240,10 +240,15 @@ impl Broker {
             })
     }
 
-    /// The most of a route's request rate one address may use: half, so one address
-    /// alone never starves the route's other participants.
-    fn route_share(&self) -> u32 {
-        (self.cfg.limits.route_requests_per_min / 2).max(1)
+    /// The most of a route's request rate (per minute) one address may use while
+    /// `active` addresses use the route: an equal part of it, so the budget is shared
+    /// fairly however many participants there are; at most half, so one address alone
+    /// never starves the participants still to come; at least a 64th, so a page load
+    /// still fits in a crowded room (past 64 addresses the route's own rate still caps
+    /// the sum).
+    fn route_share(&self, active: usize) -> u32 {
+        let parts = active.clamp(2, 64) as u32;
+        (self.cfg.limits.route_requests_per_min / parts).max(1)
     }
 
     fn heartbeat(&self) -> Duration {
@@ -565,6 +570,16 @@ mod tests {
         );
         let r = b.route_of(host("rooms.example.com"), "/demo/wait");
         assert_eq!(r, Some(("demo".into(), "/wait".into())));
+    }
+
+    #[test]
+    fn an_address_gets_an_equal_part_of_a_route_at_most_half() {
+        let b = broker(Routing::Host, None);
+        assert_eq!(b.route_share(1), 3_000);
+        assert_eq!(b.route_share(2), 3_000);
+        assert_eq!(b.route_share(6), 1_000);
+        assert_eq!(b.route_share(64), 93);
+        assert_eq!(b.route_share(10_000), 93);
     }
 
     #[test]

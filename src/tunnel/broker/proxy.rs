@@ -229,7 +229,11 @@ type Permits = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
 /// in that order.
 fn admit(b: &Broker, route: &Route, ip: IpAddr, class: &str) -> Result<Permits, Refusal> {
     route
-        .take_rate(ip, b.route_share(), b.cfg.limits.route_requests_per_min)
+        .take_rate(
+            ip,
+            |n| b.route_share(n),
+            b.cfg.limits.route_requests_per_min,
+        )
         .map_err(|wait| {
             Refusal::new(
                 Code::RouteRateLimited,
