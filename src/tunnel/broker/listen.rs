@@ -123,8 +123,9 @@ pub(super) async fn serve(
             }
         }
         Protocol::H2c => {
-            let conn = servers.h2.serve_connection(io, svc);
-            tokio::pin!(conn);
+            // Boxed: an h2 connection's state is large, and inline it would make every
+            // HTTP/1 connection's task (one per held wait over HTTP/1) as large.
+            let mut conn = Box::pin(servers.h2.serve_connection(io, svc));
             tokio::select! {
                 _ = conn.as_mut() => {}
                 _ = watch.stopping() => {
