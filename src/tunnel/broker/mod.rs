@@ -22,7 +22,8 @@
 //!   verifies a returning host with no stored table, and for a grace period admits only
 //!   returning hosts, so no one can take a slug whose host is reconnecting.
 //!
-//! The parts: [`refusal`] (refusals and the access log), [`conn`] (a host connection's
+//! The parts: [`listen`] (a connection of the public listener: HTTP/1.1, or h2c from an
+//! edge proxy), [`refusal`] (refusals and the access log), [`conn`] (a host connection's
 //! multiplexed streams), [`route`] (route metadata and the reaper), [`secrets`] (route
 //! secrets), [`host`] (upgrade, registration, a host's frames), [`proxy`] (participants'
 //! requests); this file holds the configuration, the shared state and `serve`.
