@@ -67,7 +67,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
     let broker = Broker::start(&room.home, &["--ip-rate", "4", "--h2-max-streams", "16"]);
     let port = broker.port;
     let slug = "h2room";
-    let t = tunnel(&room.home, &broker.url(), slug, &[]);
+    let mut t = tunnel(&room.home, &broker.url(), slug, &[]);
     t.wait_event("public_url_set", 1, Duration::from_secs(15));
     let waiters: Vec<Invite> = (0..3)
         .map(|i| room.invite_http(&format!("h2w{i}"), "agent"))
@@ -172,6 +172,28 @@ fn h2c_streams_reach_their_room_under_every_guard() {
         )
         .await;
         assert_ne!(s, 429, "another address was charged for the first: {v}");
+
+        // The host gone: 503 `route_unavailable` with `Retry-After`, never another room.
+        t.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let from = [
+                ("authorization", auth.as_str()),
+                ("x-forwarded-for", "198.51.100.9"),
+            ];
+            let (s, v, h) = send(&mut tx, get(slug, "/status", &from)).await;
+            if s == 503 {
+                assert_error((s, v), 503, "route_unavailable");
+                assert!(h.contains_key("retry-after"));
+                break;
+            }
+            assert_eq!(s, 200, "{v}");
+            assert!(
+                Instant::now() < deadline,
+                "the route stayed up without its host"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     });
 }
 
