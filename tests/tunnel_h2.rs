@@ -327,3 +327,26 @@ fn connect_from(src: [u8; 4], port: u16) -> std::net::TcpStream {
         s
     })
 }
+
+#[test]
+fn an_idle_h2_connection_is_asked_to_go_away() {
+    let home = TempHome::new("tunnel-h2-idle");
+    let broker = Broker::start(&home, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", broker.port))
+            .await
+            .expect("connect");
+        let (mut tx, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let (s, _, _) = send(&mut tx, get("nobody", "/status", &[])).await;
+        assert_eq!(s, 404);
+        // No request for the idle period (30 s, checked every 30 s): the broker sends
+        // GOAWAY and closes, so idle connections cannot hold its connection slots.
+        let ended = tokio::time::timeout(Duration::from_secs(75), conn).await;
+        assert!(ended.is_ok(), "the idle h2 connection was kept open");
+    });
+}

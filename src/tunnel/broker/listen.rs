@@ -13,6 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
@@ -35,6 +36,10 @@ const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 /// The receive window of one h2 stream: what a client may send ahead on a request before
 /// the broker reads it (request bodies are small; the host's answer is not bounded by it).
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
+
+/// How long an h2 connection may go without starting a request before it is asked to
+/// go away (its streams in flight still finish; a proxy opens a new one when it needs it).
+const H2_IDLE: Duration = Duration::from_secs(30);
 
 /// The receive window of a whole h2 connection.
 const H2_CONN_WINDOW: u32 = 1024 * 1024;
@@ -108,7 +113,14 @@ pub(super) async fn serve(
         Ok(Ok(Some(p))) => p,
         _ => return,
     };
-    let svc = hyper::service::service_fn(move |req| super::proxy::handle(b.clone(), peer, req));
+    // Requests started on this connection: an h2 connection that starts none for
+    // `H2_IDLE` is asked to go away (hyper has no idle timeout for HTTP/2).
+    let started = Arc::new(AtomicU64::new(0));
+    let count = started.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        count.fetch_add(1, Ordering::Relaxed);
+        super::proxy::handle(b.clone(), peer, req)
+    });
     let io = TokioIo::new(stream);
     match protocol {
         Protocol::Http1 => {
@@ -126,14 +138,23 @@ pub(super) async fn serve(
             // Boxed: an h2 connection's state is large, and inline it would make every
             // HTTP/1 connection's task (one per held wait over HTTP/1) as large.
             let mut conn = Box::pin(servers.h2.serve_connection(io, svc));
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = watch.stopping() => {
-                    // GOAWAY: no new streams; those in flight (held waits too) finish.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = watch.stopping() => break,
+                    _ = tokio::time::sleep(H2_IDLE) => {
+                        let now = started.load(Ordering::Relaxed);
+                        if now == seen {
+                            break;
+                        }
+                        seen = now;
+                    }
                 }
             }
+            // GOAWAY: no new streams; those in flight (held waits too) finish.
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
         }
     }
 }
