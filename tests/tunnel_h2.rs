@@ -350,3 +350,37 @@ fn an_idle_h2_connection_is_asked_to_go_away() {
         assert!(ended.is_ok(), "the idle h2 connection was kept open");
     });
 }
+
+#[test]
+fn caddy_carries_participants_to_the_broker_over_h2c() {
+    if !caddy_available() {
+        assert!(
+            std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() != Ok("1"),
+            "caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed"
+        );
+        eprintln!("NOTICE: skipping the Caddy h2c test: `caddy` is not installed");
+        return;
+    }
+    let room = TestRoom::start("tunnel-h2-caddy");
+    let broker = Broker::start(&room.home, &[]);
+    // As in docs/deploy-broker.md: the tunnel path keeps HTTP/1.1 for the WebSocket, the
+    // rest goes to the broker as h2c.
+    let site = format!(
+        "\t@tunnel path /_agentgather/tunnel\n\treverse_proxy @tunnel 127.0.0.1:{p}\n\treverse_proxy 127.0.0.1:{p} {{\n\t\tflush_interval -1\n\t\ttransport http {{\n\t\t\tversions h2c\n\t\t}}\n\t}}\n",
+        p = broker.port
+    );
+    let caddy = start_caddy_with(&room.home, &site);
+    let slug = "h2caddy";
+    let t = tunnel(
+        &room.home,
+        &format!("http://127.0.0.1:{}", caddy.port),
+        slug,
+        &[],
+    );
+    t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    let r = get_via(caddy.port, slug, "/status", &room.token);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["room"], room.room.as_str());
+    let r = get_via(caddy.port, "no-such-room", "/status", &room.token);
+    assert_error_resp(&r, 404, "not_found");
+}
