@@ -41,6 +41,9 @@ const H2_STREAM_WINDOW: u32 = 64 * 1024;
 /// go away (its streams in flight still finish; a proxy opens a new one when it needs it).
 const H2_IDLE: Duration = Duration::from_secs(30);
 
+/// The shortest interval (and answer timeout) of the pings on an h2 connection.
+const H2_PING_MIN: Duration = Duration::from_secs(10);
+
 /// The receive window of a whole h2 connection.
 const H2_CONN_WINDOW: u32 = 1024 * 1024;
 
@@ -62,9 +65,11 @@ impl Servers {
             .max_header_list_size(H2_MAX_HEADER_LIST)
             .initial_stream_window_size(H2_STREAM_WINDOW)
             .initial_connection_window_size(H2_CONN_WINDOW)
-            // A dead edge connection must not keep its streams' permits: ping it.
-            .keep_alive_interval(keepalive)
-            .keep_alive_timeout(keepalive);
+            // A dead edge connection must not keep its streams' permits: ping it (not
+            // more often than every 10 s, whatever a short `--idle-timeout` makes the
+            // hosts' heartbeat).
+            .keep_alive_interval(keepalive.max(H2_PING_MIN))
+            .keep_alive_timeout(keepalive.max(H2_PING_MIN));
         Servers { h1, h2 }
     }
 }
