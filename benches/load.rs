@@ -4,7 +4,8 @@
 //!
 //!     cargo bench --bench load                 # all scenarios
 //!     cargo bench --bench load -- --json --only fanout,reads
-//!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity
+//!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity and latency
+//!     cargo bench --bench load -- --only broker-latency   # (or broker-capacity) one part
 //!
 //! Timings here are measurements, never pass/fail.
 
@@ -596,35 +597,6 @@ fn table(r: &Value) -> String {
             "≤ 2 s",
         );
     }
-    if let Some(x) = r.get("broker_capacity") {
-        t += &row(
-            &format!(
-                "broker: {} routes, {} held waits",
-                x["routes"], x["waits_held"]
-            ),
-            format!(
-                "{} KB per route, {} KB per held wait (idle {} KB, total {} KB)",
-                f(&x["kb_per_route"]),
-                f(&x["kb_per_wait"]),
-                x["rss_idle_kb"],
-                x["rss_total_kb"]
-            ),
-            "10,000 routes, 20,000 waits; ≤ 32 KB per route, ≤ 8 KB per wait",
-        );
-    }
-    if let Some(x) = r.get("broker_latency") {
-        t += &row(
-            &format!("broker: added latency at {}/s", x["rate"]),
-            format!(
-                "p50 +{} ms, p99 +{} ms (direct p99 {} ms, through p99 {} ms)",
-                f(&x["added_p50_ms"]),
-                f(&x["added_p99_ms"]),
-                f(&x["direct_p99_ms"]),
-                f(&x["broker_p99_ms"])
-            ),
-            "p99 ≤ 2 ms added",
-        );
-    }
     if let Some(x) = r.get("search") {
         t += &row(
             &format!("search at {} messages (mixed queries)", x["log_messages"]),
@@ -714,13 +686,21 @@ async fn main() {
     if want("cli") {
         r.insert("cli".into(), cli(21));
     }
-    if want("broker") {
+    // `broker` runs both parts; `broker-capacity` or `broker-latency` runs one.
+    if want("broker") || want("broker-capacity") {
         let routes = env_usize("AG_BENCH_ROUTES", 10_000);
         let waits = env_usize("AG_BENCH_BROKER_WAITS", 20_000);
         r.insert(
             "broker_capacity".into(),
             broker::capacity(routes, waits).await,
         );
+        let h1_waits = env_usize("AG_BENCH_BROKER_H1_WAITS", 8_000);
+        r.insert(
+            "broker_capacity_h1".into(),
+            broker::capacity_h1(1_000, h1_waits).await,
+        );
+    }
+    if want("broker") || want("broker-latency") {
         r.insert("broker_latency".into(), broker::latency(1000, 5).await);
     }
     let r = Value::Object(r);
@@ -728,5 +708,8 @@ async fn main() {
         println!("{r}");
     } else {
         print!("{}", table(&r));
+        if r.get("broker_capacity").is_some() || r.get("broker_latency").is_some() {
+            print!("{}", broker::table(&r));
+        }
     }
 }

@@ -385,6 +385,12 @@ pub fn caddy_available() -> bool {
 }
 
 pub fn start_caddy(home: &TempHome, broker_port: u16) -> Caddy {
+    let site = format!("\treverse_proxy 127.0.0.1:{broker_port} {{\n\t\tflush_interval -1\n\t}}\n");
+    start_caddy_with(home, &site)
+}
+
+/// Caddy on a free port serving plain HTTP, with `site` as the body of its site block.
+pub fn start_caddy_with(home: &TempHome, site: &str) -> Caddy {
     for _ in 0..5 {
         let port = free_port();
         let dir = home.root.join(format!("caddy-{port}"));
@@ -393,7 +399,7 @@ pub fn start_caddy(home: &TempHome, broker_port: u16) -> Caddy {
         std::fs::write(
             &file,
             format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://:{port} {{\n\treverse_proxy 127.0.0.1:{broker_port} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
+                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://:{port} {{\n{site}}}\n",
                 dir.join("data").display()
             ),
         )

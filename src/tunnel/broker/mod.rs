@@ -22,13 +22,15 @@
 //!   verifies a returning host with no stored table, and for a grace period admits only
 //!   returning hosts, so no one can take a slug whose host is reconnecting.
 //!
-//! The parts: [`refusal`] (refusals and the access log), [`conn`] (a host connection's
+//! The parts: [`listen`] (a connection of the public listener: HTTP/1.1, or h2c from an
+//! edge proxy), [`refusal`] (refusals and the access log), [`conn`] (a host connection's
 //! multiplexed streams), [`route`] (route metadata and the reaper), [`secrets`] (route
 //! secrets), [`host`] (upgrade, registration, a host's frames), [`proxy`] (participants'
 //! requests); this file holds the configuration, the shared state and `serve`.
 
 mod conn;
 mod host;
+mod listen;
 mod metrics;
 mod proxy;
 mod refusal;
@@ -43,7 +45,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hyper::header::{self, HeaderMap};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -133,6 +134,9 @@ pub struct BrokerConfig {
     pub restart_grace: Duration,
     pub register_timeout: Duration,
     pub max_connections: usize,
+    /// Concurrent requests one HTTP/2 (h2c) connection may carry: an edge proxy's
+    /// connection to the broker carries many participants' requests.
+    pub h2_max_streams: u32,
     /// Derives route secrets, so that a restarted broker can verify a host's reclaim of
     /// the route it held before (keep the key across restarts). None: random secrets.
     pub route_key: Option<Vec<u8>>,
@@ -174,6 +178,7 @@ impl Default for BrokerConfig {
             restart_grace: Duration::from_secs(30),
             register_timeout: Duration::from_secs(10),
             max_connections: 8192,
+            h2_max_streams: 256,
             route_key: None,
             routes_may_return: false,
             state_file: None,
@@ -236,10 +241,15 @@ impl Broker {
             })
     }
 
-    /// The most of a route's request rate one address may use: half, so one address
-    /// alone never starves the route's other participants.
-    fn route_share(&self) -> u32 {
-        (self.cfg.limits.route_requests_per_min / 2).max(1)
+    /// The most of a route's request rate (per minute) one address may use while
+    /// `active` addresses use the route: an equal part of it, so the budget is shared
+    /// fairly however many participants there are; at most half, so one address alone
+    /// never starves the participants still to come; at least a 64th, so a page load
+    /// still fits in a crowded room (past 64 addresses the route's own rate still caps
+    /// the sum).
+    fn route_share(&self, active: usize) -> u32 {
+        let parts = active.clamp(2, 64) as u32;
+        (self.cfg.limits.route_requests_per_min / parts).max(1)
     }
 
     fn heartbeat(&self) -> Duration {
@@ -316,8 +326,9 @@ impl Broker {
         (ok && super::protocol::validate_slug(slug).is_ok()).then(|| slug.to_string())
     }
 
-    /// The slug a request is for and the path left for the room server.
-    fn route_of(&self, headers: &HeaderMap, path: &str) -> Option<(String, String)> {
+    /// The slug a request is for and the path left for the room server. `host` is the
+    /// authority the request names (`Host`, or `:authority` over HTTP/2).
+    fn route_of(&self, host: Option<&str>, path: &str) -> Option<(String, String)> {
         match self.cfg.routing {
             Routing::Path => {
                 let (slug, rest) = super::protocol::split_slug(path)?;
@@ -325,8 +336,7 @@ impl Broker {
                 Some((slug.to_string(), rest.to_string()))
             }
             Routing::Host => {
-                let host = headers.get(header::HOST)?.to_str().ok()?;
-                let slug = self.slug_of_host(host)?;
+                let slug = self.slug_of_host(host?)?;
                 Some((slug, path.to_string()))
             }
         }
@@ -468,30 +478,15 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     }
     let drain = crate::net::Drain::new();
     let connections = Arc::new(Semaphore::new(max_connections));
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .keep_alive(true);
+    let servers = Arc::new(listen::Servers::new(b.cfg.h2_max_streams, b.heartbeat()));
     let stop = crate::net::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             (stream, peer, permit) = crate::net::accept_capped(&listener, &connections) => {
-                let broker = b.clone();
-                let svc = hyper::service::service_fn(move |req| proxy::handle(broker.clone(), peer, req));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
-                let mut watch = drain.watch();
+                let conn = listen::serve(servers.clone(), b.clone(), stream, peer, drain.watch());
                 tokio::spawn(async move {
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = watch.stopping() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.as_mut().await;
-                        }
-                    }
-                    drop(watch);
+                    conn.await;
                     drop(permit);
                 });
             }
@@ -542,10 +537,8 @@ mod tests {
         }
     }
 
-    fn host(h: &str) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        m.insert(header::HOST, h.parse().unwrap());
-        m
+    fn host(h: &str) -> Option<&str> {
+        Some(h)
     }
 
     #[test]
@@ -555,18 +548,18 @@ mod tests {
             b.room_url("https://rooms.example.com", "demo"),
             "https://demo.rooms.example.com"
         );
-        let r = b.route_of(&host("Demo.Rooms.Example.com:443"), "/wait");
+        let r = b.route_of(host("Demo.Rooms.Example.com:443"), "/wait");
         assert_eq!(r, Some(("demo".into(), "/wait".into())));
-        assert_eq!(b.route_of(&host("rooms.example.com"), "/demo/wait"), None);
-        assert_eq!(b.route_of(&host("a.b.rooms.example.com"), "/"), None);
-        assert_eq!(b.route_of(&host("demo.evil.example"), "/"), None);
-        assert_eq!(b.route_of(&host("_x.rooms.example.com"), "/"), None);
+        assert_eq!(b.route_of(host("rooms.example.com"), "/demo/wait"), None);
+        assert_eq!(b.route_of(host("a.b.rooms.example.com"), "/"), None);
+        assert_eq!(b.route_of(host("demo.evil.example"), "/"), None);
+        assert_eq!(b.route_of(host("_x.rooms.example.com"), "/"), None);
         let open = broker(Routing::Host, None);
         assert_eq!(
-            open.route_of(&host("demo.localhost:8799"), "/"),
+            open.route_of(host("demo.localhost:8799"), "/"),
             Some(("demo".into(), "/".into()))
         );
-        assert_eq!(open.route_of(&host("localhost:8799"), "/"), None);
+        assert_eq!(open.route_of(host("localhost:8799"), "/"), None);
     }
 
     #[test]
@@ -576,8 +569,18 @@ mod tests {
             b.room_url("https://rooms.example.com", "demo"),
             "https://rooms.example.com/demo"
         );
-        let r = b.route_of(&host("rooms.example.com"), "/demo/wait");
+        let r = b.route_of(host("rooms.example.com"), "/demo/wait");
         assert_eq!(r, Some(("demo".into(), "/wait".into())));
+    }
+
+    #[test]
+    fn an_address_gets_an_equal_part_of_a_route_at_most_half() {
+        let b = broker(Routing::Host, None);
+        assert_eq!(b.route_share(1), 3_000);
+        assert_eq!(b.route_share(2), 3_000);
+        assert_eq!(b.route_share(6), 1_000);
+        assert_eq!(b.route_share(64), 93);
+        assert_eq!(b.route_share(10_000), 93);
     }
 
     #[test]

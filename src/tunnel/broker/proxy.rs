@@ -151,9 +151,23 @@ fn operator_on_this_machine(peer: SocketAddr, headers: &HeaderMap) -> bool {
         .any(|h| headers.contains_key(*h))
 }
 
+/// The authority a request names: its `Host`, or over HTTP/2 its `:authority` (hyper puts
+/// that in the URI). When both are there they must agree (RFC 9113 §8.3.1), so no proxy
+/// in front can route by one while the broker routes by the other.
+fn authority(req: &Request<Incoming>) -> Result<Option<&str>, ()> {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => Some(v.to_str().map_err(|_| ())?),
+        None => None,
+    };
+    match (host, req.uri().authority().map(|a| a.as_str())) {
+        (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => Err(()),
+        (h, a) => Ok(h.or(a)),
+    }
+}
+
 /// The route a request names and the path left for the room server.
 fn find_route(b: &Broker, req: &Request<Incoming>) -> Option<(Arc<Route>, String)> {
-    let (slug, rest) = b.route_of(req.headers(), req.uri().path())?;
+    let (slug, rest) = b.route_of(authority(req).ok()?, req.uri().path())?;
     let route = b.routes().get(&slug).cloned()?;
     // An ended route is gone for participants (its slug is only kept for its host).
     (!route.is_ended()).then_some((route, rest))
@@ -215,7 +229,11 @@ type Permits = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
 /// in that order.
 fn admit(b: &Broker, route: &Route, ip: IpAddr, class: &str) -> Result<Permits, Refusal> {
     route
-        .take_rate(ip, b.route_share(), b.cfg.limits.route_requests_per_min)
+        .take_rate(
+            ip,
+            |n| b.route_share(n),
+            b.cfg.limits.route_requests_per_min,
+        )
         .map_err(|wait| {
             Refusal::new(
                 Code::RouteRateLimited,

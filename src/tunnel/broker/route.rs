@@ -129,31 +129,37 @@ impl Route {
     }
 
     /// Takes one request from `ip`'s share of the route's rate, then from the route's.
+    /// `share` gives an address's share when that many addresses use the route, so each
+    /// address's allowance follows the number of active ones (a bucket holds at most its
+    /// current share).
     pub fn take_rate(
         &self,
         ip: std::net::IpAddr,
-        share: u32,
+        share: impl Fn(usize) -> u32,
         per_minute: u32,
     ) -> Result<(), Duration> {
         let now = Instant::now();
-        self.shares
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(ip)
-            .or_insert_with(|| Bucket::full(share, now))
-            .take(share, now)?;
+        {
+            let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+            let active = shares.len() + usize::from(!shares.contains_key(&ip));
+            let share = share(active);
+            shares
+                .entry(ip)
+                .or_insert_with(|| Bucket::full(share, now))
+                .take(share, now)?;
+        }
         self.rate
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take(per_minute, now)
     }
 
-    /// Forgets the shares of addresses that have not used the route for a while.
-    pub fn sweep_shares(&self, share: u32, now: Instant) {
-        self.shares
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, b| !b.is_full(share, now));
+    /// Forgets the addresses that have not used the route for a while (their bucket
+    /// refilled), so they no longer count as active.
+    pub fn sweep_shares(&self, share: impl Fn(usize) -> u32, now: Instant) {
+        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        let share = share(shares.len());
+        shares.retain(|_, b| !b.is_full(share, now));
     }
 
     /// Why the route should end now, if it should.
@@ -206,14 +212,75 @@ pub(super) async fn reap(b: Arc<Broker>) {
         }
         let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
         b.reserved.save(&table);
-        if last_sweep.elapsed() > Duration::from_secs(60) {
+        if last_sweep.elapsed() > Duration::from_secs(10) {
             b.ips.sweep();
             b.ips_authed.sweep();
-            let share = b.route_share();
             for r in b.routes().values() {
-                r.sweep_shares(share, now);
+                r.sweep_shares(|n| b.route_share(n), now);
             }
             last_sweep = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(per_minute: u32) -> Route {
+        let now = Instant::now();
+        Route {
+            slug: "demo".into(),
+            owner_ip: [127, 0, 0, 1].into(),
+            owner_key: None,
+            shares: Mutex::new(std::collections::HashMap::new()),
+            hash: String::new(),
+            id: String::new(),
+            secret_hash: [0; 32],
+            created_at_ms: 0,
+            expires_at: now + Duration::from_secs(60),
+            expires_at_ms: 0,
+            requests: Arc::new(Semaphore::new(1)),
+            waits: Arc::new(Semaphore::new(1)),
+            max_requests: 1,
+            rate: Mutex::new(Bucket::full(per_minute, now)),
+            state: Mutex::new(RouteState {
+                conn: None,
+                last_seen: now,
+                ended: false,
+            }),
+        }
+    }
+
+    /// An equal part per active address, at most half (as `Broker::route_share`).
+    fn share(n: usize) -> u32 {
+        120 / n.clamp(2, 64) as u32
+    }
+
+    fn taken(r: &Route, ip: [u8; 4], tries: usize) -> usize {
+        (0..tries)
+            .filter(|_| r.take_rate(ip.into(), share, 120).is_ok())
+            .count()
+    }
+
+    #[test]
+    fn each_address_gets_an_equal_part_as_more_arrive() {
+        let r = route(120);
+        // Alone, an address gets half the route: the rest waits for the others.
+        assert_eq!(taken(&r, [10, 0, 0, 1], 200), 60);
+        // A second address gets the other half.
+        assert_eq!(taken(&r, [10, 0, 0, 2], 200), 60);
+        // The route is spent: a third address is refused by the route's own rate.
+        assert_eq!(taken(&r, [10, 0, 0, 3], 5), 0);
+
+        // With four addresses on a fresh route, none gets more than a quarter, however
+        // hard it tries, and together they still get (almost) all of the route.
+        let r = route(120);
+        for last in 1..=4u8 {
+            let _ = r.take_rate([10, 0, 1, last].into(), share, 120);
+        }
+        let more: Vec<usize> = (1..=4u8).map(|i| taken(&r, [10, 0, 1, i], 100)).collect();
+        assert!(more.iter().all(|n| *n <= 30), "{more:?}");
+        assert!(more.iter().sum::<usize>() >= 110, "{more:?}");
     }
 }
