@@ -1048,6 +1048,24 @@ fn metrics_parse_as_prometheus_text_and_name_no_room() {
         1.0,
         "{text}"
     );
+    // The tunnel and the requests above came over HTTP/1.1, none over h2c.
+    assert!(
+        sample(
+            &samples,
+            "agentgather_broker_connections_total",
+            &[("protocol", "http1")]
+        ) >= 5.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "agentgather_broker_connections_total",
+            &[("protocol", "h2c")]
+        ),
+        0.0,
+        "{text}"
+    );
     for secret in ["metered", "no-such-slug", room.token.as_str(), "/status"] {
         assert!(
             !text.contains(secret),

@@ -217,7 +217,9 @@ fn haproxy_carries_participants_to_the_broker_over_h2() {
         return;
     }
     let room = TestRoom::start("tunnel-h2-haproxy");
-    let broker = Broker::start(&room.home, &["--ip-rate", "5"]);
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let broker = Broker::start(&room.home, &["--ip-rate", "5", "--metrics-addr", &maddr]);
     let hport = free_port();
     // Participants' requests go to the broker as h2 streams; the host's WebSocket stays
     // HTTP/1.1 (`ws h1`), as in docs/deploy-broker.md.
@@ -276,6 +278,11 @@ fn haproxy_carries_participants_to_the_broker_over_h2() {
     let got = held.join().unwrap();
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.json()["messages"][0]["text"], "through the edge");
+    // HAProxy really spoke h2 to the broker (the tunnel alone is an HTTP/1.1 connection).
+    assert!(
+        connections(mport, "h2c") >= 1,
+        "no h2c connection reached the broker"
+    );
 
     // The per-address limit follows each real client through the shared h2 connection:
     // HAProxy forwards the client's address, and a second client is not charged for the
@@ -362,7 +369,9 @@ fn caddy_carries_participants_to_the_broker_over_h2c() {
         return;
     }
     let room = TestRoom::start("tunnel-h2-caddy");
-    let broker = Broker::start(&room.home, &[]);
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let broker = Broker::start(&room.home, &["--metrics-addr", &maddr]);
     // As in docs/deploy-broker.md: the tunnel path keeps HTTP/1.1 for the WebSocket, the
     // rest goes to the broker as h2c.
     let site = format!(
@@ -383,4 +392,22 @@ fn caddy_carries_participants_to_the_broker_over_h2c() {
     assert_eq!(r.json()["room"], room.room.as_str());
     let r = get_via(caddy.port, "no-such-room", "/status", &room.token);
     assert_error_resp(&r, 404, "not_found");
+    // Caddy really spoke h2c to the broker for the participants' requests.
+    assert!(
+        connections(mport, "h2c") >= 1,
+        "no h2c connection reached the broker"
+    );
+}
+
+/// The broker's count of connections accepted on its public port for `protocol`, read
+/// from its metrics listener on `mport`.
+fn connections(mport: u16, protocol: &str) -> u64 {
+    let r = Req::get("/metrics").send(mport);
+    assert_eq!(r.status, 200);
+    let series = format!("agentgather_broker_connections_total{{protocol=\"{protocol}\"}} ");
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in the metrics:\n{}", r.text()))
 }

@@ -118,6 +118,11 @@ pub(super) async fn serve(
         Ok(Ok(Some(p))) => p,
         _ => return,
     };
+    match protocol {
+        Protocol::Http1 => &b.metrics.connections_http1,
+        Protocol::H2c => &b.metrics.connections_h2c,
+    }
+    .fetch_add(1, Ordering::Relaxed);
     // Requests started on this connection: an h2 connection that starts none for
     // `H2_IDLE` is asked to go away (hyper has no idle timeout for HTTP/2).
     let started = Arc::new(AtomicU64::new(0));

@@ -27,6 +27,10 @@ pub(super) struct Metrics {
     bytes_out: AtomicU64,
     pub registrations: AtomicU64,
     pub reclaims: AtomicU64,
+    /// Connections accepted on the public port, by protocol: whether the edge proxy
+    /// really multiplexes participants over h2c shows here.
+    pub connections_http1: AtomicU64,
+    pub connections_h2c: AtomicU64,
 }
 
 impl Metrics {
@@ -161,6 +165,19 @@ fn render(b: &Broker) -> String {
         "agentgather_broker_relayed_bytes_total{{direction=\"out\"}} {}",
         m.bytes_out.load(Ordering::Relaxed)
     );
+    family(
+        &mut out,
+        "agentgather_broker_connections_total",
+        "counter",
+        "Connections accepted on the public port, by protocol.",
+    );
+    for (protocol, n) in [("http1", &m.connections_http1), ("h2c", &m.connections_h2c)] {
+        let _ = writeln!(
+            out,
+            "agentgather_broker_connections_total{{protocol=\"{protocol}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
     family(
         &mut out,
         "agentgather_broker_registrations_total",
