@@ -555,6 +555,12 @@ def step_room_closed_guest(d, c):
     # A fresh load of a closed room shows the same state.
     reload(d)
     d.wait_for("return !document.getElementById('closed-banner').hidden", timeout=8, what="closed banner after reload")
+    # Topics stay readable, but nothing offers to write to them: no new topic, comment,
+    # status change or answer controls on screen.
+    writes = d.js("const w = [...document.querySelectorAll('.topic-write, .tc-opts, .tp-comment, .tp-status-row, .tp-new')];"
+                  " return [w.length, w.filter(e => e.getClientRects().length > 0).map(e => e.id || e.className)];")
+    assert writes[0] > 0 and writes[1] == [], "topic write controls in a closed room: %r" % (writes,)
+    assert visible(d, "#topics"), "the topics panel stays readable"
     d.viewport(375, 740, mobile=True)
     time.sleep(0.3)
     check_layout(d, "closed guest 375")
