@@ -7,6 +7,7 @@ pub mod client;
 pub mod fuzzing;
 pub mod mcp;
 pub mod net;
+pub mod privfile;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -1,53 +1,22 @@
 //! Every file we write holds room content or secrets, so the only way to create one is
-//! private (0700 dirs, 0600 files), and whole-file rewrites go through a temp file and a
-//! rename so a crash leaves the old version or the new one, never half of each.
+//! private (0700 dirs, 0600 files); whole-file rewrites are `crate::privfile`'s, with its
+//! errors as storage errors.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use super::StoreError;
 
 /// Creates `dir` (and parents) as 0700, and tightens it if it already existed looser.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| StoreError::io(dir, e))?;
-    let meta = fs::metadata(dir).map_err(|e| StoreError::io(dir, e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| StoreError::io(dir, e))?;
-    }
-    Ok(())
+    crate::privfile::create_private_dir(dir).map_err(|e| StoreError::io(dir, e))
 }
 
 /// Replaces `path` with `bytes` atomically, mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(parent) = path.parent() {
-            // Persist the rename itself; best effort, some filesystems refuse.
-            let _ = File::open(parent).and_then(|d| d.sync_all());
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
     // A failed rewrite is a write failure (a full disk answers 507, not 500).
-    result.map_err(|e| StoreError::write(path, e))
+    crate::privfile::replace(path, bytes).map_err(|e| StoreError::write(path, e))
 }
 
 /// Writes `value` as pretty JSON, atomically, 0600.

@@ -76,26 +76,12 @@ pub(crate) fn random_token(prefix: &str, bytes: usize) -> Result<String, TunnelE
     ))
 }
 
-/// Writes `bytes` to `path` whole and private (0600), through a temporary file.
+/// Writes `bytes` to `path` whole and private (0600, its directory 0700).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        crate::privfile::create_dir(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::privfile::replace(path, bytes)
 }
 
 /// Operator keys from a file: one per line; blank lines and `#` comments are skipped.
