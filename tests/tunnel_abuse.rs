@@ -7,7 +7,7 @@ mod common;
 mod tunnel_support;
 
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -567,6 +567,24 @@ fn one_address_or_key_cannot_fill_the_route_table() {
 // ---------------------------------------------------------------------------------------
 // A slug whose host is away stays its host's.
 
+/// A stranger at `ip` asks for `slug` and is refused as taken; a participant's next
+/// request to the link reaches no one.
+fn stranger_is_refused(port: u16, ip: &str, slug: &str, room: &TestRoom, token: &str) {
+    let (f, _ws) = register_from(port, ip, slug, None);
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("refused"), Some("route_slug_taken")),
+        "{f}"
+    );
+    let since = room.last_id();
+    let r = via(
+        port,
+        slug,
+        Req::get(&format!("/wait?participant=alice&since_id={since}")).token(token),
+    );
+    assert_error_resp(&r, 404, "not_found");
+}
+
 fn route_status(port: u16, slug: &str) -> Option<String> {
     let table = Req::get("/_agentgather/routes").send(port).json();
     table["routes"]
@@ -594,19 +612,7 @@ fn an_idle_slug_stays_with_its_host_across_restarts() {
     }
     // The replay: someone registers the slug at once, to receive the participants' next
     // requests with their tokens. Refused; and those requests reach no one.
-    let (f, _ws) = register_from(port, "198.51.100.80", "asleep", None);
-    assert_eq!(
-        (f["type"].as_str(), f["code"].as_str()),
-        (Some("refused"), Some("route_slug_taken")),
-        "{f}"
-    );
-    let since = room.last_id();
-    let r = via(
-        port,
-        "asleep",
-        Req::get(&format!("/wait?participant=alice&since_id={since}")).token(&alice.token),
-    );
-    assert_error_resp(&r, 404, "not_found");
+    stranger_is_refused(port, "198.51.100.80", "asleep", &room, &alice.token);
 
     // The same after the broker restarts (its record of held slugs survives the crash).
     let kept = room.home.home.join("broker").join("routes");
@@ -630,4 +636,103 @@ fn an_idle_slug_stays_with_its_host_across_restarts() {
     assert_eq!(back["reclaimed"], true, "{back}");
     assert_eq!(back["public_url"], room_origin("asleep").as_str());
     wait_route_up(port, "asleep", &alice.token, Duration::from_secs(10));
+}
+
+/// A stand-in for the deployment's balancer: forwards every connection to the port in
+/// `target` at the time it is accepted (the test moves it when an instance dies).
+fn balancer(target: Arc<AtomicU16>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let to = target.load(Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    return;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_dead_instances_slugs_stay_with_their_hosts_on_its_peers() {
+    let room = TestRoom::start("abuse-peers");
+    let shared = TempHome::new("abuse-peers-key");
+    let key = shared.root.join("route-key");
+    std::fs::write(&key, "peers-route-key-0123456789abcdef\n").unwrap();
+    let key = key.to_str().unwrap().to_string();
+    let (metrics_a, metrics_b) = (free_port(), free_port());
+    let (addr_a, addr_b) = (
+        format!("127.0.0.1:{metrics_a}"),
+        format!("127.0.0.1:{metrics_b}"),
+    );
+    let (peer_a, peer_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let (home_a, home_b, home_c) = (
+        TempHome::new("abuse-peers-a"),
+        TempHome::new("abuse-peers-b"),
+        TempHome::new("abuse-peers-c"),
+    );
+    let common = ["--route-key-file", key.as_str(), "--ip-rate", "1000"];
+    fn with<'a>(common: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+        [common, more].concat()
+    }
+    let mut a = Broker::start(
+        &home_a,
+        &with(&common, &["--metrics-addr", &addr_a, "--peer", &peer_b]),
+    );
+    let b = Broker::start(
+        &home_b,
+        &with(&common, &["--metrics-addr", &addr_b, "--peer", &peer_a]),
+    );
+    // The same deployment without --peer, to show what the peers prevent.
+    let c = Broker::start(&home_c, &with(&common, &[]));
+
+    // The balancer sends the slug to A; the host registers there, then its laptop sleeps.
+    let target = Arc::new(AtomicU16::new(a.port));
+    let front = format!("http://127.0.0.1:{}", balancer(target.clone()));
+    let mut t = tunnel(&room.home, &front, "napping", &[]);
+    t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    let alice = room.invite_http("alice", "agent");
+    t.kill();
+    // A's list names the slug (by MAC); B asks every second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Req::get("/reservations").send(metrics_a).json()["reserved"]
+        .as_object()
+        .is_none_or(|m| m.is_empty())
+    {
+        assert!(Instant::now() < deadline, "A lists no held slug");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = Req::get("/reservations").send(metrics_a).text();
+    assert!(!listed.contains("napping"), "a slug in clear: {listed}");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // A dies; the balancer now sends the slug to B. A stranger asks B for it first.
+    a.proc.kill();
+    target.store(b.port, Ordering::SeqCst);
+    stranger_is_refused(b.port, "198.51.100.90", "napping", &room, &alice.token);
+    // Without peers, the survivor would have handed the slug to the stranger.
+    let (f, _stolen) = register_from(c.port, "198.51.100.90", "napping", None);
+    assert_eq!(f["type"], "registered", "{f}");
+    // Other slugs register on B at once.
+    let (f, _fresh) = register_from(b.port, "198.51.100.91", "fresh", None);
+    assert_eq!(f["type"], "registered", "{f}");
+
+    // The host wakes up and, through the balancer, takes its slug back on B.
+    let t = tunnel(&room.home, &front, "napping", &[]);
+    let back = t.wait_event("registered", 1, Duration::from_secs(15));
+    assert_eq!(back["reclaimed"], true, "{back}");
+    wait_route_up(b.port, "napping", &alice.token, Duration::from_secs(10));
 }

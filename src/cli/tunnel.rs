@@ -78,6 +78,12 @@ pub struct BrokerServeArgs {
     /// Serve Prometheus metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9799).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Another instance of this deployment, by its --metrics-addr (http://10.0.0.2:9799;
+    /// repeat for each). The slugs it holds are refused to newcomers here, also after it
+    /// dies, until their routes' lifetimes end; their hosts still reclaim them here.
+    /// Needs the deployment's shared --route-key-file.
+    #[arg(long = "peer", value_name = "URL", value_parser = parse_peer)]
+    pub peers: Vec<String>,
     /// Only hosts presenting a key from this file (one per line) may register.
     #[arg(long)]
     pub host_key_file: Option<PathBuf>,
@@ -171,6 +177,10 @@ pub struct TunnelRunArgs {
     pub route_check: Duration,
 }
 
+fn parse_peer(url: &str) -> Result<String, String> {
+    crate::tunnel::broker::peer_authority(url)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     runtime_with(None)
 }
@@ -233,6 +243,7 @@ pub fn broker(ctx: &Ctx, c: BrokerCommand) -> Result<(), CliError> {
         max_connections: a.max_connections.max(1),
         h2_max_streams: a.h2_max_streams.max(1),
         metrics_addr: a.metrics_addr,
+        peers: a.peers,
         ..BrokerConfig::default()
     };
     super::output::init_tracing();

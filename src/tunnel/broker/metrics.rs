@@ -221,6 +221,11 @@ async fn answer(
             "text/plain; version=0.0.4; charset=utf-8",
             render(&b),
         ),
+        super::peers::RESERVATIONS_PATH => {
+            let routes: Vec<Arc<super::route::Route>> = b.routes().values().cloned().collect();
+            let held = serde_json::to_string(&b.reserved.held(&routes)).unwrap_or_default();
+            text(StatusCode::OK, "application/json", held)
+        }
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
         "/readyz" => {
             if b.draining() {

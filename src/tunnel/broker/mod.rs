@@ -32,6 +32,9 @@ mod conn;
 mod host;
 mod listen;
 mod metrics;
+mod peers;
+
+pub use peers::authority as peer_authority;
 mod proxy;
 mod refusal;
 mod reserve;
@@ -147,6 +150,9 @@ pub struct BrokerConfig {
     pub state_file: Option<std::path::PathBuf>,
     /// A separate listener for `/metrics` (Prometheus text), `/healthz` and `/readyz`.
     pub metrics_addr: Option<SocketAddr>,
+    /// The other instances of this deployment, as `host:port` of their metrics
+    /// listeners: the slugs they hold are refused to newcomers here, also once they die.
+    pub peers: Vec<String>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -183,6 +189,7 @@ impl Default for BrokerConfig {
             routes_may_return: false,
             state_file: None,
             metrics_addr: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -472,6 +479,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
         }
     );
     let reaper = tokio::spawn(route::reap(b.clone()));
+    let following = (!b.cfg.peers.is_empty()).then(|| tokio::spawn(peers::follow(b.clone())));
     if let Some((listener, addr)) = metrics_listener {
         eprintln!("agentgather: broker metrics on http://{addr}/metrics (and /healthz, /readyz)");
         tokio::spawn(metrics::serve(b.clone(), listener));
@@ -498,6 +506,9 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     b.draining.store(true, Ordering::SeqCst);
     let drained = drain.drain(b.cfg.drain_timeout).await;
     reaper.abort();
+    if let Some(f) = following {
+        f.abort();
+    }
     let writers_busy = b.close_all();
     // Give the host writers a moment to put the closing frames on the wire.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -18,7 +18,7 @@ use super::secrets::hmac_sha256;
 use crate::protocol::timefmt::now_ms;
 
 #[derive(Serialize, Deserialize, Default)]
-struct Saved {
+pub(super) struct Saved {
     /// Slug MAC (hex) → the end of its route's lifetime (ms since the epoch).
     reserved: HashMap<String, i64>,
 }
@@ -31,6 +31,9 @@ pub(super) struct Reservations {
     /// Whether the file existed at start (else an earlier process left no record).
     pub loaded: bool,
     dirty: AtomicBool,
+    /// What each peer instance (`--peer`) last said it holds, kept after it stops
+    /// answering: a dead instance's slugs stay refused to newcomers here.
+    peers: Mutex<HashMap<String, HashMap<String, i64>>>,
 }
 
 impl Reservations {
@@ -54,6 +57,7 @@ impl Reservations {
             earlier: Mutex::new(earlier),
             loaded,
             dirty: AtomicBool::new(false),
+            peers: Mutex::default(),
         }
     }
 
@@ -63,17 +67,36 @@ impl Reservations {
         Some(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// Whether an earlier process held `slug` for a route that has not expired.
+    /// Whether an earlier process, or a peer instance as last heard, held `slug` for a
+    /// route that has not expired.
     pub fn held_before(&self, slug: &str) -> bool {
         let Some(mac) = self.mac(slug) else {
             return false;
         };
         let now = now_ms();
-        self.earlier
+        let due = |exp: Option<&i64>| exp.is_some_and(|exp| *exp > now);
+        due(self
+            .earlier
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&mac)
-            .is_some_and(|exp| *exp > now)
+            .get(&mac))
+            || self
+                .peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .any(|held| due(held.get(&mac)))
+    }
+
+    /// Records what `peer` holds now (its `/reservations` answer).
+    pub fn heard_from(&self, peer: &str, held: Saved) {
+        let now = now_ms();
+        let mut reserved = held.reserved;
+        reserved.retain(|_, exp| *exp > now);
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_string(), reserved);
     }
 
     /// `slug` is in this process's table now.
@@ -98,6 +121,18 @@ impl Reservations {
         if !self.dirty.swap(false, Ordering::SeqCst) {
             return;
         }
+        let written = serde_json::to_vec(&self.held(routes))
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::tunnel::write_private(file, &bytes));
+        if let Err(e) = written {
+            self.changed();
+            tracing::warn!(error = %e, "could not keep the reserved slugs");
+        }
+    }
+
+    /// The slugs this process holds (its table's routes and the earlier ones still due
+    /// back), by MAC, with the end of each route's lifetime.
+    pub fn held(&self, routes: &[Arc<Route>]) -> Saved {
         let now = now_ms();
         let mut reserved: HashMap<String, i64> = self
             .earlier
@@ -112,13 +147,7 @@ impl Reservations {
                 reserved.insert(mac, r.expires_at_ms);
             }
         }
-        let written = serde_json::to_vec(&Saved { reserved })
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::tunnel::write_private(file, &bytes));
-        if let Err(e) = written {
-            self.changed();
-            tracing::warn!(error = %e, "could not keep the reserved slugs");
-        }
+        Saved { reserved }
     }
 }
 

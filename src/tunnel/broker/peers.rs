@@ -1,0 +1,112 @@
+//! The other instances of a deployment (`--peer`), asked every few seconds which slugs
+//! they hold. Each instance keeps its reservations only in its own state file, so when
+//! one dies its slugs move to a survivor (the balancer hashes them there) that would
+//! otherwise not know them: a stranger could register such a slug first and receive the
+//! room's participants' tokens while its host sleeps. With peers, the survivor keeps the
+//! dead instance's last answer and refuses those slugs to anyone but their holder (who
+//! proves it with the route secret, under the deployment's shared route key) until their
+//! routes' lifetimes end. No shared store: each instance only reads the others' lists,
+//! which name slugs by MAC only, on their metrics listeners.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+use super::Broker;
+use super::reserve::Saved;
+
+/// Where an instance answers with the slugs it holds (its metrics listener).
+pub(super) const RESERVATIONS_PATH: &str = "/reservations";
+
+/// How often each peer is asked.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// How long one question may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most a peer's answer may hold (a full table of MACs is well under this).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The `host:port` of a `--peer` URL (`http://host:port`, its metrics listener).
+pub fn authority(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("a peer is its metrics listener as http://HOST:PORT, got {url:?}")
+    })?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
+        return Err(format!(
+            "a peer is its metrics listener as http://HOST:PORT, got {url:?}"
+        ));
+    }
+    Ok(authority.to_string())
+}
+
+/// Asks every peer in turn, for as long as the broker runs.
+pub(super) async fn follow(b: Arc<Broker>) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for peer in &b.cfg.peers {
+            match ask(peer).await {
+                Ok(held) => b.reserved.heard_from(peer, held),
+                // Keep what it said last: a peer that stopped answering may be dead, and
+                // its slugs are the ones to protect.
+                Err(e) => tracing::debug!(peer = %peer, error = %e, "peer did not answer"),
+            }
+        }
+    }
+}
+
+async fn ask(authority: &str) -> Result<Saved, String> {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(RESERVATIONS_PATH)
+            .header(hyper::header::HOST, authority)
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("answered {}", resp.status()));
+        }
+        let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        serde_json::from_slice::<Saved>(&body).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_named_by_its_metrics_listener() {
+        assert_eq!(authority("http://10.0.0.2:9799").unwrap(), "10.0.0.2:9799");
+        assert_eq!(authority("http://[::1]:9799/").unwrap(), "[::1]:9799");
+        for bad in [
+            "10.0.0.2:9799",
+            "https://a:1",
+            "http://a",
+            "http://a:1/metrics",
+            "http://",
+        ] {
+            assert!(authority(bad).is_err(), "{bad}");
+        }
+    }
+}
