@@ -117,7 +117,29 @@ fn three_instances_behind_haproxy_survive_losing_one() {
         "--max-routes-per-address",
         "1000",
     ];
-    let mut brokers: Vec<Broker> = homes.iter().map(|h| Broker::start(h, &args)).collect();
+    // Each instance names the others by their metrics listeners (`--peer`), as in
+    // docs/deploy-broker.md, so a dead instance's held slugs stay refused to strangers.
+    let metrics: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut brokers: Vec<Broker> = homes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut own: Vec<String> = vec!["--metrics-addr".into(), metrics[i].clone()];
+            for (j, m) in metrics.iter().enumerate() {
+                if j != i {
+                    own.extend(["--peer".into(), format!("http://{m}")]);
+                }
+            }
+            let all: Vec<&str> = args
+                .iter()
+                .copied()
+                .chain(own.iter().map(String::as_str))
+                .collect();
+            Broker::start(h, &all)
+        })
+        .collect();
     let hport = free_port();
     let _haproxy = start_haproxy(
         &shared,
