@@ -211,7 +211,10 @@ pub(super) async fn reap(b: Arc<Broker>) {
             b.reserved.changed();
         }
         let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
-        b.reserved.save(&table);
+        // The save syncs a file when something changed: on the blocking pool, so a slow
+        // disk never stalls the requests this worker relays.
+        let saver = b.clone();
+        let _ = tokio::task::spawn_blocking(move || saver.reserved.save(&table)).await;
         if last_sweep.elapsed() > Duration::from_secs(10) {
             b.ips.sweep();
             b.ips_authed.sweep();
