@@ -20,19 +20,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-/// Where a harness's CLI is: `$AGENTGATHER_AGENT_CLIS/<name>`, else on `PATH`.
-fn find_cli(name: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("AGENTGATHER_AGENT_CLIS") {
-        let p = PathBuf::from(dir).join(name);
-        return p.exists().then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.exists())
-    })
-}
-
 // ---------------------------------------------------------------------------------------
 // The stand-in model: a tiny HTTP/1.1 server speaking the Messages API, scripted by how
 // many tool results the conversation already holds.
@@ -474,16 +461,7 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
         cmd.env_remove(k);
     }
     let mut child = cmd.spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                sink.lock().unwrap().push(v);
-            }
-        }
-    });
+    let lines = json_lines(child.stdout.take().unwrap());
     let runner = Runner { child, lines };
     until(
         "the wake runner's wait",

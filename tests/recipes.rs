@@ -11,19 +11,6 @@ use std::process::Command;
 
 use common::*;
 
-/// Where a harness's CLI is: `$AGENTGATHER_AGENT_CLIS/<name>`, else on `PATH`.
-fn find_cli(name: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("AGENTGATHER_AGENT_CLIS") {
-        let p = PathBuf::from(dir).join(name);
-        return p.exists().then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.exists())
-    })
-}
-
 fn help(cli: &PathBuf, args: &[&str]) -> String {
     let out = Command::new(cli)
         .args(args)

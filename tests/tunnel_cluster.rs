@@ -9,21 +9,11 @@ mod common;
 mod tunnel_support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
 use tunnel_support::*;
-
-fn haproxy_available() -> bool {
-    std::process::Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn start_haproxy(home: &TempHome, port: u16, brokers: &[u16]) -> Proc {
     let servers: String = brokers
@@ -39,24 +29,7 @@ fn start_haproxy(home: &TempHome, port: u16, brokers: &[u16]) -> Proc {
          \x20   default_backend brokers\n\n\
          backend brokers\n    balance hash var(txn.slug)\n    hash-type consistent\n    option httpchk GET /_agentgather/health\n    default-server check inter 300 fall 2 rise 1\n{servers}"
     );
-    let file = home.root.join("haproxy.cfg");
-    std::fs::write(&file, cfg).unwrap();
-    let p = Proc::spawn_program(
-        home,
-        "haproxy",
-        "haproxy",
-        &["-db", "-f", file.to_str().unwrap()],
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !port_open(port) {
-        assert!(
-            Instant::now() < deadline,
-            "haproxy did not start: {}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
+    run_haproxy(home, port, &cfg)
 }
 
 /// The slugs each broker holds with a connected host (asked on its own port).

@@ -7,7 +7,6 @@
 mod common;
 mod tunnel_support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -197,15 +196,6 @@ fn h2c_streams_reach_their_room_under_every_guard() {
     });
 }
 
-fn haproxy_available() -> bool {
-    std::process::Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn haproxy_carries_participants_to_the_broker_over_h2() {
     if !haproxy_available() {
@@ -229,23 +219,7 @@ fn haproxy_carries_participants_to_the_broker_over_h2() {
          backend brokers\n    server b0 127.0.0.1:{} proto h2 ws h1\n",
         broker.port
     );
-    let file = room.home.root.join("haproxy.cfg");
-    std::fs::write(&file, cfg).unwrap();
-    let haproxy = Proc::spawn_program(
-        &room.home,
-        "haproxy",
-        "haproxy",
-        &["-db", "-f", file.to_str().unwrap()],
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !port_open(hport) {
-        assert!(
-            Instant::now() < deadline,
-            "haproxy did not start: {}",
-            haproxy.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _haproxy = run_haproxy(&room.home, hport, &cfg);
     let slug = "h2edge";
     let t = tunnel(&room.home, &format!("http://127.0.0.1:{hport}"), slug, &[]);
     t.wait_event("public_url_set", 1, Duration::from_secs(15));

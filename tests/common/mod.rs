@@ -743,3 +743,32 @@ pub fn assert_error(got: (u16, Value), status: u16, code: &str) {
 pub fn assert_error_resp(r: &Resp, status: u16, code: &str) {
     assert_error((r.status, r.json()), status, code);
 }
+
+/// Where a harness's CLI is: `$AGENTGATHER_AGENT_CLIS/<name>`, else on `PATH`.
+pub fn find_cli(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("AGENTGATHER_AGENT_CLIS") {
+        let p = PathBuf::from(dir).join(name);
+        return p.exists().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+    })
+}
+
+/// Collects, as they arrive, the JSON lines a child process prints (other lines are
+/// skipped).
+pub fn json_lines(out: std::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                sink.lock().unwrap().push(v);
+            }
+        }
+    });
+    lines
+}

@@ -470,3 +470,34 @@ pub fn assert_refused(ws: &mut tungstenite::WebSocket<TcpStream>, status: u64, c
     assert_eq!(f["code"], code, "{f}");
     assert_eq!(ws_next(ws)["type"], "hangup");
 }
+
+pub fn haproxy_available() -> bool {
+    std::process::Command::new("haproxy")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// HAProxy in the foreground with `cfg`, once it listens on `port`.
+pub fn run_haproxy(home: &TempHome, port: u16, cfg: &str) -> Proc {
+    let file = home.root.join("haproxy.cfg");
+    std::fs::write(&file, cfg).unwrap();
+    let p = Proc::spawn_program(
+        home,
+        "haproxy",
+        "haproxy",
+        &["-db", "-f", file.to_str().unwrap()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !port_open(port) {
+        assert!(
+            Instant::now() < deadline,
+            "haproxy did not start: {}",
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
