@@ -62,6 +62,16 @@ fn room_behind(port: u16, slug: &str, token: &str) -> Option<String> {
     (r.status == 200).then(|| r.json()["room"].as_str().unwrap_or("").to_string())
 }
 
+/// Through the balancer, `slug` is answered by room `r` and takes a post of `text`.
+fn answers_as_itself_and_posts(port: u16, slug: &str, r: &TestRoom, text: &str) {
+    assert_eq!(
+        room_behind(port, slug, &r.token).as_deref(),
+        Some(r.room.as_str())
+    );
+    let m = post_via(port, slug, "/messages", &r.token, &json!({"text": text}));
+    assert_eq!(m.status, 201, "{}", m.text());
+}
+
 #[test]
 fn three_instances_behind_haproxy_survive_losing_one() {
     if !haproxy_available() {
@@ -135,18 +145,7 @@ fn three_instances_behind_haproxy_survive_losing_one() {
         t.wait_event("public_url_set", 1, Duration::from_secs(30));
     }
     for (i, r) in rooms.iter().enumerate() {
-        assert_eq!(
-            room_behind(hport, &slug(i), &r.token).as_deref(),
-            Some(r.room.as_str())
-        );
-        let m = post_via(
-            hport,
-            &slug(i),
-            "/messages",
-            &r.token,
-            &json!({"text": format!("before {i}")}),
-        );
-        assert_eq!(m.status, 201, "{}", m.text());
+        answers_as_itself_and_posts(hport, &slug(i), r, &format!("before {i}"));
     }
     let owned = owners(&brokers);
     assert_eq!(owned.len(), 10, "{owned:?}");
@@ -185,18 +184,7 @@ fn three_instances_behind_haproxy_survive_losing_one() {
     }
     // Every room, moved or not, answers as itself, and no message is lost.
     for (i, r) in rooms.iter().enumerate() {
-        assert_eq!(
-            room_behind(hport, &slug(i), &r.token).as_deref(),
-            Some(r.room.as_str())
-        );
-        let m = post_via(
-            hport,
-            &slug(i),
-            "/messages",
-            &r.token,
-            &json!({"text": format!("after {i}")}),
-        );
-        assert_eq!(m.status, 201, "{}", m.text());
+        answers_as_itself_and_posts(hport, &slug(i), r, &format!("after {i}"));
         let all = get_via(hport, &slug(i), "/messages?since_id=0", &r.token).json();
         let texts: Vec<&str> = all["messages"]
             .as_array()
