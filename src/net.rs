@@ -3,7 +3,9 @@
 //! queued, so a flood cannot pile up memory), the stop signal (SIGINT or SIGTERM, as
 //! systemd sends) and the drain that lets connections in flight finish.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +75,17 @@ impl DrainWatch {
     /// Resolves once a drain was asked for.
     pub async fn stopping(&mut self) {
         let _ = self.stop.wait_for(|s| *s).await;
+    }
+
+    /// Drives a connection to its end; once a drain starts, asks it to finish what is in
+    /// flight (`finish`, e.g. hyper's `graceful_shutdown`) and waits for that.
+    pub async fn serve<C: Future>(mut self, conn: C, finish: impl FnOnce(Pin<&mut C>)) {
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = self.stopping() => finish(conn.as_mut()),
+        }
+        let _ = conn.await;
     }
 }
 

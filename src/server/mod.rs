@@ -224,7 +224,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
 
     let app = routes::router(state.clone());
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let drain = crate::net::Drain::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -237,9 +237,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             (stream, _peer, permit) = crate::net::accept_capped(&listener, &connections) => {
                 let svc = TowerToHyperService::new(app.clone());
                 let io = TokioIo::new(send_timeout::SendTimeout::new(stream, cfg.send_timeout));
-                let conn = graceful.watch(builder.serve_connection(io, svc));
+                let conn = builder.serve_connection(io, svc);
+                let watch = drain.watch();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    watch.serve(conn, |c| c.graceful_shutdown()).await;
                     drop(permit);
                 });
             }
@@ -250,7 +251,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     eprintln!("agentgather: stopping: answering held waits, flushing, releasing the room");
     state.shutdown.send_replace(true);
     state.hub.notify();
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    drain.drain(Duration::from_secs(5)).await;
     let mut room = state.room();
     room.flush()?;
     Ok(())

@@ -135,14 +135,7 @@ pub(super) async fn serve(
     match protocol {
         Protocol::Http1 => {
             let conn = servers.h1.serve_connection(io, svc).with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = watch.stopping() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
-                }
-            }
+            watch.serve(conn, |c| c.graceful_shutdown()).await;
         }
         Protocol::H2c => {
             // Boxed: an h2 connection's state is large, and inline it would make every
