@@ -6,6 +6,7 @@
 //!     cargo bench --bench load -- --json --only fanout,reads
 //!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity and latency
 //!     cargo bench --bench load -- --only broker-latency   # (or broker-capacity) one part
+//!     cargo bench --bench load -- --only host-speed   # how often the host slows this machine
 //!
 //! Timings here are measurements, never pass/fail.
 
@@ -28,6 +29,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
 
 #[path = "broker/capacity.rs"]
 mod broker;
+#[path = "broker/host_speed.rs"]
+mod host_speed;
+#[path = "broker/latency.rs"]
+mod latency;
 
 struct Server {
     home: PathBuf,
@@ -701,7 +706,11 @@ async fn main() {
         );
     }
     if want("broker") || want("broker-latency") {
-        r.insert("broker_latency".into(), broker::latency(1000, 5).await);
+        r.insert("broker_latency".into(), latency::latency(1000, 5).await);
+    }
+    // The host's speed with nothing of ours running (see `host_speed`).
+    if want("host-speed") {
+        r.insert("host_speed".into(), host_speed::alone(10));
     }
     let r = Value::Object(r);
     if json_out {
@@ -710,6 +719,20 @@ async fn main() {
         print!("{}", table(&r));
         if r.get("broker_capacity").is_some() || r.get("broker_latency").is_some() {
             print!("{}", broker::table(&r));
+        }
+        if let Some(x) = r.get("broker_latency") {
+            print!("{}", latency::row(x));
+        }
+        if let Some(x) = r.get("host_speed") {
+            println!(
+                "\nhost speed, nothing else running for {} s: slowed over {}x for {:.1}% of the time, worst {:.0}x ({} units of {:.1} µs at full speed)",
+                x["secs"],
+                host_speed::SLOWED,
+                x["slowed_pct"].as_f64().unwrap_or(f64::NAN),
+                x["worst_factor"].as_f64().unwrap_or(f64::NAN),
+                x["units"],
+                x["full_speed_unit_us"].as_f64().unwrap_or(f64::NAN),
+            );
         }
     }
 }

@@ -1,16 +1,16 @@
 //! The broker's capacity (issue 14, item 7): many routes on one instance, held waits
-//! through them, the memory each costs, and the latency the broker adds to a request.
+//! through them, and the memory each costs (the latency the broker adds is `latency.rs`).
 //!
 //! The hosts of the capacity run are WebSocket peers in this process that register a slug
 //! and hold every request they are sent (a held `/wait` as the broker sees it); the
-//! broker is the real binary. The latency run uses a real room server and `tunnel run`.
+//! broker is the real binary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -18,9 +18,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{BIN, Server, free_port, ms, pct};
+use super::{BIN, free_port};
 
-const DOMAIN: &str = "rooms.bench";
+pub(crate) const DOMAIN: &str = "rooms.bench";
 
 /// Lets this process and the broker it starts hold tens of thousands of sockets; returns
 /// the limit they got.
@@ -49,9 +49,9 @@ fn raise_nofile(n: u64) -> u64 {
     }
 }
 
-struct Broker {
-    child: std::process::Child,
-    port: u16,
+pub(crate) struct Broker {
+    pub(crate) child: std::process::Child,
+    pub(crate) port: u16,
     _home: tempdir::Dir,
 }
 
@@ -65,7 +65,7 @@ mod tempdir {
 }
 
 impl Broker {
-    fn start(tag: &str) -> Broker {
+    pub(crate) fn start(tag: &str) -> Broker {
         let home =
             std::env::temp_dir().join(format!("ag-bench-broker-{tag}-{}", std::process::id()));
         let port = free_port();
@@ -333,188 +333,8 @@ pub async fn capacity_h1(routes: usize, waits: usize) -> Value {
     })
 }
 
-/// One keep-alive connection sending `GET /status` with a chosen `Host`.
-struct Conn {
-    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl Conn {
-    async fn open(port: u16, host: &str) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (tx, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
-        tokio::spawn(conn);
-        Conn {
-            tx,
-            host: host.to_string(),
-        }
-    }
-
-    async fn status(&mut self, token: &str) -> u16 {
-        let req = Request::builder()
-            .uri("/status")
-            .header("host", &self.host)
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        self.tx.ready().await.expect("ready");
-        let resp = self.tx.send_request(req).await.expect("send");
-        let status = resp.status().as_u16();
-        let _ = resp.into_body().collect().await;
-        status
-    }
-}
-
-type Pool = Vec<Arc<tokio::sync::Mutex<Conn>>>;
-
-async fn pool(port: u16, host: &str, conns: usize) -> Pool {
-    let mut v = Vec::new();
-    for _ in 0..conns {
-        v.push(Arc::new(tokio::sync::Mutex::new(
-            Conn::open(port, host).await,
-        )));
-    }
-    v
-}
-
-/// How long each path is driven before the other takes over: the direct and the
-/// brokered requests alternate in slices, so that both see the same machine (a build
-/// starting next to the bench moves both, not one).
-const SLICE: Duration = Duration::from_millis(250);
-
-/// `rate` requests per second for `secs` seconds on each of two paths, alternating
-/// slices: the latencies (ms) of each.
-async fn paced_pair(paths: [&Pool; 2], token: &str, rate: u32, secs: u64) -> [Vec<f64>; 2] {
-    let per_slice = (f64::from(rate) * SLICE.as_secs_f64()).max(1.0) as u64;
-    let total = rate as u64 * secs * 2;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        tick.tick().await;
-        let which = ((i / per_slice) % 2) as usize;
-        let pool = paths[which];
-        let c = pool[i as usize % pool.len()].clone();
-        let token = token.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut c = c.lock().await;
-            let t = Instant::now();
-            let s = c.status(&token).await;
-            (which, s, ms(t.elapsed()))
-        }));
-    }
-    let mut lat = [Vec::new(), Vec::new()];
-    for t in tasks {
-        let (which, s, l) = t.await.expect("request");
-        assert_eq!(s, 200, "a paced request failed");
-        lat[which].push(l);
-    }
-    lat
-}
-
-/// CPU time (user + system) process `pid` has used, in ms.
-fn cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start at its ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    // SAFETY: sysconf only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) * 1000.0 / hz
-}
-
-/// The latency the broker adds: the same `GET /status` to the room server directly and
-/// through broker and tunnel, at `rate` requests per second on each, in alternating
-/// slices.
-pub async fn latency(rate: u32, secs: u64) -> Value {
-    let mut room = Server::new("broker-latency", 0, 0);
-    room.start(&[]);
-    let broker = Broker::start("latency");
-    let mut tunnel = std::process::Command::new(BIN)
-        .args([
-            "tunnel",
-            "run",
-            "--json",
-            "--room",
-            "current",
-            "--subdomain",
-            "lat",
-        ])
-        .args(["--broker", &format!("http://127.0.0.1:{}", broker.port)])
-        .env("AGENTGATHER_HOME", &room.home)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn tunnel");
-    let host = format!("lat.{DOMAIN}");
-    let t = Instant::now();
-    loop {
-        let mut c = Conn::open(broker.port, &host).await;
-        if c.status(&room.host_token).await == 200 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the tunnel did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let direct_host = format!("127.0.0.1:{}", room.port);
-    let direct_pool = pool(room.port, &direct_host, 16).await;
-    let via_pool = pool(broker.port, &host, 16).await;
-    let cpu0 = [cpu_ms(broker.child.id()), cpu_ms(tunnel.id())];
-    let [mut direct, mut via] =
-        paced_pair([&direct_pool, &via_pool], &room.host_token, rate, secs).await;
-    let cpu1 = [cpu_ms(broker.child.id()), cpu_ms(tunnel.id())];
-    let n = via.len().max(1) as f64;
-    let cpu_us = [
-        (cpu1[0] - cpu0[0]) * 1000.0 / n,
-        (cpu1[1] - cpu0[1]) * 1000.0 / n,
-    ];
-    let _ = tunnel.kill();
-    let _ = tunnel.wait();
-    let load = load_avg();
-    if std::env::var_os("AG_BENCH_DEBUG").is_some() {
-        for (name, xs) in [("direct", &mut direct), ("via", &mut via)] {
-            let qs: Vec<String> = [0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0]
-                .iter()
-                .map(|q| format!("{q}:{:.2}", pct(xs, *q)))
-                .collect();
-            eprintln!("{name}: {}", qs.join(" "));
-        }
-        eprintln!(
-            "CPU per brokered request: broker {:.0} µs, tunnel {:.0} µs",
-            cpu_us[0], cpu_us[1]
-        );
-    }
-    let (d50, d99) = (pct(&mut direct, 0.5), pct(&mut direct, 0.99));
-    let (b50, b99) = (pct(&mut via, 0.5), pct(&mut via, 0.99));
-    json!({
-        "rate": rate,
-        "requests": via.len(),
-        "direct_p50_ms": d50, "direct_p99_ms": d99,
-        "broker_p50_ms": b50, "broker_p99_ms": b99,
-        "added_p50_ms": b50 - d50, "added_p99_ms": b99 - d99,
-        "load_avg": load,
-    })
-}
-
-/// The broker's figures against the targets of issue 14 (item 7), with the machine's
-/// load average at each: the latency figures only mean something on an idle machine.
+/// The broker's capacity figures against the targets of issue 14 (item 7), under the
+/// head of the broker table (the latency row follows it, `latency::row`).
 pub fn table(r: &Value) -> String {
     let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
@@ -553,20 +373,6 @@ pub fn table(r: &Value) -> String {
             x["routes"],
             x["waits_held"],
             f(&x["kb_per_wait"]),
-            f(&x["load_avg"]),
-        );
-    }
-    if let Some(x) = r.get("broker_latency") {
-        t += &format!(
-            "| added latency at {}/s (`GET /status` via broker + tunnel vs direct) | p50 +{} ms, p99 +{} ms (direct p50 {} / p99 {} ms; through p50 {} / p99 {} ms) | p99 ≤ 2 ms added | {} | {} |\n",
-            x["rate"],
-            f(&x["added_p50_ms"]),
-            f(&x["added_p99_ms"]),
-            f(&x["direct_p50_ms"]),
-            f(&x["direct_p99_ms"]),
-            f(&x["broker_p50_ms"]),
-            f(&x["broker_p99_ms"]),
-            met(num(&x["added_p99_ms"]) <= 2.0),
             f(&x["load_avg"]),
         );
     }
