@@ -138,15 +138,19 @@ impl Server {
     }
 
     fn rss_kb(&self) -> u64 {
-        let pid = self.child.as_ref().map_or(0, Child::id);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        rss_kb(self.child.as_ref().map_or(0, Child::id))
     }
+}
+
+/// Resident memory of process `pid`, in KB (0 when it is gone).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Server {
