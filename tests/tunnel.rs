@@ -1098,42 +1098,13 @@ fn caddy_gets_a_certificate_for_each_live_room_and_no_other_name() {
         &["--public-url", &format!("https://localhost:{cport}")],
     );
     let dir = room.home.root.join("caddy-tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("Caddyfile");
     let bport = broker.port;
-    std::fs::write(
-        &file,
-        format!(
-            "{{\n\tadmin off\n\tskip_install_trust\n\tstorage file_system {data}\n\ton_demand_tls {{\n\t\task http://127.0.0.1:{bport}/_agentgather/tls-ask\n\t}}\n}}\n\nhttps://*.localhost:{cport} {{\n\ttls internal {{\n\t\ton_demand\n\t}}\n\treverse_proxy 127.0.0.1:{bport} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
-            data = dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let _caddy = {
-        let out = dir.join("caddy.out");
-        let err = dir.join("caddy.err");
-        let child = std::process::Command::new("caddy")
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", &dir)
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn caddy");
-        Proc {
-            child: Some(child),
-            out,
-            err,
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !port_open(cport) {
-        assert!(Instant::now() < deadline, "caddy did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let config = format!(
+        "{{\n\tadmin off\n\tskip_install_trust\n\tstorage file_system {data}\n\ton_demand_tls {{\n\t\task http://127.0.0.1:{bport}/_agentgather/tls-ask\n\t}}\n}}\n\nhttps://*.localhost:{cport} {{\n\ttls internal {{\n\t\ton_demand\n\t}}\n\treverse_proxy 127.0.0.1:{bport} {{\n\t\tflush_interval -1\n\t}}\n}}\n",
+        data = dir.join("data").display()
+    );
+    let _caddy = until_caddy_listens(spawn_caddy(&room.home, &dir, &config), cport)
+        .expect("caddy did not start");
     let t = tunnel(&room.home, &broker.url(), "secure", &[]);
     let set = t.wait_event("public_url_set", 1, Duration::from_secs(15));
     assert_eq!(

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -394,45 +394,56 @@ pub fn start_caddy_with(home: &TempHome, site: &str) -> Caddy {
     for _ in 0..5 {
         let port = free_port();
         let dir = home.root.join(format!("caddy-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("Caddyfile");
-        std::fs::write(
-            &file,
-            format!(
-                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://:{port} {{\n{site}}}\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let out = home.root.join(format!("caddy-{n}.out"));
-        let err = home.root.join(format!("caddy-{n}.err"));
-        let child = std::process::Command::new("caddy")
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", &dir)
-            .env("XDG_DATA_HOME", dir.join("data"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn caddy");
-        let mut proc = Proc {
-            child: Some(child),
-            out,
-            err,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline && proc.running() {
-            if port_open(port) {
-                return Caddy { _proc: proc, port };
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let config = format!(
+            "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {}\n}}\n\nhttp://:{port} {{\n{site}}}\n",
+            dir.join("data").display()
+        );
+        let proc = spawn_caddy(home, &dir, &config);
+        if let Some(proc) = until_caddy_listens(proc, port) {
+            return Caddy { _proc: proc, port };
         }
-        eprintln!("caddy did not start on {port}: {}", proc.stderr());
     }
     panic!("caddy did not start");
+}
+
+/// Caddy running `config` (a Caddyfile), its state under `dir`.
+pub fn spawn_caddy(home: &TempHome, dir: &Path, config: &str) -> Proc {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("Caddyfile");
+    std::fs::write(&file, config).unwrap();
+    let n = SEQ.fetch_add(1, Ordering::SeqCst);
+    let out = home.root.join(format!("caddy-{n}.out"));
+    let err = home.root.join(format!("caddy-{n}.err"));
+    let child = std::process::Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&file)
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn caddy");
+    Proc {
+        child: Some(child),
+        out,
+        err,
+    }
+}
+
+/// `proc` once Caddy listens on `port`; `None` (its stderr printed) if it exited or took
+/// over 30 s (a loaded machine can take long to make the internal CA's keys).
+pub fn until_caddy_listens(mut proc: Proc, port: u16) -> Option<Proc> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && proc.running() {
+        if port_open(port) {
+            return Some(proc);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("caddy did not start on {port}: {}", proc.stderr());
+    None
 }
 
 pub fn ws_connect(port: u16) -> tungstenite::WebSocket<TcpStream> {
