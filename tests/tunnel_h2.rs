@@ -186,7 +186,12 @@ fn h2c_streams_reach_their_room_under_every_guard() {
                 assert!(h.contains_key("retry-after"));
                 break;
             }
-            assert_eq!(s, 200, "{v}");
+            // A request relayed just as the host's connection dropped is cut with 502.
+            if s == 502 {
+                assert_error((s, v), 502, "host_disconnected");
+            } else {
+                assert_eq!(s, 200, "{v}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "the route stayed up without its host"
