@@ -189,6 +189,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
             // A request relayed just as the host's connection dropped is cut with 502.
             if s == 502 {
                 assert_error((s, v), 502, "host_disconnected");
+                assert!(h.contains_key("retry-after"));
             } else {
                 assert_eq!(s, 200, "{v}");
             }

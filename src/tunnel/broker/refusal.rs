@@ -17,19 +17,15 @@ use crate::protocol::timefmt::{format_ms, now_ms};
 use crate::tunnel::protocol::Code;
 use std::sync::Arc;
 
-/// A refusal in the error contract, with an optional `Retry-After`.
+/// A refusal in the error contract (its `retry_after_s` sent as `Retry-After`).
 #[derive(Debug)]
 pub(super) struct Refusal {
     pub err: ApiError,
-    pub retry_after: Option<Duration>,
 }
 
 impl From<ApiError> for Refusal {
     fn from(err: ApiError) -> Self {
-        Refusal {
-            err,
-            retry_after: None,
-        }
+        Refusal { err }
     }
 }
 
@@ -37,8 +33,9 @@ impl Refusal {
     pub fn new(code: Code, message: impl Into<String>) -> Refusal {
         code.error(message).into()
     }
+    /// Tells the client to retry after `after` (in whole seconds, at least one).
     pub fn retry(mut self, after: Duration) -> Refusal {
-        self.retry_after = Some(after);
+        self.err.retry_after_s = Some(after.as_secs_f64().ceil().max(1.0) as u64);
         self
     }
 
@@ -56,8 +53,7 @@ impl Refusal {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(after) = r.retry_after {
-            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+        if let Some(secs) = r.err.retry_after_s {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         (resp, len)
@@ -105,8 +101,12 @@ pub(super) fn response_too_large(limit: u64) -> ApiError {
     ))
 }
 
+/// The host's connection dropped with the request in flight: the host usually comes
+/// back within seconds (its tunnel reconnects), so the client is told when to retry.
 pub(super) fn host_disconnected() -> ApiError {
-    Code::HostDisconnected.error("the host's tunnel disconnected; retry in a moment")
+    let mut e = Code::HostDisconnected.error("the host's tunnel disconnected; retry in a moment");
+    e.retry_after_s = Some(2);
+    e
 }
 
 /// A host's failure code as a refusal; unknown codes are not echoed (the host is not
@@ -222,6 +222,9 @@ mod tests {
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
         assert!(len > 10);
+        let (resp, _) = Refusal::from(host_disconnected()).response();
+        assert_eq!(resp.status(), 502);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
     }
 
     #[test]
