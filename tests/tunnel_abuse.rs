@@ -471,37 +471,6 @@ fn a_junk_token_buys_nothing_and_a_flood_leaves_the_room_to_others() {
 // ---------------------------------------------------------------------------------------
 // The route table: one address (or one operator key) holds only so many routes.
 
-/// A raw host connecting from `ip` (as a local proxy would say).
-fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream> {
-    use tungstenite::client::IntoClientRequest;
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut req = format!("ws://127.0.0.1:{port}/_agentgather/tunnel")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("x-forwarded-for", ip.parse().unwrap());
-    let (ws, _) = tungstenite::client::client(req, stream).expect("WebSocket handshake");
-    ws
-}
-
-fn register_from(
-    port: u16,
-    ip: &str,
-    slug: &str,
-    key: Option<&str>,
-) -> (Value, tungstenite::WebSocket<TcpStream>) {
-    let mut ws = ws_connect_from(port, ip);
-    let mut f = json!({"type": "register", "version": 1, "slug": slug});
-    if let Some(k) = key {
-        f["host_key"] = json!(k);
-    }
-    ws_send(&mut ws, &f);
-    (ws_next(&mut ws), ws)
-}
-
 #[test]
 fn one_address_or_key_cannot_fill_the_route_table() {
     let home = TempHome::new("abuse-table");
@@ -636,34 +605,6 @@ fn an_idle_slug_stays_with_its_host_across_restarts() {
     assert_eq!(back["reclaimed"], true, "{back}");
     assert_eq!(back["public_url"], room_origin("asleep").as_str());
     wait_route_up(port, "asleep", &alice.token, Duration::from_secs(10));
-}
-
-/// A stand-in for the deployment's balancer: forwards every connection to the port in
-/// `target` at the time it is accepted (the test moves it when an instance dies).
-fn balancer(target: Arc<AtomicU16>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let to = target.load(Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
-                    return;
-                };
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let up = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_in, &mut s_out);
-                    let _ = s_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut s_in, mut c_out) = (server, client);
-                let _ = std::io::copy(&mut s_in, &mut c_out);
-                let _ = c_out.shutdown(std::net::Shutdown::Write);
-                let _ = up.join();
-            });
-        }
-    });
-    port
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! What the tunnel tests share: child processes with their output in files, a real
 //! `broker serve` (restartable on its port), `tunnel run`, requests addressed to a room's
 //! own origin (`Host: <slug>.rooms.example.test` on the loopback port), Caddy in front,
-//! and a raw WebSocket peer for hosts that misbehave.
+//! a raw WebSocket peer for hosts that misbehave, and for several instances of one
+//! deployment a stand-in balancer.
 
 #![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -500,4 +502,66 @@ pub fn run_haproxy(home: &TempHome, port: u16, cfg: &str) -> Proc {
         std::thread::sleep(Duration::from_millis(50));
     }
     p
+}
+
+// ---------------------------------------------------------------------------------------
+// Several instances of one deployment: the stand-in balancer, hosts behind it, peers.
+
+/// A raw host connecting from `ip` (as a local proxy would say).
+pub fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("ws://127.0.0.1:{port}/_agentgather/tunnel")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("x-forwarded-for", ip.parse().unwrap());
+    let (ws, _) = tungstenite::client::client(req, stream).expect("WebSocket handshake");
+    ws
+}
+
+pub fn register_from(
+    port: u16,
+    ip: &str,
+    slug: &str,
+    key: Option<&str>,
+) -> (Value, tungstenite::WebSocket<TcpStream>) {
+    let mut ws = ws_connect_from(port, ip);
+    let mut f = json!({"type": "register", "version": 1, "slug": slug});
+    if let Some(k) = key {
+        f["host_key"] = json!(k);
+    }
+    ws_send(&mut ws, &f);
+    (ws_next(&mut ws), ws)
+}
+
+/// A stand-in for the deployment's balancer: forwards every connection to the port in
+/// `target` at the time it is accepted (the test moves it when an instance dies).
+pub fn balancer(target: Arc<AtomicU16>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let to = target.load(Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    return;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    port
 }
