@@ -2,15 +2,15 @@
 //! `broker serve` (restartable on its port), `tunnel run`, requests addressed to a room's
 //! own origin (`Host: <slug>.rooms.example.test` on the loopback port), Caddy in front,
 //! a raw WebSocket peer for hosts that misbehave, and for several instances of one
-//! deployment a stand-in balancer.
+//! deployment a stand-in balancer and a stand-in peer that records what it is pushed.
 
 #![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -507,6 +507,15 @@ pub fn run_haproxy(home: &TempHome, port: u16, cfg: &str) -> Proc {
 // ---------------------------------------------------------------------------------------
 // Several instances of one deployment: the stand-in balancer, hosts behind it, peers.
 
+/// Waits (up to 10 s) until something listens on `port`.
+pub fn wait_port_open(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !port_open(port) {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A raw host connecting from `ip` (as a local proxy would say).
 pub fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream> {
     use tungstenite::client::IntoClientRequest;
@@ -564,4 +573,44 @@ pub fn balancer(target: Arc<AtomicU16>) -> u16 {
         }
     });
     port
+}
+
+/// A stand-in peer's metrics listener that keeps the body of every POST it is sent
+/// (answering `{"ok":true}`) and answers anything else 404.
+pub fn push_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    let kept = pushed.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (String::new(), 0usize);
+            let _ = reader.read_line(&mut head);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let answer: &[u8] = if head.starts_with("POST ") {
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+            } else {
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            let _ = (&stream).write_all(answer);
+        }
+    });
+    (port, pushed)
 }
