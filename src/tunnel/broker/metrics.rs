@@ -1,8 +1,9 @@
 //! The operators' view (`--metrics-addr`): Prometheus text metrics on a listener of their
 //! own, plus `/healthz` (the process answers) and `/readyz` (it takes traffic: not
 //! draining, and past its restart grace), and `/reservations` for the other instances
-//! (GET: the slugs held here, by MAC; POST: a peer's new slug, see [`super::push`]). No label holds a slug, a token or a path: routes
-//! are counted by status, requests by path class and status, refusals by code.
+//! (GET: the slugs held here, by MAC; POST: a peer's new slug, see [`super::push`]). No
+//! label holds a slug, a token or a path: routes are counted by status, requests by path
+//! class and status, refusals by code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
