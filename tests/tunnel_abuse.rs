@@ -471,37 +471,6 @@ fn a_junk_token_buys_nothing_and_a_flood_leaves_the_room_to_others() {
 // ---------------------------------------------------------------------------------------
 // The route table: one address (or one operator key) holds only so many routes.
 
-/// A raw host connecting from `ip` (as a local proxy would say).
-fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream> {
-    use tungstenite::client::IntoClientRequest;
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut req = format!("ws://127.0.0.1:{port}/_agentgather/tunnel")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("x-forwarded-for", ip.parse().unwrap());
-    let (ws, _) = tungstenite::client::client(req, stream).expect("WebSocket handshake");
-    ws
-}
-
-fn register_from(
-    port: u16,
-    ip: &str,
-    slug: &str,
-    key: Option<&str>,
-) -> (Value, tungstenite::WebSocket<TcpStream>) {
-    let mut ws = ws_connect_from(port, ip);
-    let mut f = json!({"type": "register", "version": 1, "slug": slug});
-    if let Some(k) = key {
-        f["host_key"] = json!(k);
-    }
-    ws_send(&mut ws, &f);
-    (ws_next(&mut ws), ws)
-}
-
 #[test]
 fn one_address_or_key_cannot_fill_the_route_table() {
     let home = TempHome::new("abuse-table");
@@ -638,34 +607,6 @@ fn an_idle_slug_stays_with_its_host_across_restarts() {
     wait_route_up(port, "asleep", &alice.token, Duration::from_secs(10));
 }
 
-/// A stand-in for the deployment's balancer: forwards every connection to the port in
-/// `target` at the time it is accepted (the test moves it when an instance dies).
-fn balancer(target: Arc<AtomicU16>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let to = target.load(Ordering::SeqCst);
-            std::thread::spawn(move || {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
-                    return;
-                };
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let up = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_in, &mut s_out);
-                    let _ = s_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut s_in, mut c_out) = (server, client);
-                let _ = std::io::copy(&mut s_in, &mut c_out);
-                let _ = c_out.shutdown(std::net::Shutdown::Write);
-                let _ = up.join();
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_dead_instances_slugs_stay_with_their_hosts_on_its_peers() {
     let room = TestRoom::start("abuse-peers");
@@ -735,4 +676,200 @@ fn a_dead_instances_slugs_stay_with_their_hosts_on_its_peers() {
     let back = t.wait_event("registered", 1, Duration::from_secs(15));
     assert_eq!(back["reclaimed"], true, "{back}");
     wait_route_up(b.port, "napping", &alice.token, Duration::from_secs(10));
+}
+
+/// Two instances naming each other with `--peer`, sharing one route key, and the
+/// stand-in balancer sending every connection to the first.
+struct Pair {
+    a: Broker,
+    b: Broker,
+    metrics_b: u16,
+    target: Arc<AtomicU16>,
+    front: u16,
+    _homes: (TempHome, TempHome, TempHome),
+}
+
+fn peered_pair(tag: &str) -> Pair {
+    let shared = TempHome::new(&format!("{tag}-key"));
+    let key = shared.root.join("route-key");
+    std::fs::write(&key, "peers-route-key-0123456789abcdef\n").unwrap();
+    let key = key.to_str().unwrap().to_string();
+    let (metrics_a, metrics_b) = (free_port(), free_port());
+    let (addr_a, addr_b) = (
+        format!("127.0.0.1:{metrics_a}"),
+        format!("127.0.0.1:{metrics_b}"),
+    );
+    let (peer_a, peer_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
+    let (home_a, home_b) = (
+        TempHome::new(&format!("{tag}-a")),
+        TempHome::new(&format!("{tag}-b")),
+    );
+    let common = ["--route-key-file", key.as_str(), "--ip-rate", "1000"];
+    let a = Broker::start(
+        &home_a,
+        &[&common[..], &["--metrics-addr", &addr_a, "--peer", &peer_b]].concat(),
+    );
+    let b = Broker::start(
+        &home_b,
+        &[&common[..], &["--metrics-addr", &addr_b, "--peer", &peer_a]].concat(),
+    );
+    let target = Arc::new(AtomicU16::new(a.port));
+    let front = balancer(target.clone());
+    Pair {
+        a,
+        b,
+        metrics_b,
+        target,
+        front,
+        _homes: (shared, home_a, home_b),
+    }
+}
+
+#[test]
+fn a_slug_registered_just_before_its_instance_died_stays_with_its_host() {
+    let mut p = peered_pair("abuse-push");
+    // B's metrics listener answers before the host registers, so a push can reach it.
+    wait_port_open(p.metrics_b);
+    // The host registers through the balancer (on A), and A dies the moment the host has
+    // its route: well within a second, before B's next question to A could have seen it.
+    let (registered, host) = register_from(p.front, "198.51.100.95", "justnow", None);
+    p.a.proc.kill();
+    assert_eq!(registered["type"], "registered", "{registered}");
+    drop(host);
+
+    // The balancer now sends the slug to B. A stranger asks B for it first: refused.
+    p.target.store(p.b.port, Ordering::SeqCst);
+    let (f, _ws) = register_from(p.front, "198.51.100.96", "justnow", None);
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("refused"), Some("route_slug_taken")),
+        "{f}"
+    );
+    // The real host takes its slug back on B with its secret.
+    let mut ws = ws_connect_from(p.front, "198.51.100.95");
+    ws_send(
+        &mut ws,
+        &json!({"type": "register", "version": 1, "slug": "justnow",
+                "reclaim": registered["route"]}),
+    );
+    let back = ws_next(&mut ws);
+    assert_eq!(
+        (back["type"].as_str(), back["reclaimed"].as_bool()),
+        (Some("registered"), Some(true)),
+        "{back}"
+    );
+}
+
+#[test]
+fn a_forged_push_reserves_nothing() {
+    let shared = TempHome::new("abuse-forged-key");
+    let key = shared.root.join("route-key");
+    std::fs::write(&key, "peers-route-key-0123456789abcdef\n").unwrap();
+    let key = key.to_str().unwrap().to_string();
+    let (recorder, pushed) = push_recorder();
+    let recorder = format!("http://127.0.0.1:{recorder}");
+    let (metrics_b, metrics_c) = (free_port(), free_port());
+    let (addr_b, addr_c) = (
+        format!("127.0.0.1:{metrics_b}"),
+        format!("127.0.0.1:{metrics_c}"),
+    );
+    let homes = [
+        TempHome::new("abuse-forged-a"),
+        TempHome::new("abuse-forged-b"),
+        TempHome::new("abuse-forged-c"),
+    ];
+    let common = ["--route-key-file", key.as_str(), "--ip-rate", "1000"];
+    let a = Broker::start(&homes[0], &[&common[..], &["--peer", &recorder]].concat());
+    let b = Broker::start(
+        &homes[1],
+        &[&common[..], &["--metrics-addr", &addr_b]].concat(),
+    );
+    let c = Broker::start(
+        &homes[2],
+        &[&common[..], &["--metrics-addr", &addr_c]].concat(),
+    );
+    wait_port_open(metrics_b);
+    wait_port_open(metrics_c);
+
+    // A genuine push, as A sends it to its peer before it confirms a new slug; the slug
+    // is named by MAC only.
+    let (f, _host) = register_from(a.port, "198.51.100.97", "forged", None);
+    assert_eq!(f["type"], "registered", "{f}");
+    let genuine = pushed.lock().unwrap().first().cloned().expect("A pushed");
+    assert!(!genuine.contains("forged"), "a slug in clear: {genuine}");
+    let genuine: Value = serde_json::from_str(&genuine).unwrap();
+
+    // The forgeries: a wrong MAC, no MAC, a later end under the old MAC, junk.
+    let mut wrong = genuine.clone();
+    wrong["mac"] = json!("0".repeat(64));
+    let mut unsigned = genuine.clone();
+    unsigned.as_object_mut().unwrap().remove("mac");
+    let mut longer = genuine.clone();
+    longer["expires_at_ms"] = json!(genuine["expires_at_ms"].as_i64().unwrap() + 1);
+    let forgeries: [(Vec<u8>, u16, &str); 4] = [
+        (wrong.to_string().into(), 401, "push_unauthenticated"),
+        (unsigned.to_string().into(), 401, "push_unauthenticated"),
+        (longer.to_string().into(), 401, "push_unauthenticated"),
+        (b"reserve forged, please".to_vec(), 400, "push_malformed"),
+    ];
+    for (body, status, code) in forgeries {
+        let r = Req::post("/reservations")
+            .header("content-type", "application/json")
+            .body(body)
+            .send(metrics_b);
+        assert_eq!(r.status, status, "{}", r.text());
+        assert_eq!(r.json()["error"], code, "{}", r.text());
+    }
+    // Nothing was reserved on B: anyone may register the slug there.
+    let (f, _ws) = register_from(b.port, "198.51.100.98", "forged", None);
+    assert_eq!(f["type"], "registered", "{f}");
+
+    // The genuine entry is taken (on C, which never heard of the slug), and holds it.
+    let r = Req::post("/reservations")
+        .header("content-type", "application/json")
+        .json(&genuine)
+        .send(metrics_c);
+    assert_eq!(
+        (r.status, r.json()["ok"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text()
+    );
+    let (f, _ws) = register_from(c.port, "198.51.100.98", "forged", None);
+    assert_eq!(f["code"], "route_slug_taken", "{f}");
+}
+
+#[test]
+fn a_dead_peer_does_not_hold_up_a_registration() {
+    let home = TempHome::new("abuse-deadpeer");
+    let key = home.root.join("route-key");
+    std::fs::write(&key, "peers-route-key-0123456789abcdef\n").unwrap();
+    // One peer with nothing listening; one that takes the connection and never answers.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let a = Broker::start(
+        &home,
+        &[
+            "--route-key-file",
+            key.to_str().unwrap(),
+            "--ip-rate",
+            "1000",
+            "--peer",
+            &nobody,
+            "--peer",
+            &silent_url,
+        ],
+    );
+    for slug in ["prompt-1", "prompt-2"] {
+        let started = Instant::now();
+        let (f, _ws) = register_from(a.port, "198.51.100.99", slug, None);
+        assert_eq!(f["type"], "registered", "{f}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "registration took {:?}",
+            started.elapsed()
+        );
+    }
+    drop(silent);
 }

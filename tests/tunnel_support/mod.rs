@@ -1,14 +1,16 @@
 //! What the tunnel tests share: child processes with their output in files, a real
 //! `broker serve` (restartable on its port), `tunnel run`, requests addressed to a room's
 //! own origin (`Host: <slug>.rooms.example.test` on the loopback port), Caddy in front,
-//! and a raw WebSocket peer for hosts that misbehave.
+//! a raw WebSocket peer for hosts that misbehave, and for several instances of one
+//! deployment a stand-in balancer and a stand-in peer that records what it is pushed.
 
 #![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -511,4 +513,115 @@ pub fn run_haproxy(home: &TempHome, port: u16, cfg: &str) -> Proc {
         std::thread::sleep(Duration::from_millis(50));
     }
     p
+}
+
+// ---------------------------------------------------------------------------------------
+// Several instances of one deployment: the stand-in balancer, hosts behind it, peers.
+
+/// Waits (up to 10 s) until something listens on `port`.
+pub fn wait_port_open(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !port_open(port) {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw host connecting from `ip` (as a local proxy would say).
+pub fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("ws://127.0.0.1:{port}/_agentgather/tunnel")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("x-forwarded-for", ip.parse().unwrap());
+    let (ws, _) = tungstenite::client::client(req, stream).expect("WebSocket handshake");
+    ws
+}
+
+pub fn register_from(
+    port: u16,
+    ip: &str,
+    slug: &str,
+    key: Option<&str>,
+) -> (Value, tungstenite::WebSocket<TcpStream>) {
+    let mut ws = ws_connect_from(port, ip);
+    let mut f = json!({"type": "register", "version": 1, "slug": slug});
+    if let Some(k) = key {
+        f["host_key"] = json!(k);
+    }
+    ws_send(&mut ws, &f);
+    (ws_next(&mut ws), ws)
+}
+
+/// A stand-in for the deployment's balancer: forwards every connection to the port in
+/// `target` at the time it is accepted (the test moves it when an instance dies).
+pub fn balancer(target: Arc<AtomicU16>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let to = target.load(Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    return;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    port
+}
+
+/// A stand-in peer's metrics listener that keeps the body of every POST it is sent
+/// (answering `{"ok":true}`) and answers anything else 404.
+pub fn push_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    let kept = pushed.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (String::new(), 0usize);
+            let _ = reader.read_line(&mut head);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let answer: &[u8] = if head.starts_with("POST ") {
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+            } else {
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            };
+            let _ = (&stream).write_all(answer);
+        }
+    });
+    (port, pushed)
 }

@@ -1,5 +1,6 @@
 //! Hosts: the WebSocket upgrade on [`TUNNEL_PATH`], registration (a new route, or the
-//! reclaim of one by its secret), and the reader loop that feeds a host's frames to its
+//! reclaim of one by its secret; a slug new to this instance is pushed to its peers
+//! before the host is told), and the reader loop that feeds a host's frames to its
 //! connection until it hangs up, goes silent, or loses the route.
 
 use std::collections::HashMap;
@@ -126,7 +127,10 @@ where
                     host_key: host_key.as_deref(),
                     reclaim: reclaim.as_ref(),
                 };
-                register(&b, &conn, claim, &base)
+                match register(&b, &conn, claim, &base) {
+                    Ok(admitted) => Ok(confirm(&b, &conn, admitted, &base).await),
+                    Err(e) => Err(e),
+                }
             }
             _ => Err(register_required()),
         },
@@ -221,13 +225,26 @@ fn auth_failed() -> ApiError {
     Code::RouteAuthFailed.error("the route secret does not match this route")
 }
 
+/// A slug the table now holds for a host connection.
+enum Admitted {
+    /// A route the table already held, taken back by its secret: the host is told.
+    Reclaimed(Arc<Route>),
+    /// A slug new to this instance (fresh, or a reclaim of a route from before a restart
+    /// or from another instance): held with no connection until the peers know it.
+    New {
+        route: Arc<Route>,
+        creds: RouteCredentials,
+        reclaimed: bool,
+    },
+}
+
 /// Registers (or reclaims) a slug for `conn`.
 fn register(
     b: &Arc<Broker>,
     conn: &Arc<HostConn>,
     claim: Claim<'_>,
     base: &str,
-) -> Result<Arc<Route>, ApiError> {
+) -> Result<Admitted, ApiError> {
     let key = check_claim(b, &claim)?;
     let slug = claim.slug;
     let mut routes = b.routes();
@@ -245,7 +262,7 @@ fn register(
                 conn.send(&registered_frame(b, &existing, c.clone(), base, true));
                 b.metrics.reclaims.fetch_add(1, Ordering::Relaxed);
                 b.event("route_reclaimed", &existing.hash, json!({}));
-                Ok(existing)
+                Ok(Admitted::Reclaimed(existing))
             }
             Some(_) => Err(auth_failed()),
             None => Err(slug_taken()),
@@ -287,10 +304,45 @@ fn register(
         }
     };
     let owner = (claim.ip, key);
-    let route = new_route(b, slug, &creds, conn, owner, (now_wall, expires_at_ms));
+    let route = new_route(b, slug, &creds, owner, (now_wall, expires_at_ms));
     routes.insert(slug.to_string(), route.clone());
     drop(routes);
     b.reserved.taken_back(slug);
+    Ok(Admitted::New {
+        route,
+        creds,
+        reclaimed,
+    })
+}
+
+/// Tells the host its route is registered: for a slug new to this instance, only once
+/// every peer took the reservation or could not be reached in time ([`push`]), so that a
+/// stranger who reaches a survivor after this instance dies is refused the slug.
+///
+/// [`push`]: super::push
+async fn confirm(
+    b: &Arc<Broker>,
+    conn: &Arc<HostConn>,
+    admitted: Admitted,
+    base: &str,
+) -> Arc<Route> {
+    let (route, creds, reclaimed) = match admitted {
+        Admitted::Reclaimed(route) => return route,
+        Admitted::New {
+            route,
+            creds,
+            reclaimed,
+        } => (route, creds, reclaimed),
+    };
+    super::push::announce(b, &route.slug, route.expires_at_ms).await;
+    // Another connection with the secret may have taken the route meanwhile; the newest
+    // one serves it, as with any reclaim.
+    if let Some(old) = route.attach(conn.clone()).filter(|o| o.id != conn.id) {
+        old.close_route(
+            Code::RouteReplaced,
+            "another connection holding this route's secret took it over",
+        );
+    }
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
     let counter = if reclaimed {
         &b.metrics.reclaims
@@ -304,14 +356,13 @@ fn register(
         "route_registered"
     };
     b.event(event, &route.hash, json!({}));
-    Ok(route)
+    route
 }
 
 fn new_route(
     b: &Broker,
     slug: &str,
     creds: &RouteCredentials,
-    conn: &Arc<HostConn>,
     (owner_ip, owner_key): (IpAddr, Option<usize>),
     (now_wall, expires_at_ms): (i64, i64),
 ) -> Arc<Route> {
@@ -333,8 +384,10 @@ fn new_route(
         waits: Arc::new(Semaphore::new(l.max_waits as usize)),
         max_requests: l.max_requests,
         rate: std::sync::Mutex::new(Bucket::full(l.route_requests_per_min, now)),
+        // No connection until the host is told (see `confirm`): meanwhile participants
+        // are answered as while a host reconnects.
         state: std::sync::Mutex::new(RouteState {
-            conn: Some(conn.clone()),
+            conn: None,
             last_seen: now,
             ended: false,
         }),

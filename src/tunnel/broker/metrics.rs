@@ -1,7 +1,9 @@
 //! The operators' view (`--metrics-addr`): Prometheus text metrics on a listener of their
 //! own, plus `/healthz` (the process answers) and `/readyz` (it takes traffic: not
-//! draining, and past its restart grace). No label holds a slug, a token or a path: routes
-//! are counted by status, requests by path class and status, refusals by code.
+//! draining, and past its restart grace), and `/reservations` for the other instances
+//! (GET: the slugs held here, by MAC; POST: a peer's new slug, see [`super::push`]). No
+//! label holds a slug, a token or a path: routes are counted by status, requests by path
+//! class and status, refusals by code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -211,6 +213,34 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     resp
 }
 
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_default();
+    text(status, "application/json", body)
+}
+
+/// `GET /reservations`: the slugs this instance holds, for its peers to poll.
+/// `POST /reservations`: a peer's new slug, pushed before its host is told.
+async fn reservations(b: &Broker, req: Request<Incoming>) -> Response {
+    let refused = |e: super::push::PushRefused| {
+        let e = e.api_error();
+        json(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &e,
+        )
+    };
+    match *req.method() {
+        hyper::Method::GET => {
+            let routes: Vec<Arc<super::route::Route>> = b.routes().values().cloned().collect();
+            json(StatusCode::OK, &b.reserved.held(&routes))
+        }
+        hyper::Method::POST => match super::push::receive(b, req.into_body()).await {
+            Ok(()) => json(StatusCode::OK, &super::push::PushAccepted { ok: true }),
+            Err(e) => refused(e),
+        },
+        _ => refused(super::push::PushRefused::Method),
+    }
+}
+
 async fn answer(
     b: Arc<Broker>,
     req: Request<Incoming>,
@@ -221,11 +251,7 @@ async fn answer(
             "text/plain; version=0.0.4; charset=utf-8",
             render(&b),
         ),
-        super::peers::RESERVATIONS_PATH => {
-            let routes: Vec<Arc<super::route::Route>> = b.routes().values().cloned().collect();
-            let held = serde_json::to_string(&b.reserved.held(&routes)).unwrap_or_default();
-            text(StatusCode::OK, "application/json", held)
-        }
+        super::peers::RESERVATIONS_PATH => reservations(&b, req).await,
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
         "/readyz" => {
             if b.draining() {

@@ -26,7 +26,9 @@
 //! edge proxy), [`refusal`] (refusals and the access log), [`conn`] (a host connection's
 //! multiplexed streams), [`route`] (route metadata and the reaper), [`secrets`] (route
 //! secrets), [`host`] (upgrade, registration, a host's frames), [`proxy`] (participants'
-//! requests); this file holds the configuration, the shared state and `serve`.
+//! requests), [`reserve`] (slugs kept across restarts), [`peers`] and [`push`] (what the
+//! other instances of a deployment hold: asked every second, and told before a new slug
+//! is confirmed); this file holds the configuration, the shared state and `serve`.
 
 mod conn;
 mod host;
@@ -36,6 +38,7 @@ mod peers;
 
 pub use peers::authority as peer_authority;
 mod proxy;
+mod push;
 mod refusal;
 mod reserve;
 mod route;

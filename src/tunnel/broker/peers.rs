@@ -6,7 +6,9 @@
 //! dead instance's last answer and refuses those slugs to anyone but their holder (who
 //! proves it with the route secret, under the deployment's shared route key) until their
 //! routes' lifetimes end. No shared store: each instance only reads the others' lists,
-//! which name slugs by MAC only, on their metrics listeners.
+//! which name slugs by MAC only, on their metrics listeners. A slug registered since a
+//! peer's last question is pushed to it before its host is told ([`super::push`]); the
+//! questions still cover everything else, a peer that restarted included.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,34 +63,58 @@ pub(super) async fn follow(b: Arc<Broker>) {
     }
 }
 
-async fn ask(authority: &str) -> Result<Saved, String> {
+/// Why a peer could not be asked or told something.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PeerError {
+    #[error("cannot connect: {0}")]
+    Connect(#[from] std::io::Error),
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    #[error("cannot build the request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("answered {0}")]
+    Status(hyper::StatusCode),
+    #[error("the answer is not a list of reservations: {0}")]
+    Answer(String),
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// Sends `req` to the peer at `authority` on a connection of its own.
+pub(super) async fn exchange<B>(
+    authority: &str,
+    req: hyper::Request<B>,
+) -> Result<hyper::Response<hyper::body::Incoming>, PeerError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender.send_request(req).await?)
+}
+
+async fn ask(authority: &str) -> Result<Saved, PeerError> {
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(authority)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
         let req = hyper::Request::get(RESERVATIONS_PATH)
             .header(hyper::header::HOST, authority)
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            .body(Empty::<Bytes>::new())?;
+        let resp = exchange(authority, req).await?;
         if !resp.status().is_success() {
-            return Err(format!("answered {}", resp.status()));
+            return Err(PeerError::Status(resp.status()));
         }
         let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PeerError::Answer(e.to_string()))?
             .to_bytes();
-        serde_json::from_slice::<Saved>(&body).map_err(|e| e.to_string())
+        serde_json::from_slice::<Saved>(&body).map_err(|e| PeerError::Answer(e.to_string()))
     };
     tokio::time::timeout(TIMEOUT, exchange)
         .await
-        .map_err(|_| "timed out".to_string())?
+        .map_err(|_| PeerError::TimedOut)?
 }
 
 #[cfg(test)]

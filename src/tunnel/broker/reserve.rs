@@ -34,7 +34,14 @@ pub(super) struct Reservations {
     /// What each peer instance (`--peer`) last said it holds, kept after it stops
     /// answering: a dead instance's slugs stay refused to newcomers here.
     peers: Mutex<HashMap<String, HashMap<String, i64>>>,
+    /// Slugs a peer pushed when it took them (slug MAC → end of lifetime), kept until
+    /// they end or a peer's list names them: a peer that dies before it is next asked
+    /// is known to hold them all the same.
+    pushed_by_peers: Mutex<HashMap<String, i64>>,
 }
+
+/// The most pushed reservations kept at once (each names a route of a peer).
+const MAX_PUSHED: usize = 100_000;
 
 impl Reservations {
     /// Reads what an earlier process left (expired entries are dropped).
@@ -58,10 +65,12 @@ impl Reservations {
             loaded,
             dirty: AtomicBool::new(false),
             peers: Mutex::default(),
+            pushed_by_peers: Mutex::default(),
         }
     }
 
-    fn mac(&self, slug: &str) -> Option<String> {
+    /// The name of `slug` in every list and push: its MAC under the route key.
+    pub fn mac(&self, slug: &str) -> Option<String> {
         let key = self.key.as_deref()?;
         let mac = hmac_sha256(key, &[b"agentgather slug v1\0", slug.as_bytes()]);
         Some(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
@@ -86,6 +95,33 @@ impl Reservations {
                 .unwrap_or_else(|p| p.into_inner())
                 .values()
                 .any(|held| due(held.get(&mac)))
+            || due(self
+                .pushed_by_peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&mac))
+    }
+
+    /// Keeps a reservation a peer pushed (already authenticated); `false` when the
+    /// table of pushed reservations is full.
+    pub fn pushed(&self, slug_mac: String, expires_at_ms: i64) -> bool {
+        let now = now_ms();
+        if expires_at_ms <= now {
+            return true;
+        }
+        let mut pushed = self
+            .pushed_by_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pushed.len() >= MAX_PUSHED && !pushed.contains_key(&slug_mac) {
+            pushed.retain(|_, exp| *exp > now);
+            if pushed.len() >= MAX_PUSHED {
+                return false;
+            }
+        }
+        let exp = pushed.entry(slug_mac).or_insert(expires_at_ms);
+        *exp = (*exp).max(expires_at_ms);
+        true
     }
 
     /// Records what `peer` holds now (its `/reservations` answer).
@@ -93,6 +129,12 @@ impl Reservations {
         let now = now_ms();
         let mut reserved = held.reserved;
         reserved.retain(|_, exp| *exp > now);
+        // What a list names, it speaks for from now on (and keeps after its peer dies);
+        // a push it does not name yet may be newer than the question it answers.
+        self.pushed_by_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|mac, exp| *exp > now && !reserved.contains_key(mac));
         self.peers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -171,5 +213,29 @@ mod tests {
         let other_key = Reservations::load(Some(file), Some(b"other".to_vec()));
         assert!(!other_key.held_before("demo"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pushed_slug_is_held_until_a_list_names_it_or_it_ends() {
+        // Never saved here: the file only gives the reservations their key.
+        let file = std::env::temp_dir().join(format!("ag-pushed-{}", std::process::id()));
+        let r = Reservations::load(Some(file), Some(b"key".to_vec()));
+        let mac = r.mac("demo").unwrap();
+        assert!(r.pushed(mac.clone(), now_ms() + 60_000));
+        assert!(r.held_before("demo") && !r.held_before("other"));
+        // An answer that does not name it (asked before the push) does not erase it.
+        r.heard_from("peer", Saved::default());
+        assert!(r.held_before("demo"));
+        // A list that names it speaks for it from then on.
+        let mut named = Saved::default();
+        named.reserved.insert(mac.clone(), now_ms() + 60_000);
+        r.heard_from("peer", named);
+        assert!(r.pushed_by_peers.lock().unwrap().is_empty());
+        assert!(r.held_before("demo"));
+        r.heard_from("peer", Saved::default());
+        assert!(!r.held_before("demo"));
+        // An ended route is not kept.
+        assert!(r.pushed(mac, now_ms() - 1));
+        assert!(!r.held_before("demo"));
     }
 }
