@@ -1,11 +1,13 @@
-//! The Claude Code wake recipe end to end, with the real Claude Code CLI (npm
+//! The Claude Code wake recipes end to end, with the real Claude Code CLI (npm
 //! `@anthropic-ai/claude-code`) pointed at a scripted stand-in for the Anthropic Messages
 //! API (`ANTHROPIC_BASE_URL`). A mention wakes `agentgather wake --exec '<the recipe's own
-//! command>'`; Claude Code runs `claude -p`; the stand-in model asks it, through the Bash
-//! tool, to read the room with the CLI, to run something the recipe does not allow, and to
-//! reply with the CLI. The reply must land in the room from the woken participant.
+//! command>'`; Claude Code runs `claude -p`; the stand-in model asks it to read the room, to
+//! run something the recipe does not allow, and to reply. The reply must land in the room
+//! from the woken participant. Two recipes, one scenario: `--wake claude` does it with the
+//! CLI through the Bash tool, `--wake claude-mcp` with the room's MCP tools
+//! (`agentgather mcp`, started by Claude Code from the recipe's `--mcp-config`).
 //!
-//! The CLI comes from `.ci/run` (`AGENTGATHER_AGENT_CLIS`); without it the test prints a
+//! The CLI comes from `.ci/run` (`AGENTGATHER_AGENT_CLIS`); without it the tests print a
 //! SKIP notice, unless `AGENTGATHER_REQUIRE_AGENT_CLIS=1`, where a missing CLI fails.
 
 mod common;
@@ -36,8 +38,73 @@ struct Seen {
     answered: String,
 }
 
+/// How the woken Claude Code reaches the room: which recipe, and so which tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// `--wake claude`: `agentgather` commands through the Bash tool.
+    Cli,
+    /// `--wake claude-mcp`: the tools of `agentgather mcp`.
+    Mcp,
+}
+
+impl Variant {
+    /// The `instructions --wake` value of the recipe.
+    fn recipe(self) -> &'static str {
+        match self {
+            Variant::Cli => "claude",
+            Variant::Mcp => "claude-mcp",
+        }
+    }
+
+    /// What precedes the cursor in the recipe's prompt.
+    fn since_marker(self) -> &'static str {
+        match self {
+            Variant::Cli => "--since ",
+            Variant::Mcp => "since_id ",
+        }
+    }
+
+    /// The tool call that reads the room after `since`.
+    fn read(self, since: &str) -> (Value, String) {
+        match self {
+            Variant::Cli => {
+                let cmd = format!("agentgather messages --since {since} --json");
+                (bash("toolu_read", &cmd), cmd)
+            }
+            Variant::Mcp => {
+                let since: u64 = since.parse().unwrap();
+                let input = json!({"since_id": since});
+                let label = format!("{MCP_READ} {input}");
+                (tool_use("toolu_read", MCP_READ, input), label)
+            }
+        }
+    }
+
+    /// The tool call that answers message `id` with `text`.
+    fn reply(self, id: &str, text: &str) -> (Value, String) {
+        match self {
+            Variant::Cli => {
+                let cmd = format!("agentgather reply {id} '{text}'");
+                (bash("toolu_reply", &cmd), cmd)
+            }
+            Variant::Mcp => {
+                let id: u64 = id.parse().unwrap();
+                let input = json!({"text": text, "reply_to": id});
+                let label = format!("{MCP_SEND} {input}");
+                (tool_use("toolu_reply", MCP_SEND, input), label)
+            }
+        }
+    }
+}
+
+/// The MCP tools as Claude Code names them: `mcp__<server in --mcp-config>__<tool>`.
+const MCP_READ: &str = "mcp__agentgather__room_read";
+const MCP_SEND: &str = "mcp__agentgather__room_send";
+
 /// What the stand-in model wants done, fixed by the test before the wake.
 struct Script {
+    /// Which tools the model calls to read and reply.
+    variant: Variant,
     /// Text of the room message that must show up in the read's tool result.
     mention_text: String,
     /// The reply the model asks Claude Code to post.
@@ -79,6 +146,19 @@ impl StandIn {
             let r = tool_results(&s.body);
             if r.len() > out.len() {
                 out = r;
+            }
+        }
+        out
+    }
+
+    /// The tool names Claude Code offered the model, over every request.
+    fn tools_offered(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.seen() {
+            for t in s.body["tools"].as_array().into_iter().flatten() {
+                if let Some(name) = t["name"].as_str().filter(|n| !out.iter().any(|o| o == n)) {
+                    out.push(name.to_string());
+                }
             }
         }
         out
@@ -241,9 +321,16 @@ fn sse(model: &Value, blocks: &[Value], stop: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+fn tool_use(id: &str, name: &str, input: Value) -> Value {
+    json!({"type": "tool_use", "id": id, "name": name, "input": input})
+}
+
 fn bash(id: &str, command: &str) -> Value {
-    json!({"type": "tool_use", "id": id, "name": "Bash",
-        "input": {"command": command, "description": "room step"}})
+    tool_use(
+        id,
+        "Bash",
+        json!({"command": command, "description": "room step"}),
+    )
 }
 
 fn text(t: &str) -> Value {
@@ -292,7 +379,7 @@ fn answer(
     // The ids come from the recipe's prompt, as the runner expanded them.
     let convo = body["messages"].to_string();
     let wake_ids = after(&convo, "because messages ", ",");
-    let since = after(&convo, "--since ", "");
+    let since = after(&convo, script.variant.since_marker(), "");
     let results = tool_results(body);
     let sse_ct = "text/event-stream";
     let (Some(wake_ids), Some(since)) = (wake_ids, since) else {
@@ -302,12 +389,8 @@ fn answer(
     let first_id = wake_ids.split(',').next().unwrap().to_string();
     let (blocks, stop, label) = match results.len() {
         0 => {
-            let cmd = format!("agentgather messages --since {since} --json");
-            (
-                vec![text("Reading the room."), bash("toolu_read", &cmd)],
-                "tool_use",
-                cmd,
-            )
+            let (read, label) = script.variant.read(since);
+            (vec![text("Reading the room."), read], "tool_use", label)
         }
         1 if !results[0].to_string().contains(&script.mention_text) => (
             vec![text("The read did not show the room message.")],
@@ -320,8 +403,8 @@ fn answer(
             script.forbidden.clone(),
         ),
         2 => {
-            let cmd = format!("agentgather reply {first_id} '{}'", script.reply_text);
-            (vec![bash("toolu_reply", &cmd)], "tool_use", cmd)
+            let (reply, label) = script.variant.reply(&first_id, &script.reply_text);
+            (vec![reply], "tool_use", label)
         }
         _ => (
             vec![text("Replied in the room.")],
@@ -338,15 +421,15 @@ fn answer(
 
 /// The `--exec` argument of the recipe's `agentgather wake --exec '…'` line, unquoted by
 /// `sh` itself (the line is shell syntax).
-fn recipe_exec(home: &TempHome) -> String {
-    let out = cli(home, &["instructions", "--wake", "claude"]);
+fn recipe_exec(home: &TempHome, variant: Variant) -> String {
+    let out = cli(home, &["instructions", "--wake", variant.recipe()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let recipe = stdout(&out);
     let line = recipe
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("agentgather wake --exec "))
-        .unwrap_or_else(|| panic!("no wake line in the claude recipe:\n{recipe}"));
+        .unwrap_or_else(|| panic!("no wake line in the {variant:?} recipe:\n{recipe}"));
     let quoted = &line["agentgather wake --exec ".len()..];
     let o = Command::new("sh")
         .args(["-c", &format!("printf '%s' {quoted}")])
@@ -388,6 +471,17 @@ fn dir_of(p: &Path) -> PathBuf {
 
 #[test]
 fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
+    mention_wakes_claude_code(Variant::Cli);
+}
+
+#[test]
+fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_mcp_tools() {
+    mention_wakes_claude_code(Variant::Mcp);
+}
+
+/// The scenario both recipes share: join, run the recipe's wake line, mention the agent,
+/// and check what Claude Code did and what landed in the room.
+fn mention_wakes_claude_code(variant: Variant) {
     let require = std::env::var("AGENTGATHER_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
     let Some(claude) = find_cli("claude") else {
         assert!(
@@ -414,6 +508,7 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
 
     let mention_text = "@claude-agent please confirm build 4711 is green";
     let standin = StandIn::start(Script {
+        variant,
         mention_text: "confirm build 4711 is green".into(),
         reply_text: "build 4711 confirmed green by claude code".into(),
         forbidden: "sh -c 'echo owned > denied-canary'".into(),
@@ -431,7 +526,7 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
     path.extend(std::env::split_paths(&inherited));
     let path = std::env::join_paths(path).unwrap();
 
-    let exec = recipe_exec(&agent);
+    let exec = recipe_exec(&agent, variant);
     let mut cmd = command(&agent, &["wake", "--exec", &exec, "--json"]);
     cmd.current_dir(&work)
         .env("PATH", &path)
@@ -490,14 +585,25 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
     let took = started.elapsed();
     let turn = turns()[0].clone();
     println!(
-        "claude e2e: mention -> reply turn done in {:.1} s; turn {turn}",
+        "claude e2e ({variant:?}): mention -> reply turn done in {:.1} s; turn {turn}",
         took.as_secs_f64()
     );
     println!("the stand-in saw:\n{}", standin.summary());
     assert_eq!(turn["exit_code"], 0, "{turn}\n{}", standin.dump());
     assert_eq!(turn["ids"], json!([mention_id]), "{turn}");
 
-    // Claude Code really ran the CLI: the read's result holds the room message.
+    // Claude Code really read the room (the CLI, or `agentgather mcp` it started): the
+    // read's result holds the room message.
+    if variant == Variant::Mcp {
+        // Claude Code started the recipe's `agentgather mcp` and offered its tools.
+        let offered = standin.tools_offered();
+        for t in [MCP_READ, MCP_SEND] {
+            assert!(
+                offered.iter().any(|o| o == t),
+                "{t} not offered: {offered:?}"
+            );
+        }
+    }
     let results = standin.tool_results();
     assert_eq!(results.len(), 3, "{}", standin.dump());
     let by_id = |id: &str| -> Value {
@@ -513,7 +619,7 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
         read.to_string().contains("confirm build 4711 is green"),
         "{read}"
     );
-    // The recipe's --allowedTools refused what is not an agentgather command.
+    // The recipe's --allowedTools refused what is not a room command or tool.
     let denied = by_id("toolu_forbidden");
     assert_eq!(denied["is_error"], true, "{denied}");
     assert!(
@@ -534,7 +640,9 @@ fn a_mention_wakes_real_claude_code_which_reads_and_replies_with_the_cli() {
         reply["text"], "build 4711 confirmed green by claude code",
         "{reply}"
     );
+    // The turn left the participant as it declared itself: woken on demand.
     let e = r.roster_entry("claude-agent");
+    assert_eq!(e["reach"], "wake", "{e}");
     assert!(e["last_woken_at"].is_string(), "{e}");
     assert_eq!(e["wake_failing"], 0, "{e}");
 }

@@ -351,6 +351,52 @@ fn the_mcp_adapter_declares_live() {
     mcp.wait().unwrap();
 }
 
+/// Inside a wake turn (the runner sets `AGENTGATHER_WAKE_IDS`) the agent may start
+/// `agentgather mcp` (the `claude-mcp` recipe): the participant stays `wake`, since it does
+/// not listen live between turns.
+#[test]
+fn the_mcp_adapter_inside_a_wake_turn_leaves_reach_wake() {
+    use std::io::{BufRead, BufReader, Write};
+    let r = TestRoom::start("reach-mcp-wake");
+    let inv = r.invite("woken", "agent");
+    let home = TempHome::new("reach-mcp-wake-a");
+    let uri = inv.json["invite_uri"].as_str().unwrap();
+    let o = cli(&home, &["room", "join", uri, "--reach", "wake"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(reach_of(&r, "woken")["reach"], "wake");
+    let mut mcp = command(&home, &["mcp"])
+        .env("AGENTGATHER_WAKE_IDS", "1")
+        .env("AGENTGATHER_SINCE_ID", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The handshake's answer: the adapter is up, past where it would declare its reach
+    // (a loopback request of a few milliseconds, given half a second more).
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "reach-test", "version": "1"}}});
+    let mut stdin = mcp.stdin.take().unwrap();
+    writeln!(stdin, "{init}").unwrap();
+    let mut line = String::new();
+    BufReader::new(mcp.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("\"serverInfo\""),
+        "no initialize answer: {line}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        reach_of(&r, "woken")["reach"],
+        "wake",
+        "agentgather mcp in a wake turn declared another reach"
+    );
+    mcp.kill().unwrap();
+    mcp.wait().unwrap();
+}
+
 /// One room with every kind of reach, each run by the real process that provides it:
 /// /status must say what is declared, what the host asked for, and what is observed.
 #[test]

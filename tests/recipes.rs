@@ -1,8 +1,9 @@
 //! The wake recipes of `agentgather instructions --wake …` name flags of other programs
-//! (Claude Code, Codex, Gemini CLI). Those flags change between releases, so each
-//! recipe's flags are checked against the real CLI's `--help`. The CLIs come from npm:
-//! `.ci/run` installs them and points `AGENTGATHER_AGENT_CLIS` at their `bin` folder;
-//! without them the test prints a skip notice, unless `AGENTGATHER_REQUIRE_AGENT_CLIS=1`.
+//! (Claude Code, with the CLI or with MCP, Codex, Gemini CLI). Those flags change between
+//! releases, so each recipe's flags are checked against the real CLI's `--help`. The CLIs
+//! come from npm: `.ci/run` installs them and points `AGENTGATHER_AGENT_CLIS` at their `bin`
+//! folder; without them the test prints a skip notice, unless
+//! `AGENTGATHER_REQUIRE_AGENT_CLIS=1`.
 
 mod common;
 
@@ -24,8 +25,19 @@ fn help(cli: &PathBuf, args: &[&str]) -> String {
 fn wake_recipes_use_flags_the_real_clis_have() {
     let require = std::env::var("AGENTGATHER_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
     // (harness, CLI binary, the help to read, flags the recipe must use)
-    let cases: [(&str, &str, &[&str], &[&str]); 3] = [
+    let cases: [(&str, &str, &[&str], &[&str]); 4] = [
         ("claude", "claude", &["--help"], &["-p", "--allowedTools"]),
+        (
+            "claude-mcp",
+            "claude",
+            &["--help"],
+            &[
+                "-p",
+                "--strict-mcp-config",
+                "--mcp-config",
+                "--allowedTools",
+            ],
+        ),
         (
             "codex",
             "codex",
@@ -68,5 +80,5 @@ fn wake_recipes_use_flags_the_real_clis_have() {
         }
         checked += 1;
     }
-    eprintln!("checked the flags of {checked} of 3 recipes against the real CLIs");
+    eprintln!("checked the flags of {checked} of 4 recipes against the real CLIs");
 }

@@ -423,7 +423,7 @@ fn wake_without_exec_is_a_usage_error_and_recipes_print() {
     let home = TempHome::new("wake-usage");
     let o = cli(&home, &["wake"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    for h in ["claude", "codex", "gemini", "script"] {
+    for h in ["claude", "claude-mcp", "codex", "gemini", "script"] {
         let v = cli_json(&home, &["instructions", "--wake", h, "--json"]);
         let exec = v["exec"].as_str().unwrap();
         assert!(
@@ -439,6 +439,12 @@ fn wake_without_exec_is_a_usage_error_and_recipes_print() {
         );
         match h {
             "claude" => assert!(exec.starts_with("claude -p") && exec.contains("--allowedTools")),
+            "claude-mcp" => assert!(
+                exec.starts_with("claude -p")
+                    && exec.contains("--mcp-config")
+                    && exec.contains("'mcp__agentgather__*'"),
+                "{exec}"
+            ),
             "codex" => assert!(exec.starts_with("codex exec")),
             "gemini" => assert!(exec.starts_with("gemini -p") && exec.contains("--allowed-tools")),
             _ => assert!(

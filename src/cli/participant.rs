@@ -119,7 +119,8 @@ pub struct InstructionsArgs {
     /// Tailor for codex, claude or gemini.
     #[arg(long)]
     pub agent: Option<String>,
-    /// Print a ready `agentgather wake --exec` recipe for claude, codex, gemini or script.
+    /// Print a ready `agentgather wake --exec` recipe for claude, claude-mcp, codex, gemini
+    /// or script.
     #[arg(long)]
     pub wake: Option<super::wake::WakeRecipe>,
 }
@@ -536,7 +537,10 @@ pub fn instructions(ctx: &Ctx, a: InstructionsArgs) -> Result<(), CliError> {
     if let Some(r) = a.wake {
         let text = super::wake::recipe_text(r);
         let exec = super::wake::recipe_exec(r);
-        ctx.print(&json!({"ok": true, "wake": format!("{r:?}").to_lowercase(), "exec": exec, "instructions": text}), || text.clone());
+        ctx.print(
+            &json!({"ok": true, "wake": r.name(), "exec": exec, "instructions": text}),
+            || text.clone(),
+        );
         return Ok(());
     }
     let flavor = match a.agent.as_deref() {

@@ -101,7 +101,7 @@ pub fn server_instructions(identity: Option<(&str, &str)>) -> String {
     format!(
         "Agent Gather room tools. You take part in a temporary chat room where AI agents and humans work toward one goal set by the host. {who}\n\
 \n\
-Loop: call room_brief once to learn the goal; then call room_wait again and again (it returns new messages, whether you were @mentioned, and advances your read cursor); answer with room_send (`to` an alias, `reply_to` a message id) and hand work over with room_handoff; stop when room_wait says the room is closed or you were removed. Keep calling room_wait for as long as you work on the room's goal: a held room_wait is what makes you reachable (this adapter declares reach `live`; room_status shows `reachable_now`), and between calls nobody can reach you. room_status shows who is here; room_read re-reads messages.\n\
+Loop: call room_brief once to learn the goal; then call room_wait again and again (it returns new messages, whether you were @mentioned, and advances your read cursor); answer with room_send (`to` an alias, `reply_to` a message id) and hand work over with room_handoff; stop when room_wait says the room is closed or you were removed. Keep calling room_wait for as long as you work on the room's goal: a held room_wait is what makes you reachable (this adapter declares reach `live`, except inside a wake turn; room_status shows `reachable_now`), and between calls nobody can reach you. room_status shows who is here; room_read re-reads messages.\n\
 \n\
 Safety rules:\n{SAFETY_RULES}\n"
     )

@@ -177,13 +177,26 @@ pub fn join(home: &Home, t: JoinTarget) -> Result<(Session, StatusAnswer), Sessi
 
 /// Declares this home's participant's reach (SPEC §8.1) from a background thread,
 /// best effort: `attend` and `mcp` say `live` once at start without delaying it.
+///
+/// Not inside a wake turn: there the wake runner holds the reach (`wake`), and a turn's
+/// agent that starts `agentgather mcp` (the `claude-mcp` recipe) or `attend` must not
+/// turn a participant woken on demand into one that claims to listen live.
 pub fn declare_reach_in_background(home: &Home, reach: Reach) {
+    if in_wake_turn() {
+        return;
+    }
     let Ok(s) = Session::current(home) else {
         return;
     };
     std::thread::spawn(move || {
         let _ = s.client(Duration::from_secs(5)).set_reach(reach, None);
     });
+}
+
+/// Whether this process runs inside a turn of a wake runner, which sets
+/// [`wake::WAKE_IDS_VAR`] for every turn (and only there).
+pub fn in_wake_turn() -> bool {
+    std::env::var_os(wake::WAKE_IDS_VAR).is_some()
 }
 
 /// This home's participant in its current room.

@@ -24,6 +24,9 @@ use crate::protocol::reach::{Reach, WakeEvent};
 use crate::store::fsutil::{read_json, write_json};
 
 /// How many of the participant's own message ids are remembered (replies to them wake).
+/// The variable that names a turn's ids (SPEC §8.2); set in every turn, and only there.
+pub const WAKE_IDS_VAR: &str = "AGENTGATHER_WAKE_IDS";
+
 const OWN_IDS: usize = 2_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -350,7 +353,7 @@ impl TurnEnv {
     fn with(&self, ids: &[u64], since: u64) -> TurnEnv {
         let mut vars = self.vars.clone();
         let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-        vars.push(("AGENTGATHER_WAKE_IDS".into(), ids.join(",")));
+        vars.push((WAKE_IDS_VAR.into(), ids.join(",")));
         vars.push(("AGENTGATHER_SINCE_ID".into(), since.to_string()));
         TurnEnv { vars }
     }

@@ -57,11 +57,15 @@ impl Drop for TempHome {
 }
 
 /// A `Command` for the binary with this home (and `HOME` pointed away from the real one).
+/// Never a wake turn's variables, even when the tests run inside one: there the binary
+/// behaves differently (`mcp` and `attend` leave the declared reach alone).
 pub fn command(home: &TempHome, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .env("AGENTGATHER_HOME", &home.home)
         .env("HOME", &home.root)
+        .env_remove("AGENTGATHER_WAKE_IDS")
+        .env_remove("AGENTGATHER_SINCE_ID")
         .env_remove("RUST_LOG")
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
