@@ -8,6 +8,11 @@ use subtle::ConstantTimeEq;
 
 pub const TOKEN_PREFIX: &str = "tgl_";
 
+/// Lower-case hex of `bytes` (hashes and MACs on the wire and on disk).
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The SHA-256 of a token, the only form the room keeps.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub [u8; 32]);
@@ -24,7 +29,7 @@ impl TokenHash {
     }
 
     pub fn to_hex(self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        to_hex(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Option<TokenHash> {

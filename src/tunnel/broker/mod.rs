@@ -230,10 +230,7 @@ impl Broker {
         let mut h = Sha256::new();
         h.update(self.hash_key);
         h.update(slug.as_bytes());
-        h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::protocol::token::to_hex(&h.finalize()[..8])
     }
 
     /// Which operator key `key` is (constant time), if any.

@@ -31,6 +31,7 @@ use super::peers::{self, PeerError, RESERVATIONS_PATH};
 use super::secrets::hmac_sha256;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
+use crate::protocol::token::to_hex;
 
 /// How long one peer may take to take a pushed reservation.
 pub(super) const TIMEOUT: Duration = Duration::from_millis(500);
@@ -112,14 +113,10 @@ impl PushRefused {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The MAC of an entry under `key`.
 fn entry_mac(key: &[u8], slug_mac: &str, expires_at_ms: i64, sent_at_ms: i64) -> String {
     let (exp, sent) = (expires_at_ms.to_string(), sent_at_ms.to_string());
-    hex(&hmac_sha256(
+    to_hex(&hmac_sha256(
         key,
         &[
             b"agentgather peer push v1\0",

@@ -73,7 +73,7 @@ impl Reservations {
     pub fn mac(&self, slug: &str) -> Option<String> {
         let key = self.key.as_deref()?;
         let mac = hmac_sha256(key, &[b"agentgather slug v1\0", slug.as_bytes()]);
-        Some(mac[..16].iter().map(|b| format!("{b:02x}")).collect())
+        Some(crate::protocol::token::to_hex(&mac[..16]))
     }
 
     /// Whether an earlier process, or a peer instance as last heard, held `slug` for a

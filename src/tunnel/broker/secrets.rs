@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::protocol::token::to_hex(&mac);
         assert_eq!(
             hex,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -117,7 +117,7 @@ mod tests {
             &long_key,
             &[b"Test Using Larger Than Block-Size Key - Hash Key First"],
         );
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::protocol::token::to_hex(&mac);
         assert_eq!(
             hex,
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
