@@ -11,6 +11,7 @@ import threading
 import time
 
 from harness import (
+    Room,
     assert_eq,
     check_layout,
     ensure_host_tab,
@@ -427,6 +428,84 @@ def step_topic_layout(d, c):
         d.viewport(1280, 800)
 
 
+def retry_room(c):
+    """A room of its own (once) for the steps below, so what they post stays clear of the
+    main room's write budgets: rita (a human, already named) and bob (an agent)."""
+    if getattr(c, "retry_room", None):
+        return c.retry_room
+    workdir = os.path.join(c.workdir, "topics-retry")
+    os.makedirs(workdir)
+    room = Room(c.room.ag, workdir)
+    c.rooms.append(room)
+    room.rita = room.invite("rita", "human")
+    room.bob = room.invite("bob", "agent")
+    st, v = room.api("POST", "profile", room.rita["token"], {"display_name": "Rita Reyes"})
+    assert st == 200, (st, v)
+    c.retry_room = room
+    return room
+
+
+def block_topics_list(d, room, on):
+    """Makes this tab's GET /topics fail (as a network error) or work again, through the
+    DevTools protocol. The pattern is the whole URL: nothing else is blocked ('/topics/7',
+    '/topics?…' and '/assets/topics.js' pass; a '*/topics' pattern would catch the last)."""
+    d.cdp("Network.enable")
+    d.cdp("Network.setBlockedURLs", {"urls": [room.url + "/topics"] if on else []})
+
+
+def step_topics_load_retry(d, c):
+    # GET /topics fails when the page opens: the panel says so, keeps trying, and once the
+    # list loads it is complete and current (a status change to a topic older than the
+    # first page of history shows, live).
+    room = retry_room(c)
+    bob = room.bob["token"]
+    st, v = room.api("POST", "topics", bob, {"title": "Old topic before the page", "text": "from long ago"})
+    assert st == 201, (st, v)
+    old = v["message"]["id"]
+    # Push it out of the first page of history (100 messages): the page can learn of it
+    # only from GET /topics.
+    for i in range(105):
+        room.post(room.host_token if i % 2 else bob, "filler %d" % i)
+    tab = d.new_tab()
+    try:
+        block_topics_list(d, room, True)
+        open_as(d, c, room.rita["browser_url"])
+        wait_room(d)
+        d.wait_for("return !document.getElementById('topics-state').hidden && !document.getElementById('topics-retry').hidden",
+                   what="the topics load state")
+        note = d.js("return document.getElementById('topics-state').textContent")
+        assert note.startswith("Could not load the topics") and "Trying again in" in note, note
+        assert_eq(d.js("return document.getElementById('topics-state').getAttribute('role')"), "status", "the state is announced")
+        assert not d.js("return !!document.querySelector('#topics-list .tp-open[data-topic=\"%d\"]')" % old), "not listed yet"
+        assert not visible(d, "#topics-empty"), "no 'No topics yet.' while the list is unknown"
+        # Still failing: a live update naming the unknown topic tries again at once (and fails).
+        st, v = room.api("POST", "topics/%d/status" % old, bob, {"status": "resolved"})
+        assert st == 201, (st, v)
+        d.wait_for("return /Trying again in (4|8|16) s/.test(document.getElementById('topics-state').textContent)",
+                   what="another failed try, with a longer backoff")
+        # The network heals; the next change to the old topic (made over HTTP) shows.
+        block_topics_list(d, room, False)
+        st, v = room.api("POST", "topics/%d/status" % old, room.host_token, {"status": "open", "note": "reopened"})
+        assert st == 201, (st, v)
+        listed(d, old, "open")
+        d.wait_for("return document.getElementById('topics-state').hidden && document.getElementById('topics-retry').hidden",
+                   what="the load state gone")
+        items = d.js(JS_TOPIC_LIST)
+        assert_eq([i["id"] for i in items], [old], "the whole list")
+        assert items[0]["meta"].endswith(" · 0 comments"), items[0]
+        # Complete and current from here on: a comment and a status change follow live.
+        room.post(bob, "one more note", topic_id=old)
+        d.wait_for("return document.querySelector('#topics-list .tp-open[data-topic=\"' + arguments[0] + '\"] .tp-meta').textContent.endsWith(' 1 comment')",
+                   old, what="the comment counted")
+        st, v = room.api("POST", "topics/%d/status" % old, bob, {"status": "closed"})
+        assert st == 201, (st, v)
+        listed(d, old, "closed")
+    finally:
+        block_topics_list(d, room, False)
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
 TOPIC_STEPS = [
     step_topics_panel,
     step_topic_live,
@@ -435,4 +514,5 @@ TOPIC_STEPS = [
     step_topic_ask_mcp,
     step_topic_search,
     step_topic_layout,
+    step_topics_load_retry,
 ]
