@@ -53,8 +53,9 @@ def topic(c, token, **body):
     return v["message"]["id"]
 
 
-def show_topic(c, tid):
-    st, v = c.room.api("GET", "topics/%d" % tid, c.room.host_token)
+def show_topic(c, tid, room=None):
+    room = room or c.room
+    st, v = room.api("GET", "topics/%d" % tid, room.host_token)
     assert st == 200, (st, v)
     return v
 
@@ -506,6 +507,55 @@ def step_topics_load_retry(d, c):
         d.switch(c.alice_tab)
 
 
+def open_rita(d, c, room):
+    tab = d.new_tab()
+    d.viewport(1280, 800)
+    open_as(d, c, room.rita["browser_url"])
+    wait_room(d)
+    return tab
+
+
+def step_topic_rename_keeps_answer(d, c):
+    # A display name changes while rita is writing an answer: the cards and the open thread
+    # are redrawn with the new name, and what she typed, her caret and her focus survive.
+    room = retry_room(c)
+    st, v = room.api("POST", "topics", room.bob["token"],
+                     {"title": "What should the changelog say?", "text": "In your words.", "kind": "question", "to": "rita"})
+    assert st == 201, (st, v)
+    q = v["message"]["id"]
+    tab = open_rita(d, c, room)
+    try:
+        card_input = '#rows .tc[data-topic="%d"] .tc-input' % q
+        thread_input = '#topic-thread .tc[data-topic="%d"] .tc-input' % q
+        d.wait_for("return !!document.querySelector(arguments[0])", card_input, what="the written-answer box")
+        listed(d, q, "open")
+        open_thread(d, q)
+        d.type(thread_input, "draft in the thread")
+        d.type(card_input, "Faster topic loading, fewer lost drafts")
+        d.js("document.querySelector(arguments[0]).setSelectionRange(7, 12)", card_input)
+        st, v = room.api("POST", "profile", room.bob["token"], {"display_name": "Bob Builder"})
+        assert st == 200, (st, v)
+        d.wait_for("return document.querySelector('#topics-list .tp-open[data-topic=\"' + arguments[0] + '\"] .tp-meta').textContent.includes('by Bob Builder')"
+                   " && [...document.querySelectorAll('#topic-thread .tp-who')].some(w => w.textContent === 'Bob Builder')",
+                   q, timeout=12, what="the new name in the list and the thread")
+        typed = d.js("const i = document.querySelector(arguments[0]), t = document.querySelector(arguments[1]);"
+                     " return {value: i.value, start: i.selectionStart, end: i.selectionEnd, focused: document.activeElement === i,"
+                     " thread: t && t.value};", card_input, thread_input)
+        assert_eq(typed, {"value": "Faster topic loading, fewer lost drafts", "start": 7, "end": 12, "focused": True,
+                          "thread": "draft in the thread"}, "the typed answers after the rename")
+        # and it still sends what was typed
+        d.keys("\ue010", "\ue007")
+        deadline = time.time() + 8
+        while not show_topic(c, q, room)["topic"]["answer"]:
+            assert time.time() < deadline, "the answer never reached the server"
+            time.sleep(0.1)
+        assert_eq(show_topic(c, q, room)["topic"]["answer"], {"text": "Faster topic loading, fewer lost drafts", "by": "rita"}, "the answer")
+    finally:
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
+
 TOPIC_STEPS = [
     step_topics_panel,
     step_topic_live,
@@ -515,4 +565,5 @@ TOPIC_STEPS = [
     step_topic_search,
     step_topic_layout,
     step_topics_load_retry,
+    step_topic_rename_keeps_answer,
 ]

@@ -11,7 +11,7 @@ import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
 import { nameOf } from "./timeline.js";
 import { toast } from "./screens.js";
-import { topicCard, refreshCards } from "./questions.js";
+import { topicCard, refreshCards, keepTyped, restoreTyped } from "./questions.js";
 import { showInTimeline } from "./search.js";
 
 export const topics = new Map(); // id -> {id, title, status, kind, tags, from, ts, to, options, answer, comments, last_activity_id}
@@ -271,8 +271,26 @@ function renderThread() {
   $("topic-comment-row").hidden = closed || state.closed;
   $("topic-closed-note").hidden = !closed;
   const ol = $("topic-thread");
+  const typed = keepTyped(ol);
+  const focus = focusIn(ol);
   ol.textContent = "";
   for (const m of thread) ol.append(threadItem(m));
+  restoreTyped(ol, typed);
+  if (focus && !ol.contains(document.activeElement)) {
+    const li = ol.querySelector('.tp-msg[data-id="' + focus.id + '"]');
+    const again = li && li.querySelectorAll(focus.sel)[focus.nth];
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+// Where focus is inside the thread (its message and which control), to put it back after
+// a redraw; null when it is elsewhere.
+function focusIn(ol) {
+  const a = document.activeElement;
+  const li = a && ol.contains(a) ? a.closest(".tp-msg[data-id]") : null;
+  if (!li || !a.classList.length) return null;
+  const sel = "." + [...a.classList].map((c) => CSS.escape(c)).join(".");
+  return { id: li.dataset.id, sel, nth: [...li.querySelectorAll(sel)].indexOf(a) };
 }
 
 function threadItem(m) {
