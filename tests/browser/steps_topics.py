@@ -1,7 +1,9 @@
 """Browser-room steps for topics, questions and search (SPEC §9, issue 12): the topics
 panel (list, filter, thread, comment, status, a new topic), question cards with answer
 buttons only for who may answer, `agentgather ask --wait` and an MCP client's room_ask
-answered by a click in Chromium, search, and all of it live through the one /wait."""
+answered by a click in Chromium, search, and all of it live through the one /wait; then,
+in a room of their own, a GET /topics that fails at page open and is retried, a rename
+that keeps a half-typed answer, and the panel's own top-bar button at 375 px."""
 
 import json
 import os
@@ -556,6 +558,51 @@ def step_topic_rename_keeps_answer(d, c):
 
 
 
+def step_topics_top_bar(d, c):
+    # The topics panel has its own top-bar control: a button named "Topics", reached by Tab,
+    # that opens the rail at the topics panel and moves focus there; at 375 px Esc closes
+    # the rail and gives focus back to it. axe finds nothing serious, light and dark.
+    room = retry_room(c)
+    tab = open_rita(d, c, room)
+    try:
+        assert_eq(d.js("const b = document.getElementById('tb-topics'); return b && [b.tagName, b.textContent.trim(), b.tabIndex, b.closest('.topbar') !== null]"),
+                  ["BUTTON", "Topics", 0, True], "a topics button in the top bar")
+        for (w, h) in ((375, 740), (1280, 800)):
+            d.viewport(w, h, mobile=(w < 500))
+            time.sleep(0.2)
+            if w < 500:
+                d.wait_for("return !document.body.classList.contains('rail-open')", what="the rail closed at 375 px")
+                assert not visible(d, "#topics"), "the panel is hidden until asked for"
+            assert visible(d, "#tb-topics"), "the button shows at %d px" % w
+            check_layout(d, "top bar %dx%d" % (w, h))
+            # by keyboard: Tab from the brief button, then Enter
+            d.js("document.getElementById('tb-brief').focus()")
+            d.keys("\ue004")
+            assert_eq(d.js("return document.activeElement.id"), "tb-topics", "Tab reaches the topics button")
+            d.keys("\ue007")
+            d.wait_for("return document.activeElement && document.activeElement.id === 'topics'", what="focus in the topics panel")
+            assert visible(d, "#topics") and visible(d, "#topics-filter"), "the topics panel shows"
+            top = d.js("const r = document.getElementById('topics').getBoundingClientRect(); return [r.top, r.bottom, innerHeight]")
+            assert 0 <= top[0] < top[2] / 2, "the panel is scrolled into view: %r" % top
+            assert_eq(d.js("return document.scrollingElement.scrollTop"), 0, "only the rail scrolls")
+            check_layout(d, "topics from the top bar %dx%d" % (w, h))
+            if w < 500:
+                for scheme in ("light", "dark"):
+                    d.color_scheme(scheme)
+                    time.sleep(0.2)
+                    d.screenshot("topics-top-bar-%dx%d-%s" % (w, h, scheme))
+                    axe_check(d, "topics from the top bar %dx%d %s" % (w, h, scheme))
+                d.color_scheme(None)
+                d.keys("\ue00c")
+                d.wait_for("return !document.body.classList.contains('rail-open')", timeout=3, what="Esc closes the rail")
+                assert_eq(d.js("return document.activeElement.id"), "tb-topics", "focus back on the topics button")
+    finally:
+        d.color_scheme(None)
+        d.viewport(1280, 800)
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
 TOPIC_STEPS = [
     step_topics_panel,
     step_topic_live,
@@ -566,4 +613,5 @@ TOPIC_STEPS = [
     step_topic_layout,
     step_topics_load_retry,
     step_topic_rename_keeps_answer,
+    step_topics_top_bar,
 ]
