@@ -107,6 +107,7 @@ let loaded = false;
 let ready = false; // the first page of history is in (topicsReady ran)
 let replaying = false; // topicsReady folds in old messages: no reason to ask again at once
 let loading = null; // the GET /topics in flight
+let askAgain = false; // a live message named an unknown topic while that GET was out
 let retryTimer = 0;
 let retryMs = 0;
 const RETRY_FIRST_MS = 2000;
@@ -121,6 +122,7 @@ export function loadTopics() {
 async function fetchTopics() {
   clearTimeout(retryTimer);
   retryTimer = 0;
+  askAgain = false;
   if (retryMs) showLoadState("Loading the topics again…", false);
   try {
     const r = await api("GET", "topics");
@@ -134,12 +136,16 @@ async function fetchTopics() {
     retryMs = Math.min(retryMs ? retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
     const secs = Math.round(retryMs / 1000);
     showLoadState("Could not load the topics (" + e.message + "); the list may be incomplete. Trying again in " + secs + " s.", true);
-    retryTimer = setTimeout(loadTopics, retryMs + Math.random() * 500);
+    // news of an unknown topic came while this GET was out (it may have failed just
+    // before the network healed): once more at once, else after the backoff
+    retryTimer = setTimeout(loadTopics, askAgain ? 0 : retryMs + Math.random() * 500);
   }
 }
 
 function retryNow() {
-  if (!loaded && !loading && retryMs) loadTopics();
+  if (loaded || !retryMs) return; // the first GET at boot is still out, or it worked
+  if (loading) askAgain = true;
+  else loadTopics();
 }
 
 function showLoadState(text, canRetry) {
