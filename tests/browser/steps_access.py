@@ -118,12 +118,12 @@ def step_keyboard(d, c):
     # Focus order from the top: the top bar's controls, then the timeline; focus is visible.
     d.js("document.activeElement.blur(); window.getSelection().removeAllRanges(); document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex');")
     stops = []
-    for _ in range(4):
+    for _ in range(5):
         d.keys(TAB)
         f = d.js(JS_FOCUSED)
         assert f and f["outline"], "a visible focus ring on %r" % f
         stops.append(f["id"])
-    assert_eq(stops, ["tb-people", "tb-brief", "tb-system", "timeline"], "tab order")
+    assert_eq(stops, ["tb-people", "tb-brief", "tb-topics", "tb-system", "timeline"], "tab order")
     # The reply action is reachable by keyboard (Shift+Tab back from the composer), shows
     # when focused, and Enter starts a reply; Esc in the composer cancels it.
     d.click("#input")

@@ -1,7 +1,9 @@
 """Browser-room steps for topics, questions and search (SPEC §9, issue 12): the topics
 panel (list, filter, thread, comment, status, a new topic), question cards with answer
 buttons only for who may answer, `agentgather ask --wait` and an MCP client's room_ask
-answered by a click in Chromium, search, and all of it live through the one /wait."""
+answered by a click in Chromium, search, and all of it live through the one /wait; then,
+in a room of their own, a GET /topics that fails at page open and is retried, a rename
+that keeps a half-typed answer, and the panel's own top-bar button at 375 px."""
 
 import json
 import os
@@ -11,6 +13,7 @@ import threading
 import time
 
 from harness import (
+    Room,
     assert_eq,
     check_layout,
     ensure_host_tab,
@@ -52,8 +55,9 @@ def topic(c, token, **body):
     return v["message"]["id"]
 
 
-def show_topic(c, tid):
-    st, v = c.room.api("GET", "topics/%d" % tid, c.room.host_token)
+def show_topic(c, tid, room=None):
+    room = room or c.room
+    st, v = room.api("GET", "topics/%d" % tid, room.host_token)
     assert st == 200, (st, v)
     return v
 
@@ -427,6 +431,178 @@ def step_topic_layout(d, c):
         d.viewport(1280, 800)
 
 
+def retry_room(c):
+    """A room of its own (once) for the steps below, so what they post stays clear of the
+    main room's write budgets: rita (a human, already named) and bob (an agent)."""
+    if getattr(c, "retry_room", None):
+        return c.retry_room
+    workdir = os.path.join(c.workdir, "topics-retry")
+    os.makedirs(workdir)
+    room = Room(c.room.ag, workdir)
+    c.rooms.append(room)
+    room.rita = room.invite("rita", "human")
+    room.bob = room.invite("bob", "agent")
+    st, v = room.api("POST", "profile", room.rita["token"], {"display_name": "Rita Reyes"})
+    assert st == 200, (st, v)
+    c.retry_room = room
+    return room
+
+
+def block_topics_list(d, room, on):
+    """Makes this tab's GET /topics fail (as a network error) or work again, through the
+    DevTools protocol. The pattern is the whole URL: nothing else is blocked ('/topics/7',
+    '/topics?…' and '/assets/topics.js' pass; a '*/topics' pattern would catch the last)."""
+    d.cdp("Network.enable")
+    d.cdp("Network.setBlockedURLs", {"urls": [room.url + "/topics"] if on else []})
+
+
+def step_topics_load_retry(d, c):
+    # GET /topics fails when the page opens: the panel says so, keeps trying, and once the
+    # list loads it is complete and current (a status change to a topic older than the
+    # first page of history shows, live).
+    room = retry_room(c)
+    bob = room.bob["token"]
+    st, v = room.api("POST", "topics", bob, {"title": "Old topic before the page", "text": "from long ago"})
+    assert st == 201, (st, v)
+    old = v["message"]["id"]
+    # Push it out of the first page of history (100 messages): the page can learn of it
+    # only from GET /topics.
+    for i in range(105):
+        room.post(room.host_token if i % 2 else bob, "filler %d" % i)
+    tab = d.new_tab()
+    try:
+        block_topics_list(d, room, True)
+        open_as(d, c, room.rita["browser_url"])
+        wait_room(d)
+        d.wait_for("return !document.getElementById('topics-state').hidden && !document.getElementById('topics-retry').hidden",
+                   what="the topics load state")
+        note = d.js("return document.getElementById('topics-state').textContent")
+        assert note.startswith("Could not load the topics") and "Trying again in" in note, note
+        assert_eq(d.js("return document.getElementById('topics-state').getAttribute('role')"), "status", "the state is announced")
+        assert not d.js("return !!document.querySelector('#topics-list .tp-open[data-topic=\"%d\"]')" % old), "not listed yet"
+        assert not visible(d, "#topics-empty"), "no 'No topics yet.' while the list is unknown"
+        # Still failing: a live update naming the unknown topic tries again at once (and fails).
+        st, v = room.api("POST", "topics/%d/status" % old, bob, {"status": "resolved"})
+        assert st == 201, (st, v)
+        d.wait_for("return /Trying again in (4|8|16) s/.test(document.getElementById('topics-state').textContent)",
+                   what="another failed try, with a longer backoff")
+        # The network heals; the next change to the old topic (made over HTTP) shows.
+        block_topics_list(d, room, False)
+        st, v = room.api("POST", "topics/%d/status" % old, room.host_token, {"status": "open", "note": "reopened"})
+        assert st == 201, (st, v)
+        listed(d, old, "open")
+        d.wait_for("return document.getElementById('topics-state').hidden && document.getElementById('topics-retry').hidden",
+                   what="the load state gone")
+        items = d.js(JS_TOPIC_LIST)
+        assert_eq([i["id"] for i in items], [old], "the whole list")
+        assert items[0]["meta"].endswith(" · 0 comments"), items[0]
+        # Complete and current from here on: a comment and a status change follow live.
+        room.post(bob, "one more note", topic_id=old)
+        d.wait_for("return document.querySelector('#topics-list .tp-open[data-topic=\"' + arguments[0] + '\"] .tp-meta').textContent.endsWith(' 1 comment')",
+                   old, what="the comment counted")
+        st, v = room.api("POST", "topics/%d/status" % old, bob, {"status": "closed"})
+        assert st == 201, (st, v)
+        listed(d, old, "closed")
+    finally:
+        block_topics_list(d, room, False)
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
+def open_rita(d, c, room):
+    tab = d.new_tab()
+    d.viewport(1280, 800)
+    open_as(d, c, room.rita["browser_url"])
+    wait_room(d)
+    return tab
+
+
+def step_topic_rename_keeps_answer(d, c):
+    # A display name changes while rita is writing an answer: the cards and the open thread
+    # are redrawn with the new name, and what she typed, her caret and her focus survive.
+    room = retry_room(c)
+    st, v = room.api("POST", "topics", room.bob["token"],
+                     {"title": "What should the changelog say?", "text": "In your words.", "kind": "question", "to": "rita"})
+    assert st == 201, (st, v)
+    q = v["message"]["id"]
+    tab = open_rita(d, c, room)
+    try:
+        card_input = '#rows .tc[data-topic="%d"] .tc-input' % q
+        thread_input = '#topic-thread .tc[data-topic="%d"] .tc-input' % q
+        d.wait_for("return !!document.querySelector(arguments[0])", card_input, what="the written-answer box")
+        listed(d, q, "open")
+        open_thread(d, q)
+        d.type(thread_input, "draft in the thread")
+        d.type(card_input, "Faster topic loading, fewer lost drafts")
+        d.js("document.querySelector(arguments[0]).setSelectionRange(7, 12)", card_input)
+        st, v = room.api("POST", "profile", room.bob["token"], {"display_name": "Bob Builder"})
+        assert st == 200, (st, v)
+        d.wait_for("return document.querySelector('#topics-list .tp-open[data-topic=\"' + arguments[0] + '\"] .tp-meta').textContent.includes('by Bob Builder')"
+                   " && [...document.querySelectorAll('#topic-thread .tp-who')].some(w => w.textContent === 'Bob Builder')",
+                   q, timeout=12, what="the new name in the list and the thread")
+        typed = d.js("const i = document.querySelector(arguments[0]), t = document.querySelector(arguments[1]);"
+                     " return {value: i.value, start: i.selectionStart, end: i.selectionEnd, focused: document.activeElement === i,"
+                     " thread: t && t.value};", card_input, thread_input)
+        assert_eq(typed, {"value": "Faster topic loading, fewer lost drafts", "start": 7, "end": 12, "focused": True,
+                          "thread": "draft in the thread"}, "the typed answers after the rename")
+        # and it still sends what was typed
+        d.keys("\ue010", "\ue007")
+        deadline = time.time() + 8
+        while not show_topic(c, q, room)["topic"]["answer"]:
+            assert time.time() < deadline, "the answer never reached the server"
+            time.sleep(0.1)
+        assert_eq(show_topic(c, q, room)["topic"]["answer"], {"text": "Faster topic loading, fewer lost drafts", "by": "rita"}, "the answer")
+    finally:
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
+
+def step_topics_top_bar(d, c):
+    # The topics panel has its own top-bar control: a button named "Topics", reached by Tab,
+    # that opens the rail at the topics panel and moves focus there; at 375 px Esc closes
+    # the rail and gives focus back to it. axe finds nothing serious, light and dark.
+    room = retry_room(c)
+    tab = open_rita(d, c, room)
+    try:
+        assert_eq(d.js("const b = document.getElementById('tb-topics'); return b && [b.tagName, b.textContent.trim(), b.tabIndex, b.closest('.topbar') !== null]"),
+                  ["BUTTON", "Topics", 0, True], "a topics button in the top bar")
+        for (w, h) in ((375, 740), (1280, 800)):
+            d.viewport(w, h, mobile=(w < 500))
+            time.sleep(0.2)
+            if w < 500:
+                d.wait_for("return !document.body.classList.contains('rail-open')", what="the rail closed at 375 px")
+                assert not visible(d, "#topics"), "the panel is hidden until asked for"
+            assert visible(d, "#tb-topics"), "the button shows at %d px" % w
+            check_layout(d, "top bar %dx%d" % (w, h))
+            # by keyboard: Tab from the brief button, then Enter
+            d.js("document.getElementById('tb-brief').focus()")
+            d.keys("\ue004")
+            assert_eq(d.js("return document.activeElement.id"), "tb-topics", "Tab reaches the topics button")
+            d.keys("\ue007")
+            d.wait_for("return document.activeElement && document.activeElement.id === 'topics'", what="focus in the topics panel")
+            assert visible(d, "#topics") and visible(d, "#topics-filter"), "the topics panel shows"
+            top = d.js("const r = document.getElementById('topics').getBoundingClientRect(); return [r.top, r.bottom, innerHeight]")
+            assert 0 <= top[0] < top[2] / 2, "the panel is scrolled into view: %r" % top
+            assert_eq(d.js("return document.scrollingElement.scrollTop"), 0, "only the rail scrolls")
+            check_layout(d, "topics from the top bar %dx%d" % (w, h))
+            if w < 500:
+                for scheme in ("light", "dark"):
+                    d.color_scheme(scheme)
+                    time.sleep(0.2)
+                    d.screenshot("topics-top-bar-%dx%d-%s" % (w, h, scheme))
+                    axe_check(d, "topics from the top bar %dx%d %s" % (w, h, scheme))
+                d.color_scheme(None)
+                d.keys("\ue00c")
+                d.wait_for("return !document.body.classList.contains('rail-open')", timeout=3, what="Esc closes the rail")
+                assert_eq(d.js("return document.activeElement.id"), "tb-topics", "focus back on the topics button")
+    finally:
+        d.color_scheme(None)
+        d.viewport(1280, 800)
+        d.s("DELETE", "/window")
+        d.switch(c.alice_tab)
+
+
 TOPIC_STEPS = [
     step_topics_panel,
     step_topic_live,
@@ -435,4 +611,7 @@ TOPIC_STEPS = [
     step_topic_ask_mcp,
     step_topic_search,
     step_topic_layout,
+    step_topics_load_retry,
+    step_topic_rename_keeps_answer,
+    step_topics_top_bar,
 ]

@@ -34,13 +34,42 @@ export function topicRef(msg) {
   return b;
 }
 
+// What someone is typing into the written answers of the cards under `root`, by topic id,
+// with the caret and whether it had focus: a redraw (a new display name, an update to the
+// topic) gives it all back rather than clearing a half-typed answer.
+export function keepTyped(root) {
+  const kept = new Map();
+  for (const input of root.querySelectorAll(".tc[data-topic] .tc-input")) {
+    kept.set(input.closest(".tc[data-topic]").dataset.topic, {
+      value: input.value,
+      start: input.selectionStart,
+      end: input.selectionEnd,
+      dir: input.selectionDirection,
+      focused: input === document.activeElement,
+    });
+  }
+  return kept;
+}
+export function restoreTyped(root, kept) {
+  if (!kept.size) return;
+  for (const input of root.querySelectorAll(".tc[data-topic] .tc-input")) {
+    const k = kept.get(input.closest(".tc[data-topic]").dataset.topic);
+    if (!k) continue;
+    input.value = k.value;
+    if (k.focused) input.focus({ preventScroll: true });
+    if (k.start !== null) input.setSelectionRange(k.start, k.end, k.dir || "none");
+  }
+}
+
 // Redraws the cards of the given topic ids (all cards when `ids` is null).
 export function refreshCards(ids) {
   for (const card of document.querySelectorAll(".tc[data-topic]")) {
     if (ids && !ids.has(Number(card.dataset.topic))) continue;
     const hadFocus = card.contains(document.activeElement);
+    const typed = keepTyped(card);
     fillCard(card);
-    if (hadFocus) {
+    restoreTyped(card, typed);
+    if (hadFocus && !card.contains(document.activeElement)) {
       const next = card.querySelector(".tc-opt:not([disabled])") || card.querySelector(".tc-state");
       if (next) next.focus({ preventScroll: true });
     }

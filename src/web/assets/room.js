@@ -22,23 +22,31 @@ import { loadTopics, topicsReady, wireTopics } from "./topics.js";
 import { wireCards } from "./questions.js";
 import { wireSearch } from "./search.js";
 
-// ---- rail (brief + people) ----
+// ---- rail (brief, topics, people) ----
 const wide = window.matchMedia("(min-width: 761px)");
-function setRail(open) {
+let opener = null; // the top-bar button that opened the rail: Esc gives focus back to it
+function setRail(open, from) {
   document.body.classList.toggle("rail-open", open);
   $("tb-people").setAttribute("aria-expanded", open ? "true" : "false");
+  opener = open ? from || opener : null;
 }
 function wireRail() {
   setRail(wide.matches);
   wide.addEventListener("change", () => setRail(wide.matches));
   $("tb-people").addEventListener("click", () => {
     const open = !document.body.classList.contains("rail-open");
-    setRail(open);
+    setRail(open, $("tb-people"));
     // on a phone the rail covers the timeline: focus goes into it (Esc brings it back)
     if (open && !wide.matches) $("rail").focus({ preventScroll: true });
   });
+  // the topics panel has its own button: the rail opens at it, with focus in it
+  $("tb-topics").addEventListener("click", () => {
+    setRail(true, $("tb-topics"));
+    $("topics").scrollIntoView({ block: "start" });
+    $("topics").focus({ preventScroll: true });
+  });
   $("tb-brief").addEventListener("click", () => {
-    setRail(true);
+    setRail(true, $("tb-brief"));
     $("brief").scrollIntoView({ block: "start" });
     markBriefSeen();
   });
@@ -48,11 +56,12 @@ function wireRail() {
   });
   $("tb-system").addEventListener("click", () => setHideSystem(!document.body.classList.contains("hide-system")));
   // Keyboard: "/" goes to the composer (unless typing somewhere), Esc closes the rail that
-  // covers the timeline on a phone and returns focus to its button.
+  // covers the timeline on a phone and returns focus to the button that opened it.
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && !wide.matches && document.body.classList.contains("rail-open")) {
+      const back = opener || $("tb-people");
       setRail(false);
-      $("tb-people").focus();
+      back.focus();
     }
     const typing = e.target instanceof Element && e.target.closest("input, textarea, select, [contenteditable]");
     if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing && !state.closed && !$("room").hidden) {

@@ -1,8 +1,9 @@
 // Topics (SPEC §9.1): every topic of the room with its current status, and the topics
 // panel in the rail: a list filtered by status, one topic's thread with a comment box and
 // (for its author or the host) a status change, and a form to open a topic or ask a
-// question. The index is loaded once (GET /topics) and then kept current from the same
-// /wait answers as the timeline (live.js calls noteTopics): there is no second wait.
+// question. The index is loaded (GET /topics, again until that succeeds) and then kept
+// current from the same /wait answers as the timeline (live.js calls noteTopics): there is
+// no second wait.
 
 import { $, el, newClientId, hashHue, fmtTime, fmtFull, parseTs } from "./util.js";
 import { state } from "./state.js";
@@ -10,7 +11,7 @@ import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
 import { nameOf } from "./timeline.js";
 import { toast } from "./screens.js";
-import { topicCard, refreshCards } from "./questions.js";
+import { topicCard, refreshCards, keepTyped, restoreTyped } from "./questions.js";
 import { showInTimeline } from "./search.js";
 
 export const topics = new Map(); // id -> {id, title, status, kind, tags, from, ts, to, options, answer, comments, last_activity_id}
@@ -79,6 +80,8 @@ export function noteTopics(msgs) {
   let threadGrew = false;
   for (const m of msgs) {
     if (!m || typeof m.id !== "number") continue;
+    // a comment or update on a topic the index lacks: the index is not loaded yet
+    if (!loaded && !replaying && typeof m.topic_id === "number" && !topics.has(m.topic_id)) retryNow();
     const id = apply(m);
     if (id) touched.add(id);
     if (openId && (m.id === openId || m.topic_id === openId) && !thread.some((x) => x.id === m.id)) {
@@ -94,19 +97,74 @@ export function noteTopics(msgs) {
   if (openId && (threadGrew || touched.has(openId))) renderThread();
 }
 
-// Once, at boot: the index as the server has it, then what the first page of history
-// holds beyond it (the two requests may see different moments).
-export async function loadTopics() {
+// ---- loading the index ----
+// At boot, the index as the server has it, then what the loaded pages and /wait hold beyond
+// it (the requests may see different moments). Until GET /topics succeeds (a network blip,
+// a 5xx) the index has only the topics those messages show, so the panel says so and asks
+// again: after a backoff, at once when a live message names a topic it does not know,
+// when the browser comes back online, or from the panel's "try again" button.
+let loaded = false;
+let ready = false; // the first page of history is in (topicsReady ran)
+let replaying = false; // topicsReady folds in old messages: no reason to ask again at once
+let loading = null; // the GET /topics in flight
+let askAgain = false; // a live message named an unknown topic while that GET was out
+let retryTimer = 0;
+let retryMs = 0;
+const RETRY_FIRST_MS = 2000;
+const RETRY_MAX_MS = 30000;
+
+export function loadTopics() {
+  if (loaded || state.stopped) return Promise.resolve();
+  if (!loading) loading = fetchTopics().finally(() => (loading = null));
+  return loading;
+}
+
+async function fetchTopics() {
+  clearTimeout(retryTimer);
+  retryTimer = 0;
+  askAgain = false;
+  if (retryMs) showLoadState("Loading the topics again…", false);
   try {
     const r = await api("GET", "topics");
     for (const t of r.topics || []) if (t && typeof t.id === "number") topics.set(t.id, t);
+    loaded = true;
+    retryMs = 0;
+    showLoadState("", false);
+    if (ready) topicsReady();
   } catch (e) {
-    $("topics-empty").textContent = "Could not load the topics: " + e.message;
+    if (e.status === 401 || e.status === 410 || state.stopped) return; // the page shows its gate
+    retryMs = Math.min(retryMs ? retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+    const secs = Math.round(retryMs / 1000);
+    showLoadState("Could not load the topics (" + e.message + "); the list may be incomplete. Trying again in " + secs + " s.", true);
+    // news of an unknown topic came while this GET was out (it may have failed just
+    // before the network healed): once more at once, else after the backoff
+    retryTimer = setTimeout(loadTopics, askAgain ? 0 : retryMs + Math.random() * 500);
   }
 }
+
+function retryNow() {
+  if (loaded || !retryMs) return; // the first GET at boot is still out, or it worked
+  if (loading) askAgain = true;
+  else loadTopics();
+}
+
+function showLoadState(text, canRetry) {
+  $("topics-state").textContent = text;
+  $("topics-state").hidden = !text;
+  $("topics-retry").hidden = !canRetry;
+}
+
+// After the first page of history (and again after a late GET /topics): every loaded
+// message folds in (the index skips what it already reflects), then lists and cards redraw.
 export function topicsReady() {
+  ready = true;
   const page = [...state.byId.values()].sort((a, b) => a.id - b.id);
-  noteTopics(page);
+  replaying = true;
+  try {
+    noteTopics(page);
+  } finally {
+    replaying = false;
+  }
   renderList();
   refreshCards(null);
 }
@@ -157,10 +215,8 @@ function renderList() {
   const open = all.filter((t) => t.status === "open").length;
   $("topics-count").textContent = all.length ? open + " open · " + all.length : "";
   const empty = $("topics-empty");
-  empty.hidden = shown.length > 0;
-  if (!empty.textContent.startsWith("Could not")) {
-    empty.textContent = all.length ? "No " + filter + " topics." : "No topics yet.";
-  }
+  empty.hidden = shown.length > 0 || (!loaded && !all.length); // unknown yet: the load state says so
+  empty.textContent = all.length ? "No " + filter + " topics." : "No topics yet.";
 }
 
 // ---- one topic's thread ----
@@ -221,8 +277,26 @@ function renderThread() {
   $("topic-comment-row").hidden = closed || state.closed;
   $("topic-closed-note").hidden = !closed;
   const ol = $("topic-thread");
+  const typed = keepTyped(ol);
+  const focus = focusIn(ol);
   ol.textContent = "";
   for (const m of thread) ol.append(threadItem(m));
+  restoreTyped(ol, typed);
+  if (focus && !ol.contains(document.activeElement)) {
+    const li = ol.querySelector('.tp-msg[data-id="' + focus.id + '"]');
+    const again = li && li.querySelectorAll(focus.sel)[focus.nth];
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+// Where focus is inside the thread (its message and which control), to put it back after
+// a redraw; null when it is elsewhere.
+function focusIn(ol) {
+  const a = document.activeElement;
+  const li = a && ol.contains(a) ? a.closest(".tp-msg[data-id]") : null;
+  if (!li || !a.classList.length) return null;
+  const sel = "." + [...a.classList].map((c) => CSS.escape(c)).join(".");
+  return { id: li.dataset.id, sel, nth: [...li.querySelectorAll(sel)].indexOf(a) };
 }
 
 function threadItem(m) {
@@ -374,6 +448,8 @@ function enterSends(input, send) {
 }
 
 export function wireTopics() {
+  $("topics-retry").addEventListener("click", () => loadTopics());
+  window.addEventListener("online", retryNow);
   $("topics-filter").addEventListener("change", renderList);
   $("topics-list").addEventListener("click", (e) => {
     const b = e.target instanceof Element && e.target.closest(".tp-open");
