@@ -610,72 +610,46 @@ fn an_idle_slug_stays_with_its_host_across_restarts() {
 #[test]
 fn a_dead_instances_slugs_stay_with_their_hosts_on_its_peers() {
     let room = TestRoom::start("abuse-peers");
-    let shared = TempHome::new("abuse-peers-key");
-    let key = shared.root.join("route-key");
-    std::fs::write(&key, "peers-route-key-0123456789abcdef\n").unwrap();
-    let key = key.to_str().unwrap().to_string();
-    let (metrics_a, metrics_b) = (free_port(), free_port());
-    let (addr_a, addr_b) = (
-        format!("127.0.0.1:{metrics_a}"),
-        format!("127.0.0.1:{metrics_b}"),
-    );
-    let (peer_a, peer_b) = (format!("http://{addr_a}"), format!("http://{addr_b}"));
-    let (home_a, home_b, home_c) = (
-        TempHome::new("abuse-peers-a"),
-        TempHome::new("abuse-peers-b"),
-        TempHome::new("abuse-peers-c"),
-    );
-    let common = ["--route-key-file", key.as_str(), "--ip-rate", "1000"];
-    fn with<'a>(common: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
-        [common, more].concat()
-    }
-    let mut a = Broker::start(
-        &home_a,
-        &with(&common, &["--metrics-addr", &addr_a, "--peer", &peer_b]),
-    );
-    let b = Broker::start(
-        &home_b,
-        &with(&common, &["--metrics-addr", &addr_b, "--peer", &peer_a]),
-    );
+    let mut p = peered_pair("abuse-peers");
     // The same deployment without --peer, to show what the peers prevent.
-    let c = Broker::start(&home_c, &with(&common, &[]));
+    let home_c = TempHome::new("abuse-peers-c");
+    let c = Broker::start(&home_c, &["--route-key-file", &p.key, "--ip-rate", "1000"]);
 
     // The balancer sends the slug to A; the host registers there, then its laptop sleeps.
-    let target = Arc::new(AtomicU16::new(a.port));
-    let front = format!("http://127.0.0.1:{}", balancer(target.clone()));
+    let front = format!("http://127.0.0.1:{}", p.front);
     let mut t = tunnel(&room.home, &front, "napping", &[]);
     t.wait_event("public_url_set", 1, Duration::from_secs(15));
     let alice = room.invite_http("alice", "agent");
     t.kill();
     // A's list names the slug (by MAC); B asks every second.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Req::get("/reservations").send(metrics_a).json()["reserved"]
+    while Req::get("/reservations").send(p.metrics_a).json()["reserved"]
         .as_object()
         .is_none_or(|m| m.is_empty())
     {
         assert!(Instant::now() < deadline, "A lists no held slug");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let listed = Req::get("/reservations").send(metrics_a).text();
+    let listed = Req::get("/reservations").send(p.metrics_a).text();
     assert!(!listed.contains("napping"), "a slug in clear: {listed}");
     std::thread::sleep(Duration::from_millis(2500));
 
     // A dies; the balancer now sends the slug to B. A stranger asks B for it first.
-    a.proc.kill();
-    target.store(b.port, Ordering::SeqCst);
-    stranger_is_refused(b.port, "198.51.100.90", "napping", &room, &alice.token);
+    p.a.proc.kill();
+    p.target.store(p.b.port, Ordering::SeqCst);
+    stranger_is_refused(p.b.port, "198.51.100.90", "napping", &room, &alice.token);
     // Without peers, the survivor would have handed the slug to the stranger.
     let (f, _stolen) = register_from(c.port, "198.51.100.90", "napping", None);
     assert_eq!(f["type"], "registered", "{f}");
     // Other slugs register on B at once.
-    let (f, _fresh) = register_from(b.port, "198.51.100.91", "fresh", None);
+    let (f, _fresh) = register_from(p.b.port, "198.51.100.91", "fresh", None);
     assert_eq!(f["type"], "registered", "{f}");
 
     // The host wakes up and, through the balancer, takes its slug back on B.
     let t = tunnel(&room.home, &front, "napping", &[]);
     let back = t.wait_event("registered", 1, Duration::from_secs(15));
     assert_eq!(back["reclaimed"], true, "{back}");
-    wait_route_up(b.port, "napping", &alice.token, Duration::from_secs(10));
+    wait_route_up(p.b.port, "napping", &alice.token, Duration::from_secs(10));
 }
 
 /// Two instances naming each other with `--peer`, sharing one route key, and the
@@ -683,9 +657,12 @@ fn a_dead_instances_slugs_stay_with_their_hosts_on_its_peers() {
 struct Pair {
     a: Broker,
     b: Broker,
+    metrics_a: u16,
     metrics_b: u16,
     target: Arc<AtomicU16>,
     front: u16,
+    /// The shared route key file's path.
+    key: String,
     _homes: (TempHome, TempHome, TempHome),
 }
 
@@ -718,9 +695,11 @@ fn peered_pair(tag: &str) -> Pair {
     Pair {
         a,
         b,
+        metrics_a,
         metrics_b,
         target,
         front,
+        key,
         _homes: (shared, home_a, home_b),
     }
 }
