@@ -28,10 +28,12 @@ pub struct Drain {
     done: mpsc::Receiver<()>,
 }
 
-/// A connection's view of the [`Drain`]: it lives as long as the connection.
+/// A connection's view of the [`Drain`]: it lives as long as the connection, and holds
+/// the connection's place under the connection cap until then.
 pub struct DrainWatch {
     stop: watch::Receiver<bool>,
     _live: mpsc::Sender<()>,
+    _admitted: OwnedSemaphorePermit,
 }
 
 impl Default for Drain {
@@ -50,10 +52,12 @@ impl Drain {
         }
     }
 
-    pub fn watch(&self) -> DrainWatch {
+    /// The watch of a connection admitted with `permit` ([`accept_capped`]).
+    pub fn watch(&self, permit: OwnedSemaphorePermit) -> DrainWatch {
         DrainWatch {
             stop: self.stop.subscribe(),
             _live: self.live.clone(),
+            _admitted: permit,
         }
     }
 
@@ -79,13 +83,18 @@ impl DrainWatch {
 
     /// Drives a connection to its end; once a drain starts, asks it to finish what is in
     /// flight (`finish`, e.g. hyper's `graceful_shutdown`) and waits for that.
-    pub async fn serve<C: Future>(mut self, conn: C, finish: impl FnOnce(Pin<&mut C>)) {
-        tokio::pin!(conn);
+    ///
+    /// Spawn this future itself, and build `conn` in the call: the connection is then
+    /// stored once, in this future's arguments, and polled in place (it is taken `Unpin`
+    /// for that). A copy moved into another future, by pinning, by `.await` on a value
+    /// or by a wrapping `async move` block, would cost ~1 KB more for every idle
+    /// connection a server holds.
+    pub async fn serve<C: Future + Unpin>(mut self, mut conn: C, finish: impl FnOnce(Pin<&mut C>)) {
         tokio::select! {
-            _ = conn.as_mut() => return,
-            _ = self.stopping() => finish(conn.as_mut()),
+            _ = &mut conn => return,
+            _ = self.stopping() => finish(Pin::new(&mut conn)),
         }
-        let _ = conn.await;
+        let _ = (&mut conn).await;
     }
 }
 

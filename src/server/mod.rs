@@ -237,12 +237,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
             (stream, _peer, permit) = crate::net::accept_capped(&listener, &connections) => {
                 let svc = TowerToHyperService::new(app.clone());
                 let io = TokioIo::new(send_timeout::SendTimeout::new(stream, cfg.send_timeout));
-                let conn = builder.serve_connection(io, svc);
-                let watch = drain.watch();
-                tokio::spawn(async move {
-                    watch.serve(conn, |c| c.graceful_shutdown()).await;
-                    drop(permit);
-                });
+                let watch = drain.watch(permit);
+                tokio::spawn(watch.serve(builder.serve_connection(io, svc), |c| c.graceful_shutdown()));
             }
             _ = &mut stop => break,
         }

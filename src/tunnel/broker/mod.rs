@@ -492,11 +492,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     loop {
         tokio::select! {
             (stream, peer, permit) = crate::net::accept_capped(&listener, &connections) => {
-                let conn = listen::serve(servers.clone(), b.clone(), stream, peer, drain.watch());
-                tokio::spawn(async move {
-                    conn.await;
-                    drop(permit);
-                });
+                tokio::spawn(listen::serve(servers.clone(), b.clone(), stream, peer, drain.watch(permit)));
             }
             _ = &mut stop => break,
         }
