@@ -81,7 +81,9 @@ pub(super) fn upgrade(
                     Some(ws_config()),
                 )
                 .await;
-                host_connection(broker, ws, base, ip).await;
+                // Split here, so that the connection's future holds only the halves (an
+                // async fn keeps its arguments for as long as it runs).
+                host_connection(broker, ws.split(), base, ip).await;
             }
             Err(e) => tracing::debug!(error = %e, "a tunnel upgrade failed"),
         }
@@ -99,12 +101,20 @@ fn register_required() -> ApiError {
     Code::RegisterRequired.error("the first frame must be a register frame")
 }
 
+type WsHalves<S> = (
+    futures_util::stream::SplitSink<WebSocketStream<S>, tokio_tungstenite::tungstenite::Message>,
+    futures_util::stream::SplitStream<WebSocketStream<S>>,
+);
+
 /// One host connection, from registration to hang-up.
-async fn host_connection<S>(b: Arc<Broker>, ws: WebSocketStream<S>, base: String, ip: IpAddr)
-where
+async fn host_connection<S>(
+    b: Arc<Broker>,
+    (sink, mut stream): WsHalves<S>,
+    base: String,
+    ip: IpAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sink, mut stream) = ws.split();
     let (tx, writer) = spawn_writer(sink);
     let conn = Arc::new(HostConn::new(
         b.next_conn.fetch_add(1, Ordering::Relaxed),
