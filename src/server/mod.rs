@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::protocol::timefmt::{now_ms, parse_ms};
@@ -72,11 +71,8 @@ impl ServeConfig {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
     #[error("{0}")]
     Config(String),
 }
@@ -178,12 +174,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         );
     }
     let addr = SocketAddr::new(cfg.host, cfg.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let (listener, local) = crate::net::bind(addr).await?;
     room.set_lock_info(&LockInfo {
         pid: std::process::id(),
         addr: Some(local.to_string()),

@@ -19,7 +19,6 @@ pub mod protocol;
 mod rate;
 pub mod relay;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -27,11 +26,8 @@ use base64::Engine;
 /// What can stop a broker or a tunnel client.
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
     #[error("{0}")]
     Config(String),
     #[error("cannot read {path}: {source}")]
@@ -57,7 +53,7 @@ impl TunnelError {
     /// The stable code of this error, for `--json` output.
     pub fn code(&self) -> &str {
         match self {
-            TunnelError::Bind { .. } => "bind_failed",
+            TunnelError::Bind(_) => "bind_failed",
             TunnelError::Config(_) => "invalid_config",
             TunnelError::KeyFile { .. } => "key_file_unreadable",
             TunnelError::Refused { code, .. } | TunnelError::RouteEnded { code, .. } => code,

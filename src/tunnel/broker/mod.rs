@@ -427,9 +427,7 @@ fn check_config(cfg: &BrokerConfig) -> Result<(), TunnelError> {
 pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     check_config(&cfg)?;
     let addr = SocketAddr::new(cfg.host, cfg.port);
-    let (listener, local) = crate::net::bind(addr)
-        .await
-        .map_err(|source| TunnelError::Bind { addr, source })?;
+    let (listener, local) = crate::net::bind(addr).await?;
     let mut hash_key = [0u8; 32];
     getrandom::fill(&mut hash_key).map_err(|e| TunnelError::Config(e.to_string()))?;
     let key_hashes = cfg
@@ -440,11 +438,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     let max_connections = cfg.max_connections;
     let reserved = reserve::Reservations::load(cfg.state_file.clone(), cfg.route_key.clone());
     let metrics_listener = match cfg.metrics_addr {
-        Some(addr) => Some(
-            crate::net::bind(addr)
-                .await
-                .map_err(|source| TunnelError::Bind { addr, source })?,
-        ),
+        Some(addr) => Some(crate::net::bind(addr).await?),
         None => None,
     };
     let b = Arc::new(Broker {
