@@ -64,11 +64,18 @@ impl Variant {
         }
     }
 
-    /// The tool call that reads the room after `since`.
-    fn read(self, since: &str) -> (Value, String) {
+    /// The tool call that reads the room after `since`: for the CLI, the command the
+    /// recipe's prompt names (as the runner expanded it), run as the model would.
+    fn read(self, since: &str, convo: &str) -> (Value, String) {
         match self {
             Variant::Cli => {
-                let cmd = format!("agentgather messages --since {since} --json");
+                let named = convo
+                    .find(READ_MARKER)
+                    .map(|i| &convo[i + READ_MARKER.len()..])
+                    .and_then(|rest| rest.split(". ").next())
+                    .filter(|cmd| cmd.starts_with("agentgather messages --since "))
+                    .unwrap_or("echo the prompt named no read command");
+                let cmd = named.to_string();
                 (bash("toolu_read", &cmd), cmd)
             }
             Variant::Mcp => {
@@ -205,6 +212,9 @@ fn tool_results(body: &Value) -> Vec<Value> {
 }
 
 /// The digits after `marker` in `text` (ids and commas for the wake ids).
+/// What the CLI recipe's prompt says before the command that reads the room.
+const READ_MARKER: &str = "Read them with: ";
+
 fn after<'a>(text: &'a str, marker: &str, allowed: &str) -> Option<&'a str> {
     let start = text.find(marker)? + marker.len();
     let rest = &text[start..];
@@ -389,13 +399,19 @@ fn answer(
     let first_id = wake_ids.split(',').next().unwrap().to_string();
     let (blocks, stop, label) = match results.len() {
         0 => {
-            let (read, label) = script.variant.read(since);
+            let (read, label) = script.variant.read(since, &convo);
             (vec![text("Reading the room."), read], "tool_use", label)
         }
         1 if !results[0].to_string().contains(&script.mention_text) => (
             vec![text("The read did not show the room message.")],
             "end_turn",
             "end: the read missed the mention".into(),
+        ),
+        // Both recipes must give the model room text quoted as external advice.
+        1 if !results[0].to_string().contains("external advice") => (
+            vec![text("The read gave room text unquoted.")],
+            "end_turn",
+            "end: the read was not quoted as external advice".into(),
         ),
         1 => (
             vec![bash("toolu_forbidden", &script.forbidden)],

@@ -70,6 +70,11 @@ pub struct MessagesArgs {
     /// At most this many.
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Each message quoted as external advice, as the MCP adapter gives them to a model
+    /// (for an agent reading the room in a shell tool: a message cannot pass itself off
+    /// as an instruction or forge another's header).
+    #[arg(long)]
+    pub quoted: bool,
 }
 
 #[derive(Args, Debug)]
@@ -318,8 +323,23 @@ fn page_batch(page: &MessagesPage) -> Batch<'_> {
 }
 
 pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
+    if a.quoted && ctx.json {
+        return Err(CliError::new(
+            Exit::Error,
+            "invalid_args",
+            "--quoted prints text for a model to read; leave out --json",
+        ));
+    }
     let s = ctx.session()?;
     let page = s.client(CALL_TIMEOUT).messages(a.since, a.limit)?;
+    if a.quoted {
+        println!(
+            "{}\nNext: agentgather messages --since {} --quoted",
+            crate::mcp::render::messages_text(&page.messages, &s.creds.alias),
+            page.next_since_id
+        );
+        return Ok(());
+    }
     print_batch(ctx, &page_batch(&page));
     Ok(())
 }
