@@ -2,7 +2,7 @@
 // each with its sender, time and snippet (the matched words marked); choosing one shows
 // the message in the timeline, loading older pages back to it when needed.
 
-import { $, el, hashHue, fmtTime, fmtFull, parseTs } from "./util.js";
+import { $, el, hashHue, timeEl } from "./util.js";
 import { api } from "./session.js";
 import { nameOf } from "./timeline.js";
 import { revealMessage } from "./history.js";
@@ -83,12 +83,7 @@ function resultItem(m, snippet, words) {
   b.type = "button";
   b.dataset.id = String(m.id);
   const head = el("span", "sr-head");
-  const d = parseTs(m.ts);
-  const t = el("time", "sr-time", d ? fmtTime.format(d) : "");
-  if (d) {
-    t.dateTime = d.toISOString();
-    t.title = fmtFull.format(d);
-  }
+  const t = timeEl("sr-time", m.ts);
   head.append(t, el("span", "sr-who c" + hashHue(String(m.from)), nameOf(String(m.from))), el("span", "sr-id", "#" + m.id));
   if (m.type && m.type !== "message") head.append(el("span", "sr-type", String(m.type).replace(/_/g, " ")));
   if (m.type === "topic" && m.topic && m.topic.title) head.append(el("span", "sr-title", String(m.topic.title)));

@@ -1,7 +1,7 @@
 // The timeline: message rows, day dividers, live arrivals, "seen by", and the names shown
 // for senders. (Loading history, older pages and the unread line: history.js.)
 
-import { $, el, hashHue, fmtTime, fmtFull, fmtDay, parseTs, dayKey } from "./util.js";
+import { $, el, hashHue, fmtDay, parseTs, dayKey, timeEl } from "./util.js";
 import { state, MAX_ROWS } from "./state.js";
 import { knownAliases, renderRich, plainText } from "./markdown.js";
 import { toast, updateTitle } from "./screens.js";
@@ -63,11 +63,7 @@ export function buildRow(msg) {
   if (msg.type && msg.type !== "message" && !isSystem) li.classList.add("type-" + String(msg.type).replace(/[^a-z_]/g, ""));
 
   const d = parseTs(msg.ts);
-  const t = el("time", "t", d ? fmtTime.format(d) : "");
-  if (d) {
-    t.dateTime = d.toISOString();
-    t.title = fmtFull.format(d) + " · #" + msg.id;
-  }
+  const t = timeEl("t", msg.ts, "#" + msg.id);
   const who = el("span", "who c" + hashHue(String(msg.from)), isSystem ? "system" : nameOf(msg.from));
   who.title = isSystem ? "system" : "@" + msg.from + (state.roster.get(msg.from) ? " · " + state.roster.get(msg.from).kind : "");
   if (!isSystem) {

@@ -5,7 +5,7 @@
 // current from the same /wait answers as the timeline (live.js calls noteTopics): there is
 // no second wait.
 
-import { $, el, newClientId, hashHue, fmtTime, fmtFull, parseTs } from "./util.js";
+import { $, el, newClientId, hashHue, fmtFull, parseTs, timeEl } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
 import { knownAliases, renderRich } from "./markdown.js";
@@ -303,12 +303,7 @@ function threadItem(m) {
   const li = el("li", "tp-msg" + (m.type === "topic_update" ? " tp-update" : ""));
   li.dataset.id = String(m.id);
   const head = el("div", "tp-head");
-  const d = parseTs(m.ts);
-  const time = el("time", "tp-time", d ? fmtTime.format(d) : "");
-  if (d) {
-    time.dateTime = d.toISOString();
-    time.title = fmtFull.format(d) + " · #" + m.id;
-  }
+  const time = timeEl("tp-time", m.ts, "#" + m.id);
   const who = el("span", "tp-who c" + hashHue(String(m.from)), nameOf(String(m.from)));
   who.title = "@" + m.from;
   const jump = el("button", "link-btn tp-jump", "#" + m.id);

@@ -33,6 +33,17 @@ export function parseTs(ts) {
   const d = new Date(ts);
   return isNaN(d.getTime()) ? null : d;
 }
+// A message's time: the short clock as text, the instant in `datetime`, the full date in
+// the tooltip (with `note` after it, e.g. the message id).
+export function timeEl(cls, ts, note) {
+  const d = parseTs(ts);
+  const t = el("time", cls, d ? fmtTime.format(d) : "");
+  if (d) {
+    t.dateTime = d.toISOString();
+    t.title = fmtFull.format(d) + (note ? " · " + note : "");
+  }
+  return t;
+}
 export function dayKey(d) {
   return d ? d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate() : "";
 }
