@@ -63,6 +63,12 @@ impl TunnelError {
 }
 
 /// `prefix` + `bytes` random bytes, base64url.
+/// A mutex's guard even if a thread panicked while holding it: every table behind one here
+/// stays consistent between statements, so the data is still good to use.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub(crate) fn random_token(prefix: &str, bytes: usize) -> Result<String, TunnelError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| TunnelError::Runtime(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! to one minute's allowance and refills continuously, so a burst up to the limit is fine
 //! and a steady stream above it is refused with an honest `Retry-After`.
 
+use crate::tunnel::lock;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -84,7 +85,7 @@ impl IpLimiter {
 
     fn with(&self, ip: IpAddr, op: Op) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.buckets);
         if map.len() >= SWEEP_AT {
             let per_minute = self.per_minute;
             map.retain(|_, b| !b.is_full(per_minute, now));
@@ -116,10 +117,7 @@ impl IpLimiter {
     pub fn sweep(&self) {
         let now = Instant::now();
         let per_minute = self.per_minute;
-        self.buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, b| !b.is_full(per_minute, now));
+        lock(&self.buckets).retain(|_, b| !b.is_full(per_minute, now));
     }
 }
 

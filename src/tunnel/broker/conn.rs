@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::refusal::{host_disconnected, host_failure, response_too_large};
 use crate::protocol::ApiError;
+use crate::tunnel::lock;
 use crate::tunnel::protocol::{BrokerFrame, Code, FrameTx};
 
 /// The head of a host's answer.
@@ -61,7 +62,7 @@ impl HostConn {
     }
 
     fn streams(&self) -> MutexGuard<'_, HashMap<u64, Slot>> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.streams)
     }
 
     pub fn send(&self, frame: &BrokerFrame) -> bool {

@@ -19,6 +19,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::Broker;
+use crate::tunnel::lock;
 
 /// Counters the request path bumps; gauges are read from the route table when scraped.
 #[derive(Default)]
@@ -44,31 +45,16 @@ impl Metrics {
         code: Option<&'static str>,
         bytes: (u64, u64),
     ) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((class, status))
-            .or_default() += 1;
+        *lock(&self.requests).entry((class, status)).or_default() += 1;
         if let Some(code) = code {
-            *self
-                .refusals
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(code)
-                .or_default() += 1;
+            *lock(&self.refusals).entry(code).or_default() += 1;
         }
         self.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
     }
 
     pub fn refusal(&self, code: &'static str) {
-        *self
-            .refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(code)
-            .or_default() += 1;
+        *lock(&self.refusals).entry(code).or_default() += 1;
     }
 }
 
@@ -133,7 +119,7 @@ fn render(b: &Broker) -> String {
         "counter",
         "Requests answered, by path class and status.",
     );
-    for ((class, status), n) in m.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for ((class, status), n) in lock(&m.requests).iter() {
         let _ = writeln!(
             out,
             "agentgather_broker_requests_total{{class=\"{class}\",status=\"{status}\"}} {n}"
@@ -145,7 +131,7 @@ fn render(b: &Broker) -> String {
         "counter",
         "Refusals, by code.",
     );
-    for (code, n) in m.refusals.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for (code, n) in lock(&m.refusals).iter() {
         let _ = writeln!(
             out,
             "agentgather_broker_refusals_total{{code=\"{code}\"}} {n}"

@@ -60,6 +60,7 @@ use super::TunnelError;
 use super::protocol::{Code, RouteLimits};
 use super::rate::IpLimiter;
 use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::tunnel::lock;
 use refusal::log_line;
 use route::Route;
 
@@ -217,7 +218,7 @@ struct Broker {
 
 impl Broker {
     fn routes(&self) -> MutexGuard<'_, HashMap<String, Arc<Route>>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.routes)
     }
 
     fn draining(&self) -> bool {

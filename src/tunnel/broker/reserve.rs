@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::route::Route;
 use super::secrets::hmac_sha256;
 use crate::protocol::timefmt::now_ms;
+use crate::tunnel::lock;
 
 #[derive(Serialize, Deserialize, Default)]
 pub(super) struct Saved {
@@ -84,22 +85,9 @@ impl Reservations {
         };
         let now = now_ms();
         let due = |exp: Option<&i64>| exp.is_some_and(|exp| *exp > now);
-        due(self
-            .earlier
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&mac))
-            || self
-                .peers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .any(|held| due(held.get(&mac)))
-            || due(self
-                .pushed_by_peers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&mac))
+        due(lock(&self.earlier).get(&mac))
+            || lock(&self.peers).values().any(|held| due(held.get(&mac)))
+            || due(lock(&self.pushed_by_peers).get(&mac))
     }
 
     /// Keeps a reservation a peer pushed (already authenticated); `false` when the
@@ -109,10 +97,7 @@ impl Reservations {
         if expires_at_ms <= now {
             return true;
         }
-        let mut pushed = self
-            .pushed_by_peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut pushed = lock(&self.pushed_by_peers);
         if pushed.len() >= MAX_PUSHED && !pushed.contains_key(&slug_mac) {
             pushed.retain(|_, exp| *exp > now);
             if pushed.len() >= MAX_PUSHED {
@@ -131,23 +116,14 @@ impl Reservations {
         reserved.retain(|_, exp| *exp > now);
         // What a list names, it speaks for from now on (and keeps after its peer dies);
         // a push it does not name yet may be newer than the question it answers.
-        self.pushed_by_peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|mac, exp| *exp > now && !reserved.contains_key(mac));
-        self.peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer.to_string(), reserved);
+        lock(&self.pushed_by_peers).retain(|mac, exp| *exp > now && !reserved.contains_key(mac));
+        lock(&self.peers).insert(peer.to_string(), reserved);
     }
 
     /// `slug` is in this process's table now.
     pub fn taken_back(&self, slug: &str) {
         if let Some(mac) = self.mac(slug) {
-            self.earlier
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&mac);
+            lock(&self.earlier).remove(&mac);
         }
         self.changed();
     }
@@ -176,10 +152,7 @@ impl Reservations {
     /// back), by MAC, with the end of each route's lifetime.
     pub fn held(&self, routes: &[Arc<Route>]) -> Saved {
         let now = now_ms();
-        let mut reserved: HashMap<String, i64> = self
-            .earlier
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let mut reserved: HashMap<String, i64> = lock(&self.earlier)
             .iter()
             .filter(|(_, exp)| **exp > now)
             .map(|(k, v)| (k.clone(), *v))

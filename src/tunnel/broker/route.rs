@@ -12,6 +12,7 @@ use super::Broker;
 use super::conn::HostConn;
 use super::secrets::digest;
 use crate::protocol::timefmt::{format_ms, now_ms};
+use crate::tunnel::lock;
 use crate::tunnel::protocol::{Code, RouteCredentials};
 use crate::tunnel::rate::Bucket;
 
@@ -45,7 +46,7 @@ pub(super) struct Route {
 
 impl Route {
     pub fn state(&self) -> MutexGuard<'_, RouteState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Whether `creds` name this route and carry its secret (constant time).
@@ -140,7 +141,7 @@ impl Route {
     ) -> Result<(), Duration> {
         let now = Instant::now();
         {
-            let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shares = lock(&self.shares);
             let active = shares.len() + usize::from(!shares.contains_key(&ip));
             let share = share(active);
             shares
@@ -148,16 +149,13 @@ impl Route {
                 .or_insert_with(|| Bucket::full(share, now))
                 .take(share, now)?;
         }
-        self.rate
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(per_minute, now)
+        lock(&self.rate).take(per_minute, now)
     }
 
     /// Forgets the addresses that have not used the route for a while (their bucket
     /// refilled), so they no longer count as active.
     pub fn sweep_shares(&self, share: impl Fn(usize) -> u32, now: Instant) {
-        let mut shares = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shares = lock(&self.shares);
         let share = share(shares.len());
         shares.retain(|_, b| !b.is_full(share, now));
     }

@@ -19,8 +19,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 
-use super::lock;
 use crate::tunnel::TunnelError;
+use crate::tunnel::lock;
 use crate::tunnel::protocol::{
     CHUNK_BYTES, Code, FrameTx, HostFrame, INITIAL_WINDOW, forwards_request_header,
     forwards_response_header, header_pairs,

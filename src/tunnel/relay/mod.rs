@@ -22,7 +22,7 @@ mod room;
 mod session;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,7 @@ use tokio_tungstenite::Connector;
 
 use super::TunnelError;
 use super::protocol::{Code, RouteCredentials, TUNNEL_PATH, validate_slug};
+use crate::tunnel::lock;
 use forward::{Target, parse_target};
 use room::{RoomServer, Stop, watch_stop};
 use session::{SessionEnd, session};
@@ -138,10 +139,6 @@ struct SavedRoute {
     broker: String,
     slug: String,
     route: RouteCredentials,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a run shares across its sessions.

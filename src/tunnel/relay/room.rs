@@ -2,7 +2,7 @@
 //! host token: it reads `GET /status` (the URL the room had, and whether the room has
 //! closed) and points the room's public URL at the broker with `POST /public-url`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -10,10 +10,7 @@ use tokio::sync::watch;
 use crate::client::{Client, ClientError};
 use crate::protocol::RoomStatus;
 use crate::protocol::wire::StatusAnswer;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::tunnel::lock;
 
 /// The room server and the room's public URL: what it was, and what we set it to.
 pub(super) struct RoomServer {

@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::forward::{LocalRequest, Streams, start_request};
 use super::room::{Stop, stopped};
-use super::{Cx, Event, forget_route, lock, save_route, spawn_url_setter};
+use super::{Cx, Event, forget_route, save_route, spawn_url_setter};
 use crate::protocol::timefmt::format_ms;
+use crate::tunnel::lock;
 use crate::tunnel::protocol::{
     BrokerFrame, Code, FrameTx, HostFrame, Inbound, PROTOCOL_VERSION, ROUTE_CHECK_PATH,
     RouteCredentials, RouteLimits, read_frame, spawn_writer, ws_config,
