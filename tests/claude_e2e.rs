@@ -512,12 +512,7 @@ fn mention_wakes_claude_code(variant: Variant) {
 
     let r = TestRoom::start("claude-e2e");
     let inv = r.invite("claude-agent", "agent");
-    let agent = TempHome::new("claude-e2e-agent");
-    let o = cli(
-        &agent,
-        &["room", "join", inv.json["invite_uri"].as_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let agent = inv.join_home("claude-e2e-agent", &[]);
     let work = agent.root.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let forbidden_file = work.join("denied-canary");

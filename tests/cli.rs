@@ -395,10 +395,7 @@ fn brief_set_through_the_server_and_directly() {
         "the direct change was logged too"
     );
     // A participant's home cannot set the brief.
-    let guest = TempHome::new("cli-brief-guest");
-    let uri = bob.json["invite_uri"].as_str().unwrap();
-    let o = cli(&guest, &["room", "join", uri]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let guest = bob.join_home("cli-brief-guest", &[]);
     let o = cli(&guest, &["room", "brief", "set", "--body", "hijack"]);
     assert_fails(&o, "brief set by a participant");
     let (_, b) = r.get("/brief", Some(&bob.token));

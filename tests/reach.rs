@@ -183,10 +183,7 @@ fn invite_requests_a_reach_and_the_card_says_how() {
 fn a_held_wait_makes_a_participant_reachable_and_attend_declares_live() {
     let r = TestRoom::start("reach-live");
     let inv = r.invite("agent-a", "agent");
-    let home = TempHome::new("reach-live-a");
-    let uri = inv.json["invite_uri"].as_str().unwrap();
-    let o = cli(&home, &["room", "join", uri, "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let home = inv.join_home("reach-live-a", &["--json"]);
     let mut attend = command(&home, &["attend", "--json"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -322,12 +319,7 @@ fn at_all_from_the_host_or_a_human_mentions_everyone_but_the_sender() {
 fn the_mcp_adapter_declares_live() {
     let r = TestRoom::start("reach-mcp");
     let inv = r.invite("mcp-agent", "agent");
-    let home = TempHome::new("reach-mcp-a");
-    let o = cli(
-        &home,
-        &["room", "join", inv.json["invite_uri"].as_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let home = inv.join_home("reach-mcp-a", &[]);
     let mut mcp = command(&home, &["mcp"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -359,10 +351,7 @@ fn the_mcp_adapter_inside_a_wake_turn_leaves_reach_wake() {
     use std::io::{BufRead, BufReader, Write};
     let r = TestRoom::start("reach-mcp-wake");
     let inv = r.invite("woken", "agent");
-    let home = TempHome::new("reach-mcp-wake-a");
-    let uri = inv.json["invite_uri"].as_str().unwrap();
-    let o = cli(&home, &["room", "join", uri, "--reach", "wake"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let home = inv.join_home("reach-mcp-wake-a", &["--reach", "wake"]);
     assert_eq!(reach_of(&r, "woken")["reach"], "wake");
     let mut mcp = command(&home, &["mcp"])
         .env("AGENTGATHER_WAKE_IDS", "1")

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{TempHome, TestRoom, cli, stderr, stdout};
+use common::{TestRoom, cli, stderr, stdout};
 use serde_json::json;
 
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -37,12 +37,7 @@ fn tokens_appear_only_where_asked_for() {
     .unwrap_or_else(|(s, e)| panic!("{s}: {e}"));
     let agent = r.invite("agent-one", "agent");
     let human = r.invite("person", "human");
-    let guest = TempHome::new("secrets-guest");
-    let join = cli(
-        &guest,
-        &["room", "join", agent.json["invite_uri"].as_str().unwrap()],
-    );
-    assert!(join.status.success(), "{}", stderr(&join));
+    let guest = agent.join_home("secrets-guest", &[]);
     let mut outputs = Vec::new();
     for args in [
         vec!["send", "operator", "hello with a secret-free text"],

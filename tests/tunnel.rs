@@ -417,13 +417,7 @@ fn a_room_works_end_to_end_through_the_broker() {
 
 #[test]
 fn a_room_works_end_to_end_behind_caddy() {
-    if !caddy_available() {
-        if std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() == Ok("1") {
-            panic!("caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed");
-        }
-        eprintln!(
-            "NOTICE: skipping the Caddy end-to-end test: `caddy` is not installed (apt-get install -y caddy)"
-        );
+    if !proxy_installed("caddy", "the Caddy end-to-end test") {
         return;
     }
     end_to_end(Front::Caddy);
@@ -1083,12 +1077,7 @@ fn metrics_parse_as_prometheus_text_and_name_no_room() {
 
 #[test]
 fn caddy_gets_a_certificate_for_each_live_room_and_no_other_name() {
-    if !caddy_available() {
-        assert!(
-            std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() != Ok("1"),
-            "caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed"
-        );
-        eprintln!("NOTICE: skipping the Caddy TLS test: `caddy` is not installed");
+    if !proxy_installed("caddy", "the Caddy TLS test") {
         return;
     }
     let room = TestRoom::start("tunnel-tls");

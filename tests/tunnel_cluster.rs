@@ -74,12 +74,7 @@ fn answers_as_itself_and_posts(port: u16, slug: &str, r: &TestRoom, text: &str) 
 
 #[test]
 fn three_instances_behind_haproxy_survive_losing_one() {
-    if !haproxy_available() {
-        assert!(
-            std::env::var("AGENTGATHER_REQUIRE_HAPROXY").as_deref() != Ok("1"),
-            "haproxy is required (AGENTGATHER_REQUIRE_HAPROXY=1) but not installed"
-        );
-        eprintln!("NOTICE: skipping the HAProxy cluster test: `haproxy` is not installed");
+    if !proxy_installed("haproxy", "the HAProxy cluster test") {
         return;
     }
     let shared = TempHome::new("cluster");

@@ -204,12 +204,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
 
 #[test]
 fn haproxy_carries_participants_to_the_broker_over_h2() {
-    if !haproxy_available() {
-        assert!(
-            std::env::var("AGENTGATHER_REQUIRE_HAPROXY").as_deref() != Ok("1"),
-            "haproxy is required (AGENTGATHER_REQUIRE_HAPROXY=1) but not installed"
-        );
-        eprintln!("NOTICE: skipping the HAProxy h2 test: `haproxy` is not installed");
+    if !proxy_installed("haproxy", "the HAProxy h2 test") {
         return;
     }
     let room = TestRoom::start("tunnel-h2-haproxy");
@@ -340,12 +335,7 @@ fn an_idle_h2_connection_is_asked_to_go_away() {
 
 #[test]
 fn caddy_carries_participants_to_the_broker_over_h2c() {
-    if !caddy_available() {
-        assert!(
-            std::env::var("AGENTGATHER_REQUIRE_CADDY").as_deref() != Ok("1"),
-            "caddy is required (AGENTGATHER_REQUIRE_CADDY=1) but not installed"
-        );
-        eprintln!("NOTICE: skipping the Caddy h2c test: `caddy` is not installed");
+    if !proxy_installed("caddy", "the Caddy h2c test") {
         return;
     }
     let room = TestRoom::start("tunnel-h2-caddy");

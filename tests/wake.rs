@@ -20,12 +20,7 @@ struct Agent {
 impl Agent {
     fn join(r: &TestRoom, alias: &str) -> Agent {
         let inv = r.invite(alias, "agent");
-        let home = TempHome::new(&format!("wake-{alias}"));
-        let o = cli(
-            &home,
-            &["room", "join", inv.json["invite_uri"].as_str().unwrap()],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
+        let home = inv.join_home(&format!("wake-{alias}"), &[]);
         Agent {
             home,
             token: inv.token,

@@ -230,6 +230,18 @@ pub struct Invite {
     pub json: Value,
 }
 
+impl Invite {
+    /// A fresh home (`tag`) that joined the room with this invite's URI, with `more`
+    /// arguments to `room join` (e.g. `--reach wake`), as a participant's CLI does.
+    pub fn join_home(&self, tag: &str, more: &[&str]) -> TempHome {
+        let home = TempHome::new(tag);
+        let uri = self.json["invite_uri"].as_str().expect("invite_uri");
+        let o = cli(&home, &[&["room", "join", uri][..], more].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        home
+    }
+}
+
 /// A room created with `room start` in a temp home, served on a loopback port.
 /// Fields drop in order: the server first, then the home.
 pub struct TestRoom {

@@ -377,7 +377,7 @@ pub struct Caddy {
     pub port: u16,
 }
 
-pub fn caddy_available() -> bool {
+fn caddy_available() -> bool {
     std::process::Command::new("caddy")
         .arg("version")
         .stdout(Stdio::null())
@@ -484,13 +484,34 @@ pub fn assert_refused(ws: &mut tungstenite::WebSocket<TcpStream>, status: u64, c
     assert_eq!(ws_next(ws)["type"], "hangup");
 }
 
-pub fn haproxy_available() -> bool {
+fn haproxy_available() -> bool {
     std::process::Command::new("haproxy")
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether the proxy `tool` (`caddy` or `haproxy`) is installed for `test`. When it is
+/// not, the test is skipped with a notice, unless `AGENTGATHER_REQUIRE_<TOOL>=1` (as CI
+/// sets it), which makes a missing one fail.
+pub fn proxy_installed(tool: &str, test: &str) -> bool {
+    let installed = match tool {
+        "caddy" => caddy_available(),
+        "haproxy" => haproxy_available(),
+        other => panic!("no such proxy in these tests: {other}"),
+    };
+    if installed {
+        return true;
+    }
+    let var = format!("AGENTGATHER_REQUIRE_{}", tool.to_uppercase());
+    assert!(
+        std::env::var(&var).as_deref() != Ok("1"),
+        "{tool} is required ({var}=1) but not installed"
+    );
+    eprintln!("NOTICE: skipping {test}: `{tool}` is not installed (apt-get install -y {tool})");
+    false
 }
 
 /// HAProxy in the foreground with `cfg`, once it listens on `port`.
