@@ -452,8 +452,8 @@ def step_rename_updates_rows(d, c):
 
 
 def step_two_tabs_one_wait(d, c):
-    # The server holds one /wait per participant. Two tabs of alice must not supersede
-    # each other: one leads (holds the wait), the other follows through the leader, and
+    # The server holds a few /waits per participant, but tabs need not each hold one:
+    # one leads (holds the wait), the other follows through the leader, and
     # takes over when the leader's tab closes.
     d.switch(c.alice_tab)
     d.wait_for("return document.documentElement.dataset.waitLeader === '1'", what="the only tab leading")
@@ -468,7 +468,7 @@ def step_two_tabs_one_wait(d, c):
     d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the following tab")
     d.switch(c.alice_tab)
     d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the leading tab")
-    # Across both tabs, alice keeps one held wait (no superseding back and forth).
+    # Across both tabs, alice keeps a held wait.
     deadline = time.time() + 5
     while True:
         st, v = c.room.api("GET", "status", c.room.host_token)
