@@ -68,9 +68,12 @@ connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; fr
 
 const INDEX: &str = "index.html";
 
-/// Every servable body, gzipped once on first use (`None` where gzip did not help).
+/// An asset's name and its gzipped body (`None` where gzip did not help).
+type Zipped = (&'static str, Option<Vec<u8>>);
+
+/// Every servable body, gzipped once on first use.
 fn gzipped(name: &str) -> Option<&'static [u8]> {
-    static ALL: OnceLock<Vec<(&'static str, Option<Vec<u8>>)>> = OnceLock::new();
+    static ALL: OnceLock<Vec<Zipped>> = OnceLock::new();
     let all = ALL.get_or_init(|| {
         std::iter::once((INDEX, INDEX_HTML))
             .chain(ASSETS.iter().map(|(n, _, body)| (*n, *body)))

@@ -85,10 +85,6 @@ export function addPanel(id, label, iconName, onShow) {
   return section;
 }
 
-export function onPanelShown(id, cb) {
-  listeners.set(id, cb);
-}
-
 export function wireRail() {
   setOpen(wide.matches);
   selectPanel(current);
