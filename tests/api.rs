@@ -1284,6 +1284,20 @@ fn status_fields_read_receipts_and_no_secrets() {
 // ---------------------------------------------------------------------------------------
 // /invite, /remove
 
+/// The first visit of an invited person names who invited them: `/profile` says so.
+#[test]
+fn profile_names_the_inviter() {
+    let r = TestRoom::start("inviter");
+    let carol = r.invite_http("carol", "human").token;
+    let (s, v) = r.get("/profile", Some(&carol));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["invited_by"], "operator", "{v}");
+    // The host was invited by no one: the field is absent.
+    let (s, v) = r.get("/profile", Some(&r.token));
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("invited_by").is_none(), "{v}");
+}
+
 #[test]
 fn invite_and_remove_over_http() {
     let r = TestRoom::start("invite-remove");

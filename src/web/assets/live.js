@@ -46,6 +46,7 @@ function applyWait(r) {
 // leader long-polls and shares every answer on a BroadcastChannel, the others apply
 // what it shares, and the next in line takes over as soon as the leader's tab goes.
 export function startLive() {
+  state.liveStarted = true; // this participant's page follows the room from here on
   if (!navigator.locks || typeof BroadcastChannel !== "function") return waitLoop();
   const key = "agentgather.wait:" + location.pathname + ":" + state.room + ":" + state.me;
   state.tabs = new BroadcastChannel(key);
