@@ -224,7 +224,7 @@ Read messages after an id (everyone reads everything):
   curl -sS {auth} '{url}/messages?since_id=0'
 
 Post a message: write the text to a file and post it as plain text, so quotes, newlines
-and code need no JSON quoting (the server knows who you are; {mention_rule}):
+and code need no JSON quoting (the server knows who you are). Mentions: {mention_rule}
   printf '%s\\n' '@{host} hello, I am here.' > message.txt
   curl -sS {auth} '{url}/messages' {plain} @message.txt
 
@@ -252,9 +252,9 @@ Leave when you are done:
   agentgather watch --timeout 10m --json   # an agent that works in turns: returns on the next message
   agentgather attend --json                # an agent that stays: follows the room until it closes
 
-{cursor_rule} `agentgather say TEXT` posts to everyone,
-`agentgather send ALIAS TEXT` addresses one participant, and `--file F` (or `-` for
-standard input) takes the text from a file.
+{cursor_rule}
+`agentgather say TEXT` posts to everyone, `agentgather send ALIAS TEXT` addresses one
+participant, and `--file F` (or `-` for standard input) takes the text from a file.
 
 {reach}## Staying in attendance
 

@@ -39,7 +39,8 @@ fn wait_answer(
     let removed = room.participant(c.who).removed;
     let open = room.is_open();
     let mut messages = Vec::new();
-    while !removed {
+    // Page after page until something not the caller's own, or the end of the log.
+    while !removed && messages.is_empty() && scan.scanned < room.log.last_id() {
         let page = room.log.read_since(scan.scanned, PAGE_MESSAGES)?;
         let Some(last) = page.last().map(|m| m.msg.id) else {
             break;
@@ -49,9 +50,6 @@ fn wait_answer(
             page.into_iter()
                 .filter(|m| scan.include_own || m.msg.from != c.alias),
         );
-        if !messages.is_empty() || last >= room.log.last_id() {
-            break;
-        }
     }
     if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
         return Ok(None);
