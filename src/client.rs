@@ -13,9 +13,9 @@ use serde_json::json;
 
 use crate::protocol::reach::{Reach, ReachBody, WakeAnswer, WakeEvent, WakeReport};
 use crate::protocol::wire::{
-    BriefAnswer, BriefView, CloseAnswer, ErrorBody, InviteAnswer, JoinAnswer, LeaveAnswer,
-    MessagesPage, PolicyAnswer, PostAnswer, PostBody, ProfileAnswer, PublicUrlAnswer, RemoveAnswer,
-    StatusAnswer, WaitAnswer,
+    BriefAnswer, BriefView, CloseAnswer, CompactStatus, ErrorBody, InviteAnswer, JoinAnswer,
+    LeaveAnswer, MessagesPage, PolicyAnswer, PostAnswer, PostBody, ProfileAnswer, PublicUrlAnswer,
+    RemoveAnswer, StatusAnswer, WaitAnswer,
 };
 use crate::protocol::{AttendancePolicy, Kind, Location};
 
@@ -220,6 +220,11 @@ impl Client {
         self.get("/status")
     }
 
+    /// `GET /status?compact=1`.
+    pub fn compact_status(&self) -> Result<CompactStatus, ClientError> {
+        self.get("/status?compact=1")
+    }
+
     pub fn brief(&self) -> Result<BriefView, ClientError> {
         self.get::<BriefAnswer>("/brief").map(|b| b.brief)
     }
@@ -269,16 +274,21 @@ impl Client {
         self.get(&path)
     }
 
-    /// One `/wait` turn; `hold_ms` shortens the server's 25 s hold.
+    /// One `/wait` turn; `hold_ms` shortens the server's 25 s hold. The caller's own
+    /// messages are left out (and skipped) unless `include_own`.
     pub fn wait(
         &self,
         alias: &str,
         since: u64,
         hold_ms: Option<u64>,
+        include_own: bool,
     ) -> Result<WaitAnswer, ClientError> {
         let mut path = format!("/wait?participant={alias}&since_id={since}");
         if let Some(ms) = hold_ms {
             path.push_str(&format!("&timeout_ms={ms}"));
+        }
+        if include_own {
+            path.push_str("&include_own=1");
         }
         self.get(&path)
     }

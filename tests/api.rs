@@ -2070,30 +2070,51 @@ fn card_commands_work_as_printed() {
         !card.contains("\"from\""),
         "the card never tells a client to send from"
     );
-    let commands: Vec<&str> = card
+    // SPEC §10: the curl section's lines run in order, verbatim, in a shell whose HOME
+    // is the agent's (the first line stores the token there; the others read it).
+    let section = &card[card.find("## Take part with curl").unwrap()..];
+    let section = &section[..section[3..].find("\n## ").unwrap() + 3];
+    let commands: Vec<&str> = section
         .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .map(str::trim)
-        .filter(|l| l.starts_with("curl "))
         .collect();
-    assert!(commands.len() >= 5, "{card}");
+    assert!(commands.len() >= 8, "{card}");
+    assert!(
+        commands[0].contains("umask 077"),
+        "the set-up comes first: {card}"
+    );
+    let agent = TempHome::new("card-curl-agent");
+    let sh = |cmd: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .env("HOME", &agent.root)
+            .current_dir(&agent.root)
+            .output()
+            .unwrap()
+    };
     let mut ran = 0;
     for cmd in &commands {
-        // The reply example names a message that may not exist; leave runs last.
-        if cmd.contains("reply_to") || cmd.contains("/leave") {
+        // Leave runs last.
+        if cmd.contains("/leave") {
             continue;
         }
         let cmd = cmd.replace("/wait?", "/wait?timeout_ms=500&");
-        let o = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{cmd}");
+        let o = sh(&cmd);
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+        if !cmd.starts_with("curl ") {
+            continue;
+        }
+        assert!(
+            !cmd.contains(&bob.token),
+            "only the set-up carries the token: {cmd}"
+        );
         let v: Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("{cmd} printed no JSON ({e}): {}", stdout(&o)));
         assert_eq!(v["ok"], true, "{cmd} -> {v}");
         ran += 1;
     }
-    assert!(ran >= 4);
+    assert!(ran >= 6);
     let msgs = r.all_messages();
     assert!(
         msgs.iter()
@@ -2104,10 +2125,7 @@ fn card_commands_work_as_printed() {
             .any(|m| m["text"].as_str().unwrap().contains("bob joined"))
     );
     let leave = commands.iter().find(|c| c.contains("/leave")).unwrap();
-    let o = std::process::Command::new("sh")
-        .args(["-c", leave])
-        .output()
-        .unwrap();
+    let o = sh(leave);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["attention"], "away");
     // The wait's next_cmd runs as printed too.
@@ -2116,10 +2134,7 @@ fn card_commands_work_as_printed() {
         .as_str()
         .unwrap()
         .replace("/wait?", "/wait?timeout_ms=300&");
-    let o = std::process::Command::new("sh")
-        .args(["-c", &next])
-        .output()
-        .unwrap();
+    let o = sh(&next);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["heartbeat"], true, "{v}");

@@ -261,16 +261,27 @@ fn a_full_disk_on_the_participants_file_is_507() {
 fn every_curl_line_of_a_card_runs_verbatim() {
     let r = TestRoom::start("audit-card");
     let bob = r.invite_http("bob", "agent");
+    r.say(&r.token, "please review");
     let card = r
         .request(Req::get("/card?participant=bob").token(&bob.token))
         .text();
-    let line = card
-        .lines()
-        .find(|l| l.contains("\"reply_to\""))
-        .expect("a reply example")
-        .trim();
+    // After the card's set-up step (it stores the token in HOME), with the text file the
+    // line before writes.
+    let agent = TempHome::new("audit-card-agent");
+    let lines: Vec<&str> = card.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("reply_to=") && l.starts_with("curl "))
+        .expect("a reply example");
+    let setup = lines
+        .iter()
+        .find(|l| l.contains("umask 077"))
+        .expect("a set-up step");
+    let script = format!("{setup} && {} && {}", lines[at - 1], lines[at]);
     let out = std::process::Command::new("sh")
-        .args(["-c", line])
+        .args(["-c", &script])
+        .env("HOME", &agent.root)
+        .current_dir(&agent.root)
         .output()
         .expect("run the card's reply line");
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from the reply line");

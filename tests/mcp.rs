@@ -720,3 +720,36 @@ fn mcp_ask_returns_an_answer_posted_over_http_and_topic_tools_quote_the_room() {
     assert_eq!(e["isError"], true, "{e}");
     mcp.finish();
 }
+
+/// SPEC §10 through MCP: `room_send` without `to` is `say` (addresses no one), and
+/// `room_wait` neither returns nor ends on the caller's own posts.
+#[test]
+fn mcp_own_posts_do_not_come_back_and_send_without_to_is_say() {
+    let room = TestRoom::start("mcp-own");
+    let (home, _agent) = join_in_new_home(&room, "agent1");
+    let mut mcp = McpClient::spawn(&home);
+    mcp.initialize();
+    mcp.call_ok("room_read", json!({}));
+    let sent = mcp.call_ok("room_send", json!({"text": "status: tests pass"}));
+    let m = &sent["structuredContent"]["message"];
+    assert_eq!(m["mentions"], json!([]), "{sent}");
+    assert_eq!(m["text"], "status: tests pass");
+    let own = m["id"].as_u64().unwrap();
+    let w = mcp.call_ok("room_wait", json!({"timeout_seconds": 2}));
+    assert_eq!(w["structuredContent"]["timed_out"], true, "{w}");
+    assert_eq!(w["structuredContent"]["next_since_id"], own, "{w}");
+    let id = mcp.start_call("room_wait", json!({"timeout_seconds": 30}));
+    room.until_waiting("agent1");
+    let (s, v) = room.post(
+        "/messages",
+        Some(&room.token),
+        &json!({"text": "thanks", "reply_to": own}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let w = mcp.call_result(id, Duration::from_secs(30));
+    let got = &w["structuredContent"];
+    assert_eq!(got["messages"].as_array().unwrap().len(), 1, "{w}");
+    assert_eq!(got["messages"][0]["from"], "operator");
+    assert_eq!(got["concerns_you"], true, "{w}");
+    mcp.finish();
+}

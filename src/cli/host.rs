@@ -12,7 +12,7 @@ use crate::client::Client;
 use crate::protocol::card::{browser_url, card_command, render_card};
 use crate::protocol::ttl::parse_ttl;
 use crate::protocol::url::{RoomUrl, shell_quote};
-use crate::protocol::wire::{BriefView, InviteAnswer, PolicyAnswer, StatusAnswer};
+use crate::protocol::wire::{BriefView, CompactStatus, InviteAnswer, PolicyAnswer, StatusAnswer};
 use crate::protocol::{
     AttendancePolicy, DEFAULT_PORT, Kind, Location, validate_alias, validate_room_id,
 };
@@ -619,10 +619,46 @@ pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn status(ctx: &Ctx) -> Result<(), CliError> {
-    let s = ctx.session()?.client(CALL_TIMEOUT).status()?;
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The room's state and one line per current participant (alias, kind, reach,
+    /// reachable now, attention); removed participants only in the full form.
+    #[arg(long)]
+    pub compact: bool,
+}
+
+pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<(), CliError> {
+    let client = ctx.session()?.client(CALL_TIMEOUT);
+    if a.compact {
+        let s = client.compact_status()?;
+        ctx.print(&json!(s), || format_compact_status(&s));
+        return Ok(());
+    }
+    let s = client.status()?;
     ctx.print(&json!(s), || format_status(&s));
     Ok(())
+}
+
+fn format_compact_status(s: &CompactStatus) -> String {
+    let mut out = format!(
+        "Room {} · {} · brief v{} · policy {} · last #{}",
+        s.room, s.room_status, s.brief_version, s.attendance_policy, s.last_id
+    );
+    for p in &s.participants {
+        out.push_str(&format!(
+            "\n{} {} reach {}{} · {}",
+            p.alias,
+            p.kind.as_str(),
+            p.reach,
+            if p.reachable_now {
+                " (reachable now)"
+            } else {
+                ""
+            },
+            p.attention.as_str()
+        ));
+    }
+    out
 }
 
 fn format_status(s: &StatusAnswer) -> String {

@@ -9,6 +9,7 @@ mod output;
 mod participant;
 mod reach;
 mod setup;
+mod text;
 mod topic;
 mod tunnel;
 mod wake;
@@ -23,7 +24,10 @@ Examples:
   agentgather room invite reviewer       # card, browser link and CLI join line for a participant
   agentgather attend --json              # an agent follows the room until it closes
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 removed from the room, 6 room closed, 7 `ask --wait` timed out.";
+Read cursor: `read`, `watch` and `attend` move your read cursor; `messages` never does.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 not authorized, 5 removed from the room, 6 room closed, 7 `ask --wait` timed out.
+At close, one rule: a write to a closed room (send, say, reply, handoff, topic, ask) exits 6; a reader (watch, attend, wake) ends normally, exit 0, with room_status \"closed\".";
 
 #[derive(Parser, Debug)]
 #[command(name = "agentgather", version, about = "A temporary room where AI agent sessions and humans gather to finish one goal.", after_help = AFTER_HELP)]
@@ -49,13 +53,22 @@ pub enum Command {
         after_help = "Examples:\n  agentgather room start review --brief 'Goal: ship 1.2'\n  agentgather room invite reviewer --json\n  agentgather room join 'agentgather://join?...'"
     )]
     Room(RoomCommand),
-    /// Post `@alias text` (mentions the alias).
-    #[command(after_help = "Example:\n  agentgather send reviewer 'please check PR 12'")]
+    /// Post `@alias text` (mentions the alias); `send all` is `@all` (host or human).
+    #[command(
+        after_help = "Examples:\n  agentgather send reviewer 'please check PR 12'\n  agentgather send reviewer --file review.md\n  agentgather send all 'wrapping up in 5 minutes'   # host or human: @all"
+    )]
     Send(participant::SendArgs),
-    /// Reply to a message by id.
-    #[command(after_help = "Example:\n  agentgather reply 12 'done, tests pass'")]
+    /// Post to the room without addressing anyone (everyone reads everything).
+    #[command(
+        after_help = "Examples:\n  agentgather say 'tests pass on main'\n  agentgather say --file notes.md\n  git log -3 --oneline | agentgather say -"
+    )]
+    Say(participant::SayArgs),
+    /// Reply to a message by id (its author sees `concerns_you` in their wait).
+    #[command(
+        after_help = "Examples:\n  agentgather reply 12 'done, tests pass'\n  agentgather reply 12 --file review.md"
+    )]
     Reply(participant::ReplyArgs),
-    /// List messages after an id (default: all).
+    /// List messages after an id (default: all); never moves your read cursor.
     #[command(after_help = "Example:\n  agentgather messages --since 40 --json")]
     Messages(participant::MessagesArgs),
     /// Read one message, or the unread ones since your cursor (and move the cursor).
@@ -63,10 +76,14 @@ pub enum Command {
         after_help = "Examples:\n  agentgather read        # unread since the cursor\n  agentgather read 12     # one message"
     )]
     Read(participant::ReadArgs),
-    /// One /wait turn: returns new messages, or a heartbeat after up to 25 s.
-    #[command(after_help = "Example:\n  agentgather watch --json")]
+    /// Wait for what others post: one /wait turn (a heartbeat after 25 s), or with
+    /// --timeout until someone else posts; moves your read cursor.
+    #[command(
+        after_help = "Examples:\n  agentgather watch --json                          # one turn, up to 25 s\n  agentgather watch --timeout 10m --json            # until someone else posts\n  agentgather watch --timeout 10m --concerning      # until something concerns you"
+    )]
     Watch(participant::WatchArgs),
-    /// Follow the room until it closes, printing each batch (one JSON line each with --json).
+    /// Follow the room until it closes, printing each batch (with --json one line each,
+    /// the fields of `watch --json`); moves your read cursor.
     #[command(after_help = "Example:\n  agentgather attend --json")]
     Attend(participant::AttendArgs),
     /// Hand work over to someone with an embedded summary (file or text).
@@ -79,7 +96,11 @@ pub enum Command {
     #[command(after_help = "Example:\n  agentgather doctor --json")]
     Doctor,
     /// Topics: status-tracked threads and questions (new, list, show, comment, status, answer).
-    #[command(subcommand)]
+    /// A topic's id is the id of the message that opened it.
+    #[command(
+        subcommand,
+        after_help = "Topic ids are message ids: the topic is the message that opened it.\nExamples:\n  agentgather topic new 'Which DB?' --text 'pg or sqlite' --option pg --option sqlite --to operator\n  agentgather topic comment 12 --file notes.md"
+    )]
     Topic(topic::TopicCommand),
     /// Ask someone a question; with --wait, print their answer (exit 7 on timeout).
     #[command(
@@ -145,8 +166,10 @@ pub enum RoomCommand {
     )]
     InviteCard(host::AliasArg),
     /// The room's state and roster.
-    #[command(after_help = "Example:\n  agentgather room status --json")]
-    Status,
+    #[command(
+        after_help = "Examples:\n  agentgather room status --json\n  agentgather room status --compact   # one line per current participant"
+    )]
+    Status(host::StatusArgs),
     /// Remove a participant; their token stops working.
     #[command(after_help = "Example:\n  agentgather room remove reviewer")]
     Remove(host::AliasArg),
@@ -240,7 +263,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
             RoomCommand::Invite(a) => host::invite(&ctx, a),
             RoomCommand::InviteCard(a) => host::invite_card(&ctx, a),
-            RoomCommand::Status => host::status(&ctx),
+            RoomCommand::Status(a) => host::status(&ctx, a),
             RoomCommand::Remove(a) => host::remove(&ctx, a),
             RoomCommand::Close => host::close(&ctx),
             RoomCommand::Dashboard => host::dashboard(&ctx),
@@ -249,6 +272,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             RoomCommand::Leave => participant::leave(&ctx),
         },
         Command::Send(a) => participant::send(&ctx, a),
+        Command::Say(a) => participant::say(&ctx, a),
         Command::Reply(a) => participant::reply(&ctx, a),
         Command::Messages(a) => participant::messages(&ctx, a),
         Command::Read(a) => participant::read(&ctx, a),

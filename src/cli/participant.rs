@@ -12,10 +12,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::output::{CliError, Ctx, Exit, format_messages};
+use super::text::post_text;
+use crate::protocol::card::CURSOR_RULE;
 use crate::protocol::card::{AgentFlavor, instructions as agent_instructions, parse_invite_uri};
 use crate::protocol::message::Message;
-use crate::protocol::wire::{MessagesPage, PostBody};
-use crate::protocol::{MessageType, RoomStatus};
+use crate::protocol::wire::{MessagesPage, PostBody, ProfileAnswer, WaitAnswer};
+use crate::protocol::{Kind, MessageType, RoomStatus};
 use crate::session::{
     self, Backoff, CALL_TIMEOUT, CliState, JoinTarget, Session, handoff_text, is_transient,
     save_state,
@@ -44,11 +46,25 @@ pub struct JoinArgs {
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
-    /// Who to address (mentioned as @alias).
+    /// Who to address (mentioned as @alias); `all` is everyone (host or human only).
     pub alias: String,
-    /// The message text.
-    #[arg(required = true, num_args = 1..)]
+    /// The message text (`-` reads it from standard input).
     pub text: Vec<String>,
+    /// Read the text from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// message | question | status | request_review | request_debug
+    #[arg(long = "type", default_value = "message")]
+    pub kind: MessageType,
+}
+
+#[derive(Args, Debug)]
+pub struct SayArgs {
+    /// The message text (`-` reads it from standard input).
+    pub text: Vec<String>,
+    /// Read the text from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
     /// message | question | status | request_review | request_debug
     #[arg(long = "type", default_value = "message")]
     pub kind: MessageType,
@@ -58,14 +74,17 @@ pub struct SendArgs {
 pub struct ReplyArgs {
     /// The id of the message you answer.
     pub id: u64,
-    #[arg(required = true, num_args = 1..)]
+    /// The reply text (`-` reads it from standard input).
     pub text: Vec<String>,
+    /// Read the text from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct MessagesArgs {
-    /// Only messages with a greater id.
-    #[arg(long, default_value_t = 0)]
+    /// Only messages with a greater id (`--after` is the same).
+    #[arg(long, alias = "after", default_value_t = 0)]
     pub since: u64,
     /// At most this many.
     #[arg(long)]
@@ -88,6 +107,14 @@ pub struct WatchArgs {
     /// Wait for messages after this id (default: your cursor).
     #[arg(long)]
     pub since: Option<u64>,
+    /// Keep waiting through heartbeats until someone else posts, or this long passes
+    /// (e.g. 90s, 10m; default one 25 s turn).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Return only for something that concerns you (a mention, a reply to you, a
+    /// comment on or answer to your topic, a handoff to you, an @all).
+    #[arg(long)]
+    pub concerning: bool,
 }
 
 #[derive(Args, Debug)]
@@ -178,9 +205,16 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
     };
     let (session, status) = session::join(&ctx.home, target)?;
     let c = &session.creds;
+    // An agent that works in turns cannot run `attend` (it never returns); one that
+    // stays can. Both are offered, the turn-friendly one first.
+    let turns = "agentgather watch --timeout 10m --json";
+    let stays = "agentgather attend --json";
     ctx.print(
-        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "room_status": status.room_status, "next_cmd": "agentgather attend --json"}),
-        || format!("Joined room {} as {} at {}.\nNext: agentgather room brief view, then agentgather attend", c.room, c.alias, c.url),
+        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "room_status": status.room_status, "next_cmd": turns, "next_cmd_if_you_stay": stays}),
+        || format!(
+            "Joined room {} as {} at {}.\nNext: agentgather room brief view, then\n  {}   # you work in turns: returns on the next message from someone else\n  {}                # you stay: follows the room until it closes\n{}",
+            c.room, c.alias, c.url, turns.replace(" --json", ""), stays.replace(" --json", ""), CURSOR_RULE
+        ),
     );
     Ok(())
 }
@@ -227,10 +261,52 @@ fn print_sent(ctx: &Ctx, m: &Message) {
 pub fn send(ctx: &Ctx, a: SendArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let alias = a.alias.trim_start_matches('@');
+    let text = post_text(&a.text, a.file.as_deref())?;
+    if alias == "all" {
+        return send_all(ctx, &s, &text, a.kind);
+    }
     let body = PostBody {
-        text: format!("@{alias} {}", a.text.join(" ")),
+        text: format!("@{alias} {text}"),
         kind: Some(a.kind),
         to: Some(alias.to_string()),
+        ..Default::default()
+    };
+    print_sent(ctx, &post(&s, body)?);
+    Ok(())
+}
+
+/// SPEC §10: `send all` is `say '@all …'` from the host or a human; an agent's `@all` is
+/// plain text (§8.3), so from an agent it is refused with the command that fits.
+fn send_all(ctx: &Ctx, s: &Session, text: &str, kind: MessageType) -> Result<(), CliError> {
+    let kind_of_me = if s.creds.is_host {
+        Kind::Human
+    } else {
+        s.client(CALL_TIMEOUT)
+            .get::<ProfileAnswer>("/profile")?
+            .kind
+    };
+    if kind_of_me == Kind::Agent {
+        return Err(CliError::new(
+            Exit::Error,
+            "invalid_args",
+            "an agent cannot address @all (it is plain text from an agent); to post to everyone without addressing anyone, use `agentgather say TEXT`",
+        ));
+    }
+    let body = PostBody {
+        text: format!("@all {text}"),
+        kind: Some(kind),
+        ..Default::default()
+    };
+    print_sent(ctx, &post(s, body)?);
+    Ok(())
+}
+
+/// `say`: a post to the room that addresses no one (everyone reads everything).
+pub fn say(ctx: &Ctx, a: SayArgs) -> Result<(), CliError> {
+    let s = ctx.session()?;
+    let body = PostBody {
+        text: post_text(&a.text, a.file.as_deref())?,
+        kind: Some(a.kind),
         ..Default::default()
     };
     print_sent(ctx, &post(&s, body)?);
@@ -240,7 +316,7 @@ pub fn send(ctx: &Ctx, a: SendArgs) -> Result<(), CliError> {
 pub fn reply(ctx: &Ctx, a: ReplyArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let body = PostBody {
-        text: a.text.join(" "),
+        text: post_text(&a.text, a.file.as_deref())?,
         kind: Some(MessageType::Reply),
         reply_to: Some(a.id),
         ..Default::default()
@@ -284,13 +360,32 @@ struct Batch<'a> {
     wait: Option<WaitFlags>,
 }
 
-/// The extra fields of a `watch` answer.
+/// The extra fields of a `watch` answer (and of each `attend --json` line).
 #[derive(Serialize)]
 struct WaitFlags {
     mentioned: bool,
+    concerns_you: bool,
     heartbeat: bool,
     room_status: RoomStatus,
     keep_waiting: bool,
+}
+
+/// A `/wait` answer as `watch` and `attend` print it: the same fields in both.
+fn wait_batch(w: &WaitAnswer) -> Batch<'_> {
+    Batch {
+        ok: true,
+        messages: &w.messages,
+        next_since_id: w.next_since_id,
+        next_cmd: w.keep_waiting.then(|| cli_next(w.next_since_id)),
+        has_more: None,
+        wait: Some(WaitFlags {
+            mentioned: w.mentioned,
+            concerns_you: w.concerns_you,
+            heartbeat: w.heartbeat,
+            room_status: w.room_status,
+            keep_waiting: w.keep_waiting,
+        }),
+    }
 }
 
 fn print_batch(ctx: &Ctx, batch: &Batch<'_>) {
@@ -340,7 +435,14 @@ pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    print_batch(ctx, &page_batch(&page));
+    let batch = page_batch(&page);
+    ctx.print(&json!(batch), || {
+        format!(
+            "{}\nThis listing did not move your read cursor (#{}): `read`, `watch` and `attend` do.",
+            format_messages(&page.messages),
+            s.creds.cursor
+        )
+    });
     Ok(())
 }
 
@@ -383,24 +485,18 @@ pub fn read(ctx: &Ctx, a: ReadArgs) -> Result<(), CliError> {
 pub fn watch(ctx: &Ctx, a: WatchArgs) -> Result<(), CliError> {
     let mut s = ctx.session()?;
     let since = a.since.unwrap_or(s.creds.cursor);
-    let w = s.wait(since, None)?;
+    let w = match a.timeout {
+        // Without --timeout: one /wait turn, as always (--concerning alone waits one
+        // turn's length for something that concerns you).
+        None if !a.concerning => s.wait(since, None)?,
+        t => s.watch_for(
+            since,
+            t.unwrap_or(Duration::from_millis(crate::protocol::WAIT_HOLD_MS)),
+            a.concerning,
+        )?,
+    };
     s.advance_cursor(w.next_since_id)?;
-    print_batch(
-        ctx,
-        &Batch {
-            ok: true,
-            messages: &w.messages,
-            next_since_id: w.next_since_id,
-            next_cmd: w.keep_waiting.then(|| cli_next(w.next_since_id)),
-            has_more: None,
-            wait: Some(WaitFlags {
-                mentioned: w.mentioned,
-                heartbeat: w.heartbeat,
-                room_status: w.room_status,
-                keep_waiting: w.keep_waiting,
-            }),
-        },
-    );
+    print_batch(ctx, &wait_batch(&w));
     Ok(())
 }
 
@@ -430,11 +526,10 @@ pub fn attend(ctx: &Ctx, a: AttendArgs) -> Result<(), CliError> {
                     was_down = false;
                 }
                 backoff.reset();
+                since = since.max(w.next_since_id);
                 if !w.messages.is_empty() {
-                    since = w.next_since_id;
                     s.advance_cursor(since)?;
-                    let v = json!({"ok": true, "messages": w.messages, "mentioned": w.mentioned, "next_since_id": since, "room_status": w.room_status});
-                    ctx.print(&v, || format_messages(&w.messages));
+                    ctx.print(&json!(wait_batch(&w)), || format_messages(&w.messages));
                 }
                 if w.removed() {
                     return Err(CliError::new(

@@ -75,9 +75,13 @@ pub struct IdArg {
 
 #[derive(Args, Debug)]
 pub struct CommentArgs {
+    /// The topic's id (the id of the message that opened it).
     pub id: u64,
-    #[arg(required = true, num_args = 1..)]
+    /// The comment (`-` reads it from standard input).
     pub text: Vec<String>,
+    /// Read the comment from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -107,8 +111,11 @@ pub struct AskArgs {
     #[arg(long = "option")]
     pub options: Vec<String>,
     /// More context (default: the title).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     pub text: Option<String>,
+    /// Read the context from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
     /// Wait for the answer and print it.
     #[arg(long)]
     pub wait: bool,
@@ -207,11 +214,14 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
         }
         TopicCommand::Comment(a) => {
             let body = CommentBody {
-                text: a.text.join(" "),
+                text: super::text::post_text(&a.text, a.file.as_deref())?,
                 topic_id: a.id,
                 client_msg_id: None,
             };
-            print_posted(ctx, &c.comment(&body)?.message, "Commented");
+            let m = c.comment(&body)?.message;
+            ctx.print(&json!({"ok": true, "message": m}), || {
+                format!("Commented on topic #{} (comment #{}).", a.id, m.id)
+            });
         }
         TopicCommand::Status(a) => {
             let body = StatusBody {
@@ -234,8 +244,12 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
 pub fn ask(ctx: &Ctx, a: AskArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let to = a.alias.trim_start_matches('@').to_string();
+    let text = match (&a.file, a.text) {
+        (Some(f), _) => super::text::post_text(&[], Some(f))?,
+        (None, t) => t.unwrap_or_else(|| a.title.clone()),
+    };
     let body = NewTopicBody {
-        text: a.text.unwrap_or_else(|| a.title.clone()),
+        text,
         title: a.title,
         kind: Some(TopicKind::Question),
         options: (!a.options.is_empty()).then_some(a.options),

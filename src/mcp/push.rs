@@ -133,7 +133,7 @@ pub async fn watch(home: Arc<Home>, share: Arc<WaitShare>, peer: Peer<RoleServer
         scanned = Some(since);
         let started = Instant::now();
         let waiter = session.clone();
-        let got = tokio::task::spawn_blocking(move || waiter.wait(since, None)).await;
+        let got = tokio::task::spawn_blocking(move || waiter.wait_including_own(since)).await;
         let answer = match got {
             Ok(Ok(a)) => a,
             Ok(Err(e)) if is_transient(&e) => {
@@ -152,9 +152,13 @@ pub async fn watch(home: Arc<Home>, share: Arc<WaitShare>, peer: Peer<RoleServer
                 batch.push(m);
             }
         }
-        // What a `room_wait` call gave the model meanwhile is not announced again.
+        // What a `room_wait` call gave the model meanwhile, or one running now gives it,
+        // is not announced again.
         let delivered = share.delivered_through.load(Ordering::SeqCst);
         batch.retain(|m| m.id > delivered);
+        if share.calls_running() {
+            batch.clear();
+        }
         if !batch.is_empty() {
             let note = notification(&session.creds.room, since, &batch);
             if peer

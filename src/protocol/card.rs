@@ -17,9 +17,10 @@ pub struct CardInput<'a> {
     pub policy: AttendancePolicy,
     pub host_alias: &'a str,
     pub expires_at: Option<&'a str>,
-    /// The newest message id when the card is made: the reply example uses it, so the
-    /// line runs as printed.
-    pub last_id: u64,
+    /// The newest message that is not a `system` row when the card is made: the reply
+    /// example names it, so the line runs as printed and answers something a
+    /// participant said (with none yet, the card says where ids come from instead).
+    pub reply_example: Option<u64>,
     /// SPEC §8: the reach the host asked for, if any.
     pub reach_requested: Option<super::reach::Reach>,
 }
@@ -112,13 +113,43 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The exact curl command for the next `/wait` turn.
-pub fn wait_command(url: &str, alias: &str, token: &str, since_id: u64) -> String {
+/// SPEC §10, the token appears once: the card's first step writes it into this private
+/// file (a curl config holding the `Authorization` header), and every later command the
+/// server prints reads it from there with `-K`, so `next_cmd` and the card's other lines
+/// carry no secret into an agent's transcript or logs. Room and alias are safe slugs,
+/// and the path stays runnable verbatim in any POSIX shell.
+pub fn auth_file(room: &str, alias: &str) -> String {
+    format!("$HOME/.agentgather-curl/{room}.{alias}")
+}
+
+/// The curl option that authenticates a command through [`auth_file`].
+pub fn curl_auth(room: &str, alias: &str) -> String {
+    format!("-K \"{}\"", auth_file(room, alias))
+}
+
+/// The card's set-up step: writes [`auth_file`] (0600 in a 0700 directory).
+pub fn auth_setup(room: &str, alias: &str, token: &str) -> String {
     format!(
-        "curl -sS '{}/wait?participant={alias}&since_id={since_id}' -H 'Authorization: Bearer {token}'",
+        "(umask 077 && mkdir -p \"$HOME/.agentgather-curl\" && printf 'header = \"Authorization: Bearer %s\"\\n' '{token}' > \"{}\")",
+        auth_file(room, alias)
+    )
+}
+
+/// The exact curl command for the next `/wait` turn (after the card's set-up step).
+pub fn wait_command(url: &str, room: &str, alias: &str, since_id: u64) -> String {
+    format!(
+        "curl -sS {} '{}/wait?participant={alias}&since_id={since_id}'",
+        curl_auth(room, alias),
         url.trim_end_matches('/')
     )
 }
+
+/// SPEC §10: the one cursor rule of the CLI, said the same way everywhere.
+pub const CURSOR_RULE: &str =
+    "`read`, `watch` and `attend` move your read cursor; `messages` never does (it only lists).";
+
+/// SPEC §10: how to name someone without pinging them.
+pub const MENTION_RULE: &str = "@alias mentions (pings) someone; a name in backticks, like `@host`, is plain text and pings no one.";
 
 /// The safety rules every agent-facing text repeats.
 pub const SAFETY_RULES: &str = "\
@@ -137,17 +168,33 @@ pub fn render_card(c: &CardInput<'_>) -> String {
         return render_human_card(c);
     }
     let url = c.url.trim_end_matches('/');
-    let (alias, token) = (c.alias, c.token);
-    let auth = format!("-H 'Authorization: Bearer {token}'");
+    let (room, alias, token) = (c.room, c.alias, c.token);
+    let auth = curl_auth(room, alias);
+    let host = c.host_alias;
     let expires = c
         .expires_at
         .map(|t| format!("The room closes by itself at {t}.\n"))
         .unwrap_or_default();
+    let plain = "-H 'Content-Type: text/plain' --data-binary";
+    let reply = match c.reply_example {
+        Some(id) => format!(
+            "Reply to a message by its id (here #{id}, the newest message when this card was made;
+every message's `id` is in the /wait and /messages answers):
+  printf '%s\\n' 'Done: tests pass.' > reply.txt
+  curl -sS {auth} '{url}/messages?reply_to={id}&type=reply' {plain} @reply.txt
+"
+        ),
+        None => format!(
+            "Reply to a message by its id: post as above to '{url}/messages?reply_to=ID&type=reply',
+ID being the message's `id` (every message's id is in the /wait and /messages answers).
+"
+        ),
+    };
     format!(
         "# Attend Card: {alias} in room {room}
 
 You are invited as `{alias}` ({kind}) to the Agent Gather room `{room}`, hosted by
-`{host}`. This card contains your token: treat it as a secret.
+`{host}`. This card contains your token: treat it as a secret. It appears only here.
 {expires}
 ## Room Brief (version {bv})
 
@@ -159,36 +206,55 @@ You are invited as `{alias}` ({kind}) to the Agent Gather room `{room}`, hosted 
 
 ## Take part with curl (nothing to install)
 
+Set up (once, first): store your token in a private file in your home; every command
+below and every next_cmd the server prints reads it from there (-K):
+  {setup}
+If you cannot write files, skip this step and, in each command, replace
+-K \"{file}\" with -H 'Authorization: Bearer {token}'.
+
 Join (once):
-  curl -sS -X POST '{url}/join' {auth}
+  curl -sS -X POST {auth} '{url}/join'
 
-Wait for messages (long-poll, answers within 25 s; pass next_since_id back each time;
-the response's next_cmd is the exact next command):
-  curl -sS '{url}/wait?participant={alias}&since_id=0' {auth}
+Wait for messages (long-poll, answers within 25 s; your own posts neither end it nor come
+back in it; `concerns_you: true` means something is for you; run the answer's next_cmd,
+the exact next command, each time):
+  curl -sS {auth} '{url}/wait?participant={alias}&since_id=0'
 
-Read messages after an id:
-  curl -sS '{url}/messages?since_id=0' {auth}
+Read messages after an id (everyone reads everything):
+  curl -sS {auth} '{url}/messages?since_id=0'
 
-Post a message (@alias mentions someone; the server knows who you are):
-  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"@{host} hello, I am here\"}}'
+Post a message: write the text to a file and post it as plain text, so quotes, newlines
+and code need no JSON quoting (the server knows who you are). Mentions: {mention_rule}
+  printf '%s\\n' '@{host} hello, I am here.' > message.txt
+  curl -sS {auth} '{url}/messages' {plain} @message.txt
 
-Reply to a message by its id (here the newest when this card was made, #{last_id}):
-  curl -sS -X POST '{url}/messages' {auth} -H 'Content-Type: application/json' -d '{{\"text\": \"done\", \"reply_to\": {last_id}}}'
+{reply}
+Ask a question with options, for any decision two participants could make at once (two
+proposals crossing): one question, one answer, no race. It is a topic whose id is its
+message id; the answer comes back in /wait and concerns you:
+  printf '%s\\n' 'Which should we do first?' > question.txt
+  curl -sS {auth} '{url}/topics?to={host}&title=Which%20first%3F&option=tests&option=code' {plain} @question.txt
 
-Topics and questions (GET /topics lists them; a question asked of you mentions you;
-answer with POST /topics/ID/answer {{\"option\"|\"text\"}}; GET /search?q=words finds history):
-  curl -sS '{url}/topics?status=open' {auth}
+Topics and questions (a question asked of you mentions you; answer it with POST
+/topics/ID/answer and a JSON body {{\"option\": ...}} or {{\"text\": ...}}; comment on a topic by
+posting with ?topic_id=ID; GET /search?q=words finds history):
+  curl -sS {auth} '{url}/topics?status=open'
 
-Room status and roster:
-  curl -sS '{url}/status' {auth}
+Who is here (one line per current participant; drop compact=1 for the full roster):
+  curl -sS {auth} '{url}/status?compact=1'
 
 Leave when you are done:
-  curl -sS -X POST '{url}/leave' {auth}
+  curl -sS -X POST {auth} '{url}/leave'
 
 ## Or with the agentgather CLI
 
   agentgather room join '{invite}'
-  agentgather attend --json
+  agentgather watch --timeout 10m --json   # an agent that works in turns: returns on the next message
+  agentgather attend --json                # an agent that stays: follows the room until it closes
+
+{cursor_rule}
+`agentgather say TEXT` posts to everyone, `agentgather send ALIAS TEXT` addresses one
+participant, and `--file F` (or `-` for standard input) takes the text from a file.
 
 {reach}## Staying in attendance
 
@@ -201,14 +267,15 @@ new: wait again. Stop when `keep_waiting` is false (the room closed or you were 
 
 {safety}
 ",
-        room = c.room,
-        last_id = c.last_id.max(1),
         kind = c.kind,
-        host = c.host_alias,
         bv = c.brief_version,
         brief = if c.brief.trim().is_empty() { "(no brief yet)" } else { c.brief.trim_end() },
         policy = c.policy.describe(),
-        invite = invite_uri(c.room, alias, url, token),
+        setup = auth_setup(room, alias, token),
+        file = auth_file(room, alias),
+        mention_rule = MENTION_RULE,
+        cursor_rule = CURSOR_RULE,
+        invite = invite_uri(room, alias, url, token),
         safety = SAFETY_RULES,
         reach = super::reach::card_section(c.reach_requested, url, &auth),
     )
@@ -276,13 +343,13 @@ pub fn instructions(flavor: AgentFlavor) -> String {
     let tip = match flavor {
         AgentFlavor::Generic => "",
         AgentFlavor::Codex => {
-            "\nCodex: run `agentgather attend --json` in a shell you keep open, or loop `agentgather watch --json` between steps; keep your work in your own sandbox.\n"
+            "\nCodex: run `agentgather attend --json` in a shell you keep open, or loop `agentgather watch --timeout 5m --json` between steps; keep your work in your own sandbox.\n"
         }
         AgentFlavor::Claude => {
-            "\nClaude Code: run `agentgather watch --json` as a Bash call between tasks (it returns within 25 s), or `agentgather attend --json` in a background shell; the MCP adapter (`agentgather mcp`) gives the same as tools.\n"
+            "\nClaude Code: run `agentgather watch --timeout 90s --json` as a Bash call between tasks (it returns on the next message from someone else, or after 90 s, inside the Bash tool's 2-minute limit), or `agentgather attend --json` in a background shell; the MCP adapter (`agentgather mcp`) gives the same as tools.\n"
         }
         AgentFlavor::Gemini => {
-            "\nGemini CLI: call `agentgather watch --json` between steps with the shell tool; it returns within 25 s with what is new.\n"
+            "\nGemini CLI: call `agentgather watch --timeout 90s --json` between steps with the shell tool; it returns with what is new, or after 90 s.\n"
         }
     };
     format!(
@@ -294,14 +361,24 @@ You are a participant in a temporary room where agents and humans work toward on
 
 1. `agentgather room current` — which room, alias and server you are in.
 2. `agentgather room brief view` or `curl .../brief` — the Room Brief: the goal.
-3. `agentgather watch --json` — waits up to 25 s; returns new messages, `mentioned`
-   (true if someone @mentioned you) and `next_cmd`. Run it again and again; or run
+3. Wait for what is new. Working in turns: `agentgather watch --timeout 10m --json`
+   returns when someone else posts (never on your own posts or a heartbeat), or after
+   10 minutes; add `--concerning` to return only for what concerns you (`concerns_you`:
+   a mention, a reply to you, a comment on or answer to your topic). Staying: run
    `agentgather attend --json` to follow the room until it closes (one JSON line a batch).
-4. `agentgather send <alias> <text>` to address someone, `agentgather reply <id> <text>`
-   to answer a message, `agentgather handoff <alias> --summary <file>` to hand work over.
-   `agentgather ask <alias> <question> [--option O]… --wait --json` asks a person and waits
-   for the answer; `agentgather topic list|show|answer` and `agentgather search <words>`.
-5. Stop when the room is closed (exit code 0 with a final line) or you were removed.
+4. `agentgather say <text>` posts to everyone, `agentgather send <alias> <text>`
+   addresses someone, `agentgather reply <id> <text>` answers a message,
+   `agentgather handoff <alias> --summary <file>` hands work over. Each takes
+   `--file F` (or `-` for standard input) instead of the text, for long or multi-line text.
+5. For a decision two participants could make at once, ask one question with options
+   instead of both proposing: `agentgather ask <alias> <question> --option A --option B
+   --wait --json`. `agentgather topic list|show|comment|answer` (topic ids are message
+   ids) and `agentgather search <words>`.
+6. Stop when the room is closed (exit code 0 with `room_status: \"closed\"`) or you were
+   removed (exit code 5).
+
+Your read cursor: {CURSOR_RULE}
+Mentions: {MENTION_RULE}
 
 Every read prints the next command to run, so you never need this card twice.
 
@@ -317,7 +394,11 @@ mod tests {
     use super::*;
 
     fn card() -> String {
-        render_card(&CardInput {
+        render_card(&input())
+    }
+
+    fn input() -> CardInput<'static> {
+        CardInput {
             room: "r1",
             alias: "reviewer",
             reach_requested: None,
@@ -329,8 +410,8 @@ mod tests {
             policy: AttendancePolicy::AgentsForeground,
             host_alias: "operator",
             expires_at: None,
-            last_id: 7,
-        })
+            reply_example: Some(7),
+        }
     }
 
     #[test]
@@ -346,7 +427,7 @@ mod tests {
             policy: AttendancePolicy::ManualOk,
             host_alias: "operator",
             expires_at: None,
-            last_id: 1,
+            reply_example: None,
             reach_requested: None,
         });
         let link = c.find("http://127.0.0.1:8787/#token=tgl_abc").unwrap();
@@ -364,19 +445,47 @@ mod tests {
         assert!(c.contains("Goal: ship it."));
         assert!(c.contains("version 3"));
         assert!(c.contains("/wait?participant=reviewer&since_id=0"));
-        assert!(c.contains("Authorization: Bearer tgl_abc"));
+        assert_eq!(
+            c.matches("tgl_abc").count(),
+            3,
+            "the token: the set-up step, its no-file variant, the invite URI"
+        );
         assert!(c.contains("http://127.0.0.1:8787/join"), "no double slash");
         assert!(c.contains("agentgather attend --json"));
         assert!(c.contains("external advice"));
         assert!(c.contains("agents-foreground"));
         assert!(
-            c.contains("\"reply_to\": 7}"),
+            c.contains("/messages?reply_to=7&type=reply"),
             "the reply line uses a real id"
         );
+        assert!(c.contains("/status?compact=1"));
+        assert!(c.contains("/topics?to=operator&title="));
+        assert!(c.contains(MENTION_RULE) && c.contains(CURSOR_RULE));
         assert!(
             !c.contains("\"from\""),
             "a card never tells a client to send from"
         );
+    }
+
+    #[test]
+    fn the_token_is_written_once_and_read_from_a_file_after() {
+        let c = card();
+        let setup = c.lines().find(|l| l.contains("umask 077")).unwrap();
+        assert!(setup.contains("'tgl_abc'"), "{setup}");
+        let next = wait_command("http://127.0.0.1:8787/", "r1", "reviewer", 9);
+        assert!(!next.contains("tgl_"), "{next}");
+        assert!(next.contains(&curl_auth("r1", "reviewer")), "{next}");
+        assert!(next.contains("'http://127.0.0.1:8787/wait?participant=reviewer&since_id=9'"));
+        // With no message but system rows yet, no reply line that would not run.
+        let c = render_card(&CardInput {
+            reply_example: None,
+            ..input()
+        });
+        assert!(
+            !c.lines()
+                .any(|l| l.starts_with("  curl") && l.contains("reply_to"))
+        );
+        assert!(c.contains("reply_to=ID"), "{c}");
     }
 
     #[test]

@@ -85,8 +85,9 @@ impl Default for RoomStatus {
 }
 
 str_enum!(
-    /// Whether a participant's token still works for writes.
-    ParticipantStatus { Active = "active", Removed = "removed" }
+    /// Where a participant stands: taking part, gone (they left, or the room closed
+    /// under them), or removed (their token no longer works for writes).
+    ParticipantStatus { Active = "active", Left = "left", Removed = "removed" }
 );
 
 str_enum!(

@@ -60,6 +60,10 @@ pub struct WaitAnswer<M = Message> {
     pub heartbeat: bool,
     pub messages: Vec<M>,
     pub mentioned: bool,
+    /// SPEC §10: one of `messages` concerns the caller by the wake rule of §8.2 (a
+    /// mention, a reply to their message, a comment on or answer to their topic).
+    #[serde(default)]
+    pub concerns_you: bool,
     pub next_since_id: u64,
     pub keep_waiting: bool,
     pub next_cmd: Option<String>,
@@ -157,6 +161,61 @@ pub struct StatusAnswer {
     pub participants: Vec<ParticipantView>,
 }
 
+/// `GET /status?compact=1` (SPEC §10): the room's state and one line per current
+/// participant; removed participants only in the full form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompactStatus {
+    pub ok: bool,
+    pub room: String,
+    pub me: String,
+    pub is_host: bool,
+    pub room_status: RoomStatus,
+    pub attendance_policy: AttendancePolicy,
+    pub brief_version: u64,
+    pub expires_at: Option<String>,
+    pub last_id: u64,
+    pub participants: Vec<CompactParticipant>,
+}
+
+/// One current participant in [`CompactStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompactParticipant {
+    pub alias: String,
+    pub kind: Kind,
+    pub reach: Reach,
+    pub reachable_now: bool,
+    pub attention: Attention,
+}
+
+impl CompactStatus {
+    /// The compact form of a full status.
+    pub fn of(full: StatusAnswer) -> CompactStatus {
+        CompactStatus {
+            ok: full.ok,
+            room: full.room,
+            me: full.me,
+            is_host: full.is_host,
+            room_status: full.room_status,
+            attendance_policy: full.attendance_policy,
+            brief_version: full.brief_version,
+            expires_at: full.expires_at,
+            last_id: full.last_id,
+            participants: full
+                .participants
+                .into_iter()
+                .filter(|p| !p.removed)
+                .map(|p| CompactParticipant {
+                    alias: p.alias,
+                    kind: p.kind,
+                    reach: p.reach.reach,
+                    reachable_now: p.reach.reachable_now,
+                    attention: p.attention,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// `POST /messages`, also what `send`/`reply`/`handoff --json` print.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostAnswer<M = Message> {
@@ -193,12 +252,14 @@ pub struct JoinAnswer {
     pub last_id: u64,
 }
 
-/// `POST /leave`.
+/// `POST /leave`. On a closed room it changes nothing and says so (`room_status`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaveAnswer {
     pub ok: bool,
     pub participant: String,
     pub attention: Attention,
+    #[serde(default)]
+    pub room_status: RoomStatus,
 }
 
 /// `GET/POST /attendance`.

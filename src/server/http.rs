@@ -99,6 +99,22 @@ pub async fn read_json(
     limit: usize,
     deadline: Duration,
 ) -> Result<Value, ApiError> {
+    let bytes = read_bytes(headers, body, limit, deadline).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+/// Reads a body of at most `limit` bytes within `deadline`, as it came.
+pub async fn read_bytes(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::too_large(
             "body_too_large",
@@ -136,12 +152,7 @@ pub async fn read_json(
         }
         Ok(Ok(b)) => b,
     };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Default::default()));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-    })
+    Ok(bytes)
 }
 
 /// SPEC §4: a write carrying an `Origin` (or, failing that, a `Referer`) from another

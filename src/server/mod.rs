@@ -6,6 +6,7 @@
 mod durability;
 mod http;
 pub mod hub;
+mod plain;
 mod routes;
 mod send_timeout;
 mod topics;
@@ -128,6 +129,15 @@ impl AppState {
         http::read_json(headers, body, self.body_limit, self.body_timeout).await
     }
 
+    /// Reads a request's body as it came, within the same limits.
+    pub async fn read_bytes(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: axum::body::Body,
+    ) -> Result<axum::body::Bytes, crate::protocol::ApiError> {
+        http::read_bytes(headers, body, self.body_limit, self.body_timeout).await
+    }
+
     fn shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
@@ -183,7 +193,15 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let local_url = format!("http://{local}");
     let public = match (&cfg.url, room.url()) {
         (Some(u), _) => u.trim_end_matches('/').to_string(),
-        (None, Some(u)) => u.trim_end_matches('/').to_string(),
+        (None, Some(u)) => match moved_loopback_url(u, local.port()) {
+            Some(moved) => {
+                eprintln!(
+                    "agentgather: the room's URL was {u}; it is now {moved} (this server's port), so cards and next_cmd point here"
+                );
+                moved
+            }
+            None => u.trim_end_matches('/').to_string(),
+        },
         (None, None) => local_url.clone(),
     };
     room.set_url(&public)?;
@@ -244,6 +262,28 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// SPEC §10: a stored `http://` loopback URL on another port than the one served is
+/// moved to the served port (same host name and path), so cards and `next_cmd` point at
+/// the server that answers; a public URL (a tunnel, a proxy) is never touched.
+fn moved_loopback_url(stored: &str, served_port: u16) -> Option<String> {
+    let u = RoomUrl::parse_any(stored).ok()?;
+    if u.scheme() != "http" || !u.is_loopback() {
+        return None;
+    }
+    let authority = u.authority();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            (h, p.parse::<u16>().ok()?)
+        }
+        _ => (authority, 80),
+    };
+    if port == served_port {
+        return None;
+    }
+    let path = &u.as_str()[u.origin().len()..];
+    Some(format!("http://{host}:{served_port}{path}"))
+}
+
 /// A write past RLIMIT_FSIZE must fail with EFBIG (and become a 507), not kill us.
 fn ignore_file_size_signal() {
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
@@ -271,5 +311,31 @@ async fn flush_periodically(state: Arc<AppState>) {
         if let Err(e) = state.room().flush() {
             tracing::warn!(error = %e, "could not save participants");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moved_loopback_url;
+
+    #[test]
+    fn only_a_loopback_url_on_another_port_moves() {
+        let m = |u: &str| moved_loopback_url(u, 9000);
+        assert_eq!(
+            m("http://127.0.0.1:8787").as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            m("http://localhost:8787/r").as_deref(),
+            Some("http://localhost:9000/r")
+        );
+        assert_eq!(m("http://[::1]").as_deref(), Some("http://[::1]:9000"));
+        assert_eq!(m("http://127.0.0.1:9000"), None, "already right");
+        assert_eq!(m("https://room.example.com"), None, "a public URL stays");
+        assert_eq!(
+            m("https://127.0.0.1:8443"),
+            None,
+            "https is someone's proxy"
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! under its lock, wakes the hub if the room changed, and answers in the contract's shape.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,16 +16,16 @@ use super::AppState;
 use super::http::{
     bearer, check_origin, json_response, ok_json, optional_number, query_param, since_id,
 };
-use crate::protocol::card::{render_card, wait_command};
+use super::plain::{PlainPost, post_body};
+use crate::protocol::card::render_card;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::{RoomUrl, is_loopback_host};
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer, MessagesPage,
-    PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer, WaitAnswer,
+    BriefAnswer, CloseAnswer, CompactStatus, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer,
+    MessagesPage, PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer,
 };
 use crate::protocol::{
-    ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, ParticipantStatus,
-    RoomStatus, WAIT_HOLD_MS,
+    ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, RoomStatus,
 };
 use crate::store::StoredMessage;
 use crate::store::export::Export;
@@ -34,6 +33,7 @@ use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
 
 mod reach;
+mod wait;
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -48,7 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/attendance", get(get_attendance).post(set_attendance))
         .route("/profile", get(get_profile).post(set_profile))
         .route("/messages", get(get_messages).post(post_message))
-        .route("/wait", get(wait))
+        .route("/wait", get(wait::wait))
         .route("/leave", post(leave))
         .route("/close", post(close))
         .route("/status", get(status))
@@ -340,13 +340,13 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
     Ok(ok_json(&body))
 }
 
-async fn post_message(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+async fn post_message(State(s): S, headers: HeaderMap, uri: Uri, body: Body) -> ApiResult {
     let c = authenticate(&s, bearer(&headers))?;
     if c.removed {
         return Err(ApiError::removed());
     }
     let limits = s.room().limits.clone();
-    let body = s.read_body(&headers, body).await?;
+    let body = post_body(&s, &headers, &uri, body, PlainPost::Message).await?;
     let input = MessageInput::from_json(&body, &limits)?;
     let (stored, idempotent) = s.room().post(c.who, input)?;
     posted(&s, stored, idempotent).await
@@ -376,97 +376,28 @@ pub(super) async fn posted(
     Ok(json_response(StatusCode::CREATED, &answer))
 }
 
-/// The answer to a wait if there is one now: new messages, a closed room, or removal.
-fn wait_answer(
-    s: &AppState,
-    c: &Caller,
-    since: u64,
-    heartbeat: bool,
-) -> Result<Option<WaitAnswer<Arc<StoredMessage>>>, ApiError> {
-    let mut room = s.room();
-    let removed = room.participant(c.who).removed;
-    let open = room.is_open();
-    let messages = if removed {
-        Vec::new()
-    } else {
-        room.log.read_since(since, PAGE_MESSAGES)?
-    };
-    if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
-        return Ok(None);
-    }
-    let next = messages.last().map_or(since, |m| m.msg.id);
-    let mentioned = messages.iter().any(|m| m.msg.mentions.contains(&c.alias));
-    room.mark_delivered(c.who, next);
-    let keep_waiting = open && !removed;
-    let next_cmd = keep_waiting.then(|| wait_command(&s.public_url(), &c.alias, &c.token, next));
-    Ok(Some(WaitAnswer {
-        ok: true,
-        room: room.id().to_string(),
-        room_status: room.meta.status,
-        participant: c.alias.clone(),
-        participant_status: if removed {
-            ParticipantStatus::Removed
-        } else {
-            ParticipantStatus::Active
-        },
-        heartbeat: messages.is_empty() && keep_waiting,
-        messages,
-        mentioned,
-        next_since_id: next,
-        keep_waiting,
-        next_cmd,
-        brief_version: room.meta.brief_version,
-        has_more: next < room.log.last_id(),
-    }))
-}
-
-async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
-    let c = authenticate(&s, bearer(&headers))?;
-    check_participant(&uri, &c)?;
-    let since = since_id(&uri)?;
-    let hold_ms =
-        optional_number(&uri, "timeout_ms")?.map_or(WAIT_HOLD_MS, |t| t.min(WAIT_HOLD_MS));
-    // The request's header and URI bytes share hyper's read buffer; let it go before the
-    // long sleep (about 8 KB per held wait).
-    drop((headers, uri));
-    let mut changed = s.hub.subscribe();
-    if let Some(a) = wait_answer(&s, &c, since, false)? {
-        return Ok(ok_json(&a));
-    }
-    let held = s.hub.hold(c.who);
-    s.room().set_attention(c.who, Attention::Attending);
-    let deadline = tokio::time::sleep(Duration::from_millis(hold_ms));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => break,
-            _ = held.superseded.notified() => break,
-            r = changed.changed() => {
-                if r.is_err() {
-                    break;
-                }
-                if let Some(a) = wait_answer(&s, &c, since, false)? {
-                    return Ok(ok_json(&a));
-                }
-            }
-        }
-    }
-    drop(held);
-    s.room().touch(c.who, now_ms());
-    let a = wait_answer(&s, &c, since, true)?
-        .ok_or_else(|| ApiError::new(500, "internal", "no wait answer"))?;
-    Ok(ok_json(&a))
-}
-
 async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
-    if s.room().leave(c.who)?.is_some() {
+    let mut room = s.room();
+    // SPEC §10: leaving a closed room changes nothing, and the answer says why.
+    if !room.is_open() {
+        return Ok(ok_json(&LeaveAnswer {
+            ok: true,
+            participant: c.alias,
+            attention: room.participant(c.who).attention,
+            room_status: RoomStatus::Closed,
+        }));
+    }
+    let posted = room.leave(c.who)?;
+    drop(room);
+    if posted.is_some() {
         s.hub.notify();
     }
     Ok(ok_json(&LeaveAnswer {
         ok: true,
         participant: c.alias,
         attention: Attention::Away,
+        room_status: RoomStatus::Open,
     }))
 }
 
@@ -484,7 +415,7 @@ async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
     }))
 }
 
-async fn status(State(s): S, headers: HeaderMap) -> ApiResult {
+async fn status(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     let url = s.public_url();
     let body = s.room().status_view(
@@ -494,6 +425,9 @@ async fn status(State(s): S, headers: HeaderMap) -> ApiResult {
         |i| s.hub.is_holding(i),
         s.hub.held_count() as u64,
     );
+    if query_param(&uri, "compact").is_some_and(|v| v == "1" || v == "true") {
+        return Ok(ok_json(&CompactStatus::of(body)));
+    }
     Ok(ok_json(&body))
 }
 

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::http::{ok_json, optional_number, query_param};
+use super::plain::{PlainPost, post_body};
 use super::routes::{active, posted};
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, SearchAnswer, SearchHit, StatusBody, TopicFilter, TopicKind,
@@ -43,9 +44,9 @@ fn topic_id(raw: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::new(404, "topic_not_found", format!("there is no topic {raw:?}")))
 }
 
-async fn open_topic(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+async fn open_topic(State(s): S, headers: HeaderMap, uri: Uri, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let body: NewTopicBody = typed(s.read_body(&headers, body).await?)?;
+    let body: NewTopicBody = typed(post_body(&s, &headers, &uri, body, PlainPost::Topic).await?)?;
     let (stored, idempotent) = s.room().open_topic(c.who, &body)?;
     posted(&s, stored, idempotent).await
 }

@@ -9,6 +9,7 @@ pub mod state;
 pub mod topics;
 pub mod wake;
 mod wake_cap;
+mod watch;
 
 use std::io::Read;
 use std::path::Path;
@@ -269,10 +270,17 @@ impl Session {
         }
     }
 
-    /// One `/wait` turn after `since`.
+    /// One `/wait` turn after `since`: what others posted (SPEC §10: never your own).
     pub fn wait(&self, since: u64, hold_ms: Option<u64>) -> Result<WaitAnswer, ClientError> {
         self.client(WAIT_TIMEOUT)
-            .wait(&self.creds.alias, since, hold_ms)
+            .wait(&self.creds.alias, since, hold_ms, false)
+    }
+
+    /// One `/wait` turn that also hands back your own messages (the wake runner tracks
+    /// their ids, to know what replies to you).
+    pub fn wait_including_own(&self, since: u64) -> Result<WaitAnswer, ClientError> {
+        self.client(WAIT_TIMEOUT)
+            .wait(&self.creds.alias, since, None, true)
     }
 
     /// Moves the stored read cursor forward to `to` (never back) and returns it. The

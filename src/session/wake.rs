@@ -381,7 +381,7 @@ fn hold_wait(session: &Session, state: &State, path: &Path) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         let since = lock(state).cursor.scanned;
-        let answer = match session.wait(since, None) {
+        let answer = match session.wait_including_own(since) {
             Ok(a) => a,
             Err(e) if is_transient(&e) => {
                 std::thread::sleep(backoff.next_delay());

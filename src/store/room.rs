@@ -4,6 +4,7 @@
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
 mod budget;
+mod concerns;
 mod reach;
 mod search;
 mod topics;

@@ -80,6 +80,23 @@ pub fn cli(home: &TempHome, args: &[&str]) -> Output {
     command(home, args).output().expect("run agentgather")
 }
 
+/// Runs the binary to completion with `input` on its standard input.
+pub fn cli_stdin(home: &TempHome, args: &[&str], input: &[u8]) -> Output {
+    let mut child = command(home, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run agentgather");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for agentgather")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -6,7 +6,7 @@
 use crate::protocol::card::CardInput;
 use crate::protocol::timefmt::format_ms;
 use crate::protocol::wire::{BriefView, ParticipantView, ProfileAnswer, StatusAnswer};
-use crate::protocol::{AttendanceState, Attention};
+use crate::protocol::{AttendanceState, Attention, MessageType};
 
 use super::Room;
 
@@ -34,7 +34,12 @@ impl Room {
             policy: self.meta.attendance_policy,
             host_alias: self.host_alias(),
             expires_at: self.meta.expires_at.as_deref(),
-            last_id: self.log.last_id(),
+            reply_example: self
+                .log
+                .recent()
+                .rev()
+                .find(|m| m.msg.kind != MessageType::System)
+                .map(|m| m.msg.id),
             reach_requested: p.reach.reach_requested,
         }
     }

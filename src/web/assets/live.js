@@ -88,7 +88,8 @@ async function waitLoop() {
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), WAIT_ABORT_MS);
     try {
-      const r = await api("GET", "wait?since_id=" + state.cursor, undefined, ctrl.signal);
+      // include_own=1: the tabs share this one wait, so a post from one tab reaches the others through it.
+      const r = await api("GET", "wait?include_own=1&since_id=" + state.cursor, undefined, ctrl.signal);
       clearTimeout(timer);
       if (!state.connOk) {
         setConn(true);
