@@ -287,8 +287,13 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
+    let slot = s.pages.slot(c.who).await;
+    Ok(slot.answer(messages_page(&s, &c, &uri)?))
+}
+
+fn messages_page(s: &AppState, c: &Caller, uri: &Uri) -> ApiResult {
     if let Some(before) = optional_number(&uri, "before_id")? {
-        return history_page(&s, &uri, before);
+        return history_page(s, &uri, before);
     }
     let since = since_id(&uri)?;
     let limit = optional_number(&uri, "limit")?
@@ -430,9 +435,11 @@ async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     // long sleep (about 8 KB per held wait).
     drop((headers, uri));
     let mut changed = s.hub.subscribe();
+    let slot = s.pages.slot(c.who).await;
     if let Some(a) = wait_answer(&s, &c, since, false)? {
-        return Ok(ok_json(&a));
+        return Ok(slot.answer(ok_json(&a)));
     }
+    drop(slot);
     let held = s.hub.hold(c.who);
     s.room().set_attention(c.who, Attention::Attending);
     let deadline = tokio::time::sleep(Duration::from_millis(hold_ms));
@@ -445,17 +452,19 @@ async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
                 if r.is_err() {
                     break;
                 }
+                let slot = s.pages.slot(c.who).await;
                 if let Some(a) = wait_answer(&s, &c, since, false)? {
-                    return Ok(ok_json(&a));
+                    return Ok(slot.answer(ok_json(&a)));
                 }
             }
         }
     }
     drop(held);
     s.room().touch(c.who, now_ms());
+    let slot = s.pages.slot(c.who).await;
     let a = wait_answer(&s, &c, since, true)?
         .ok_or_else(|| ApiError::new(500, "internal", "no wait answer"))?;
-    Ok(ok_json(&a))
+    Ok(slot.answer(ok_json(&a)))
 }
 
 async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {

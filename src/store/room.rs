@@ -12,7 +12,7 @@ mod views;
 use budget::WriteBudget;
 pub use budget::WriteKind;
 use search::SearchCorpus;
-pub use search::SearchQuery;
+pub use search::{SearchPage, SearchQuery, search};
 pub use topics::TopicIndex;
 
 #[cfg(test)]
@@ -100,7 +100,7 @@ pub struct Room {
     /// join/leave loop adds at most two rows a minute.
     presence_rows: HashMap<usize, (Presence, Instant)>,
     topic_index: TopicIndex,
-    search: SearchCorpus,
+    search: Arc<std::sync::Mutex<SearchCorpus>>,
 }
 
 /// A presence row's kind.
@@ -255,7 +255,7 @@ impl Room {
             budget: WriteBudget::default(),
             presence_rows: HashMap::new(),
             topic_index,
-            search: SearchCorpus::default(),
+            search: Arc::default(),
         };
         r.last_ts_ms = r
             .log
