@@ -198,10 +198,7 @@ impl Room {
             ));
         }
         body.validate()?;
-        let mut text = format!(
-            "{me} set topic #{id} \"{}\" to {}.",
-            topic.title, body.status
-        );
+        let mut text = format!("{me} set topic #{id} {:?} to {}.", topic.title, body.status);
         if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
             text.push_str("\n\n");
             text.push_str(note);
@@ -266,7 +263,7 @@ impl Room {
             ));
         }
         let text_part = body.text.clone().filter(|t| !t.trim().is_empty());
-        let mut text = format!("@{} {me} answered \"{}\"", topic.from, topic.title);
+        let mut text = format!("@{} {me} answered {:?}", topic.from, topic.title);
         if let Some(o) = &body.option {
             text.push_str(&format!(": {o}"));
         }
