@@ -7,6 +7,7 @@
 //!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity and latency
 //!     cargo bench --bench load -- --only broker-latency   # (or broker-capacity) one part
 //!     cargo bench --bench load -- --only host-speed   # how often the host slows this machine
+//!     cargo bench --bench load -- --only hardening    # issue 22: search, big-log restart, page reads
 //!
 //! Timings here are measurements, never pass/fail.
 
@@ -29,6 +30,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
 
 #[path = "broker/capacity.rs"]
 mod broker;
+#[path = "room/hardening.rs"]
+mod hardening;
 #[path = "broker/host_speed.rs"]
 mod host_speed;
 #[path = "broker/latency.rs"]
@@ -144,10 +147,15 @@ impl Server {
 
 /// Resident memory of process `pid`, in KB (0 when it is gone).
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A KB figure of process `pid`'s `/proc` status (`VmRSS:`, `VmHWM:`, …); 0 when gone.
+fn status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -712,6 +720,9 @@ async fn main() {
     if want("broker") || want("broker-latency") {
         r.insert("broker_latency".into(), latency::latency(1000, 5).await);
     }
+    if want("hardening") {
+        r.insert("hardening".into(), hardening::run().await);
+    }
     // The host's speed with nothing of ours running (see `host_speed`).
     if want("host-speed") {
         r.insert("host_speed".into(), host_speed::alone(10));
@@ -726,6 +737,9 @@ async fn main() {
         }
         if let Some(x) = r.get("broker_latency") {
             print!("{}", latency::row(x));
+        }
+        if let Some(x) = r.get("hardening") {
+            print!("{}", hardening::table(x));
         }
         if let Some(x) = r.get("host_speed") {
             println!(

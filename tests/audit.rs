@@ -69,7 +69,8 @@ fn join_leave_spam_is_coalesced_and_budgeted() {
     assert!(statuses.iter().take(30).all(|&s| s == 200), "{statuses:?}");
 }
 
-/// Finding 2: one page held 1 GB; now pages stop at 1,000 messages or 4 MB.
+/// Finding 2: one page held 1 GB; now pages stop at 1,000 messages or 512 KB (round two
+/// brought the bound from 4 MB down to what a default broker carries, see audit2.rs).
 #[test]
 fn pages_are_bounded_by_bytes() {
     let r = TestRoom::start("audit-pages");
@@ -85,18 +86,14 @@ fn pages_are_bounded_by_bytes() {
     }
     let resp = r.request(Req::get("/messages?since_id=0").token(&bob.token));
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.body.len() < 5 * 1024 * 1024,
-        "{} bytes",
-        resp.body.len()
-    );
+    assert!(resp.body.len() < 1024 * 1024, "{} bytes", resp.body.len());
     let page = resp.json();
     assert_eq!(page["has_more"], true);
     let got = page["messages"].as_array().unwrap().len();
     assert!(got > 1 && got < 21, "{got} messages in one page");
     // /wait pages the same way, and says so.
     let w = r.request(Req::get("/wait?participant=bob&since_id=0").token(&bob.token));
-    assert!(w.body.len() < 5 * 1024 * 1024);
+    assert!(w.body.len() < 1024 * 1024);
     assert_eq!(w.json()["has_more"], true);
     // Following has_more reads everything.
     assert!(r.all_messages().len() >= 21);

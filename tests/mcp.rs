@@ -497,8 +497,27 @@ fn mcp_tools_attend_a_room_end_to_end() {
         "ANTHROPIC_API_KEY=sk-ant-CANARY\n",
     )
     .unwrap();
+    // Round two: agentgather's own home inside the working directory (its credentials
+    // file), and secrets in JSON, netrc and database-URL form.
+    for (name, text) in [
+        ("service.json", "{\"api_key\": \"sk-CANARY\"}\n"),
+        (
+            "netrc.txt",
+            "machine example.com login ada password CANARY\n",
+        ),
+        ("db.txt", "url: postgres://app:CANARY@db:5432/app\n"),
+    ] {
+        std::fs::write(home.root.join(name), text).unwrap();
+    }
+    assert!(home.home.join("credentials/mcp-e2e/agent1.json").is_file());
+    assert!(home.home.join("state.json").is_file());
     let before = room.last_id();
     for file in [
+        "home/credentials/mcp-e2e/agent1.json".to_string(),
+        "home/state.json".to_string(),
+        "service.json".to_string(),
+        "netrc.txt".to_string(),
+        "db.txt".to_string(),
         ".ssh/id_rsa".to_string(),
         ssh.join("id_rsa").display().to_string(),
         "creds.txt".to_string(),
@@ -518,7 +537,7 @@ fn mcp_tools_attend_a_room_end_to_end() {
     assert!(!room.all_messages().iter().any(|m| {
         m["text"]
             .as_str()
-            .is_some_and(|t| t.contains("CANARY") || t.contains("root:"))
+            .is_some_and(|t| t.contains("CANARY") || t.contains("root:") || t.contains("tgl_"))
     }));
     // A send over the server's body limit is a size error, not "unreachable".
     let r = mcp.call("room_send", json!({"text": "z".repeat(300 * 1024)}));

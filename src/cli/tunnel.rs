@@ -100,8 +100,9 @@ pub struct BrokerServeArgs {
     /// Largest request body (bytes, or with KB/MB).
     #[arg(long, default_value = "64KB", value_parser = parse_size)]
     pub max_request_body: u64,
-    /// Largest response (bytes, or with KB/MB).
-    #[arg(long, default_value = "1MB", value_parser = parse_size)]
+    /// Largest response (bytes, or with KB/MB); the default is twice the room server's
+    /// page bound, so every answer of a room with default limits fits.
+    #[arg(long, default_value_t = crate::protocol::bounds::RESPONSE_LIMIT, value_parser = parse_size)]
     pub max_response: u64,
     /// A route with no heartbeat or request for this long is closed.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]

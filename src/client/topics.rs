@@ -54,8 +54,22 @@ impl Client {
         self.get(&format!("/topics?{q}"))
     }
 
+    /// One page of a topic's thread: the messages after `after_id`.
+    pub fn topic_page(&self, id: u64, after_id: u64) -> Result<TopicPage, ClientError> {
+        self.get(&format!("/topics/{id}?after_id={after_id}"))
+    }
+
+    /// A topic with its whole thread, read page by page.
     pub fn topic(&self, id: u64) -> Result<TopicPage, ClientError> {
-        self.get(&format!("/topics/{id}"))
+        let mut page = self.topic_page(id, 0)?;
+        while let (true, Some(after)) = (page.has_more, page.next_after_id) {
+            let next = self.topic_page(id, after)?;
+            page.messages.extend(next.messages);
+            page.topic = next.topic;
+            page.has_more = next.has_more;
+            page.next_after_id = next.next_after_id;
+        }
+        Ok(page)
     }
 
     pub fn search(&self, p: &SearchParams) -> Result<SearchAnswer, ClientError> {

@@ -606,7 +606,7 @@ impl RoomTools {
                     let workdir = std::env::current_dir().map_err(|e| {
                         SessionError::FileRefused(format!("no working directory: {e}"))
                     })?;
-                    read_agent_summary_file(&workdir, &f)?
+                    read_agent_summary_file(&workdir, &home, &f)?
                 }
                 (None, None) => String::new(),
             };

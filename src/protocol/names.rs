@@ -12,7 +12,9 @@ pub enum NameError {
     EdgeDash { what: &'static str, got: String },
     #[error("{0:?} is reserved")]
     Reserved(String),
-    #[error("display name must be 1-60 characters without control, format or direction characters")]
+    #[error(
+        "display name must be 1-60 characters, at least one visible, without control, format, direction or invisible characters"
+    )]
     BadDisplayName,
 }
 
@@ -61,29 +63,48 @@ pub fn is_format_char(c: char) -> bool {
         | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
 }
 
+/// Whether `c` draws nothing although it is a letter or a mark: the Hangul fillers
+/// (U+115F, U+1160, U+3164, U+FFA0), the combining grapheme joiner (U+034F), the blank
+/// Braille pattern (U+2800), Khmer inherent vowels, Mongolian free variation selectors
+/// and the rest of Unicode's default-ignorable code points that are not formatting.
+/// "Ada\u{3164}" would pass for "Ada", and a name of them alone shows nothing at all.
+pub fn is_invisible_letter(c: char) -> bool {
+    matches!(c as u32,
+        0x034F | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x2800 | 0x3164
+        | 0xFFA0 | 0xFFF0..=0xFFF8 | 0xE0000..=0xE0FFF)
+}
+
 /// Whether text shows nothing: only whitespace and invisible formatting.
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c.is_whitespace() || is_format_char(c))
 }
 
-/// A display name: NFKC-normalized, trimmed, 1-60 characters, with no control or format
-/// characters. Returns the normalized name.
+/// A display name: NFKC-normalized, trimmed, 1-60 characters, with no control, format
+/// or invisible characters, and at least one that draws something (variation selectors
+/// alone do not). Returns the normalized name.
 pub fn validate_display_name(s: &str) -> Result<String, NameError> {
     use unicode_normalization::UnicodeNormalization;
     let normalized: String = s.nfkc().collect();
     let t = normalized.trim();
     let n = t.chars().count();
-    if n == 0 || n > 60 || t.chars().any(|c| c.is_control() || is_format_char(c)) {
+    let hidden = |c: char| c.is_control() || is_format_char(c) || is_invisible_letter(c);
+    let selector = |c: char| matches!(c as u32, 0xFE00..=0xFE0F | 0xE0100..=0xE01EF);
+    let visible = t.chars().any(|c| !c.is_whitespace() && !selector(c));
+    if n == 0 || n > 60 || !visible || t.chars().any(hidden) {
         return Err(NameError::BadDisplayName);
     }
     Ok(t.to_string())
 }
 
 /// What a name looks like, for uniqueness: names with the same look-alike skeleton (UTS
-/// #39, after case folding) would pass for each other, e.g. "Ada" and Cyrillic "Аda".
+/// #39) would pass for each other, e.g. "Ada" and Cyrillic "Аda". The skeleton is taken
+/// before case folding too: Greek capital Eta folds to "η", which looks like no "h",
+/// while "Ηost" itself is "Host" to the eye.
 pub fn name_skeleton(name: &str) -> String {
-    let lower: String = name.to_lowercase();
-    let skel: String = unicode_security::confusable_detection::skeleton(&lower).collect();
+    use unicode_security::confusable_detection::skeleton;
+    let first: String = skeleton(name).collect();
+    let lower = first.to_lowercase();
+    let skel: String = skeleton(&lower).collect();
     skel.to_lowercase()
 }
 
@@ -110,6 +131,25 @@ mod tests {
         assert!(is_blank("\u{200b}\u{feff} \n"));
         assert!(!is_blank("\u{200b}x"));
         assert!(validate_alias("all").is_err());
+    }
+
+    #[test]
+    fn greek_capitals_and_invisible_letters_pass_for_no_one() {
+        assert_eq!(name_skeleton("\u{397}ost"), name_skeleton("host"));
+        assert_eq!(name_skeleton("\u{392}ob"), name_skeleton("Bob"));
+        assert_ne!(name_skeleton("Host"), name_skeleton("Bob"));
+        for bad in [
+            "\u{3164}",
+            "\u{115f}",
+            "\u{2800}",
+            "\u{34f}",
+            "Ada\u{3164}",
+            "Bo\u{34f}b",
+            "\u{fe0f}",
+        ] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_display_name("\u{2764}\u{fe0f} Ada").is_ok());
     }
 
     #[test]

@@ -250,12 +250,19 @@ pub struct TopicsAnswer {
     pub topics: Vec<TopicView>,
 }
 
-/// `GET /topics/{id}`: the topic and its thread (the topic, comments, updates), by id.
+/// `GET /topics/{id}`: the topic and a page of its thread (the topic, comments, updates),
+/// by id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicPage<M = Message> {
     pub ok: bool,
     pub topic: TopicView,
     pub messages: Vec<M>,
+    /// The thread goes on past this page (pages stop at a page's bytes).
+    #[serde(default)]
+    pub has_more: bool,
+    /// With `has_more`: the `after_id` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after_id: Option<u64>,
 }
 
 /// The filters of `GET /topics`.
@@ -287,6 +294,10 @@ pub struct SearchAnswer<M = Message> {
     pub ok: bool,
     pub results: Vec<SearchHit<M>>,
     pub has_more: bool,
+    /// With `has_more`: the `before_id` of the next page (results stop at `limit` or at a
+    /// page's bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before_id: Option<u64>,
 }
 
 /// What `ask --wait` prints once the question is answered.
@@ -320,31 +331,28 @@ pub fn fold(s: &str) -> String {
 }
 
 /// At most [`SNIPPET_MAX`] characters of `text` around the first match of any of
-/// `words` (case-folded), on one line, with `…` where it was cut.
+/// `words` (case-folded), on one line, with `…` where it was cut. Linear in the text for
+/// each word: the text is folded once, and each word found with `str::find`.
 pub fn snippet(text: &str, words: &[String]) -> String {
     let chars: Vec<char> = text
         .chars()
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .collect();
-    // The folded text, one entry per folded char, each naming its original char.
-    let mut folded: Vec<(char, usize)> = Vec::with_capacity(chars.len());
-    for (i, c) in chars.iter().enumerate() {
-        folded.extend(c.to_lowercase().map(|f| (f, i)));
+    // The folded text, and where each original char's folding starts in it.
+    let mut folded = String::with_capacity(text.len());
+    let mut starts: Vec<usize> = Vec::with_capacity(chars.len());
+    for c in &chars {
+        starts.push(folded.len());
+        folded.extend(c.to_lowercase());
     }
     let first = words
         .iter()
-        .filter_map(|w| {
-            let w: Vec<char> = w.chars().collect();
-            if w.is_empty() || w.len() > folded.len() {
-                return None;
-            }
-            folded
-                .windows(w.len())
-                .position(|win| win.iter().map(|p| p.0).eq(w.iter().copied()))
-                .map(|p| folded[p].1)
-        })
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| folded.find(w.as_str()))
         .min()
-        .unwrap_or(0);
+        .map_or(0, |at| {
+            starts.partition_point(|&s| s <= at).saturating_sub(1)
+        });
     if chars.len() <= SNIPPET_MAX {
         return chars.into_iter().collect();
     }

@@ -6,6 +6,7 @@
 mod durability;
 mod http;
 pub mod hub;
+mod pages;
 mod plain;
 mod routes;
 mod send_timeout;
@@ -82,6 +83,8 @@ pub enum ServeError {
 pub struct AppState {
     room: Mutex<Room>,
     pub hub: WaitHub,
+    /// Each participant's pages in flight.
+    pages: pages::PageReads,
     public_url: RwLock<String>,
     local_origin: String,
     allow_remote: bool,
@@ -214,6 +217,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         room: Mutex::new(room),
         hub: WaitHub::default(),
+        pages: pages::PageReads::default(),
         public_url: RwLock::new(public.clone()),
         local_origin: format!("http://{local}"),
         allow_remote: cfg.allow_remote,

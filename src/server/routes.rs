@@ -287,8 +287,13 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
 
 async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
+    let slot = s.pages.slot(c.who).await;
+    Ok(slot.answer(messages_page(&s, &c, uri)?))
+}
+
+fn messages_page(s: &AppState, c: &Caller, uri: Uri) -> ApiResult {
     if let Some(before) = optional_number(&uri, "before_id")? {
-        return history_page(&s, &uri, before);
+        return history_page(s, &uri, before);
     }
     let since = since_id(&uri)?;
     let limit = optional_number(&uri, "limit")?

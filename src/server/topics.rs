@@ -20,7 +20,7 @@ use crate::protocol::topic::{
     TopicPage, TopicStatus, TopicsAnswer, query_words,
 };
 use crate::protocol::{ApiError, MessageType};
-use crate::store::room::SearchQuery;
+use crate::store::room::{SearchQuery, search as run_search};
 
 type S = State<Arc<AppState>>;
 type ApiResult = Result<Response, ApiError>;
@@ -97,19 +97,32 @@ async fn list_topics(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     Ok(ok_json(&TopicsAnswer { ok: true, topics }))
 }
 
-async fn show_topic(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    active(&s, &headers)?;
+/// `GET /topics/{id}?after_id=N`: the thread a page at a time, like `/messages`.
+async fn show_topic(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult {
+    let c = active(&s, &headers)?;
+    let slot = s.pages.slot(c.who).await;
     let id = topic_id(&id)?;
-    let (topic, messages) = s.room().topic_page(id)?;
-    Ok(ok_json(&TopicPage {
+    let after = optional_number(&uri, "after_id")?.unwrap_or(0);
+    let (topic, messages, has_more) = s.room().topic_page(id, after)?;
+    let next_after_id = has_more
+        .then(|| messages.last().map(|m| m.msg.id))
+        .flatten();
+    Ok(slot.answer(ok_json(&TopicPage {
         ok: true,
         topic,
         messages,
-    }))
+        has_more,
+        next_after_id,
+    })))
 }
 
 async fn search(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
-    active(&s, &headers)?;
+    let c = active(&s, &headers)?;
     let words = query_words(&query_param(&uri, "q").unwrap_or_default())?;
     let limit = optional_number(&uri, "limit")?.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -125,14 +138,22 @@ async fn search(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
         limit: limit as usize,
         before_id: optional_number(&uri, "before_id")?,
     };
-    let (hits, has_more) = s.room().search(&query)?;
-    let results = hits
+    let slot = s.pages.slot(c.who).await;
+    // The scan runs on the blocking pool: it may take a while on a long log, and it
+    // takes the room's lock only for moments.
+    let state = s.clone();
+    let page = tokio::task::spawn_blocking(move || run_search(|| state.room(), &query))
+        .await
+        .map_err(|e| ApiError::new(500, "internal", format!("search failed: {e}")))??;
+    let results = page
+        .hits
         .into_iter()
         .map(|(message, snippet)| SearchHit { message, snippet })
         .collect();
-    Ok(ok_json(&SearchAnswer {
+    Ok(slot.answer(ok_json(&SearchAnswer {
         ok: true,
         results,
-        has_more,
-    }))
+        has_more: page.has_more,
+        next_before_id: page.next_before_id,
+    })))
 }

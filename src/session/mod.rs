@@ -349,9 +349,13 @@ pub fn read_summary_file(path: &Path) -> Result<String, SessionError> {
 
 /// Reads a summary file on behalf of an agent (the MCP tool), which a message in the room
 /// may have talked into asking: only a regular, non-hidden file inside `workdir` (not
-/// under a dot-directory), within the byte cap, and never one holding keys or
-/// credentials.
-pub fn read_agent_summary_file(workdir: &Path, path: &str) -> Result<String, SessionError> {
+/// under a dot-directory, nor under agentgather's own `home`, which holds tokens
+/// whatever its name), within the byte cap, and never one holding keys or credentials.
+pub fn read_agent_summary_file(
+    workdir: &Path,
+    home: &Home,
+    path: &str,
+) -> Result<String, SessionError> {
     let refuse = |why: &str| SessionError::FileRefused(format!("summary_file {path:?}: {why}"));
     let base = workdir
         .canonicalize()
@@ -371,21 +375,87 @@ pub fn read_agent_summary_file(workdir: &Path, path: &str) -> Result<String, Ses
             "hidden files and files under dot-directories are never attached",
         ));
     }
+    if home.root.canonicalize().is_ok_and(|h| real.starts_with(h)) {
+        return Err(refuse(
+            "it is inside agentgather's home (tokens and rooms); never post those to the room",
+        ));
+    }
     let text = read_summary_file(&real)?;
     if holds_credentials(&text) {
         return Err(refuse(
-            "it looks like it holds a key or credentials (a PEM block or a *_KEY= line); never post secrets to the room",
+            "it looks like it holds a key or credentials (a PEM block, a *_KEY= line, a JSON password or key, a netrc entry, a URL with a password); never post secrets to the room",
         ));
     }
     Ok(text)
 }
 
-/// Whether text carries a PEM block or an environment-style secret assignment.
+/// Whether a field name names a secret: `api_key`, `apiKey`, `client-secret`,
+/// `password`, `auth_token`, … (any case, `-` or `_`).
+fn secret_name(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    !n.is_empty()
+        && n.chars().all(|c| c.is_ascii_alphanumeric())
+        && [
+            "apikey",
+            "secret",
+            "password",
+            "passwd",
+            "token",
+            "privatekey",
+            "accesskey",
+        ]
+        .iter()
+        .any(|w| n.ends_with(w))
+}
+
+/// A JSON member `"<secret name>": "<non-empty string>"` anywhere in `line`.
+fn json_secret(line: &str) -> bool {
+    let parts: Vec<&str> = line.split('"').collect();
+    // parts: …, name, `: `, value, … where name sits between quotes.
+    parts
+        .windows(3)
+        .any(|w| secret_name(w[0]) && w[1].trim() == ":" && !w[2].trim().is_empty())
+}
+
+/// A `scheme://user:password@host` URL (a database URL, a proxy) in `line`.
+fn url_with_password(line: &str) -> bool {
+    line.match_indices("://").any(|(at, _)| {
+        let rest = &line[at + 3..];
+        let authority = rest
+            .split(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .next()
+            .unwrap_or("");
+        authority
+            .rsplit_once('@')
+            .and_then(|(userinfo, _)| userinfo.split_once(':'))
+            .is_some_and(|(_, password)| !password.is_empty())
+    })
+}
+
+/// Whether text is a netrc file with a password in it.
+fn netrc_password(text: &str) -> bool {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let netrc = tokens.iter().any(|t| *t == "machine" || *t == "default");
+    netrc
+        && tokens
+            .windows(2)
+            .any(|w| (w[0] == "password" || w[0] == "passwd") && !w[1].is_empty())
+}
+
+/// Whether text carries a PEM block, an environment-style secret assignment, a JSON
+/// member naming a key or password, a netrc password or a URL with a password.
 pub fn holds_credentials(text: &str) -> bool {
-    if text.contains("-----BEGIN ") {
+    if text.contains("-----BEGIN ") || netrc_password(text) {
         return true;
     }
     text.lines().any(|line| {
+        if json_secret(line) || url_with_password(line) {
+            return true;
+        }
         let line = line.trim_start().trim_start_matches("export ");
         let Some((name, _)) = line.split_once('=') else {
             return false;
@@ -468,6 +538,26 @@ mod tests {
         assert!(!holds_credentials(
             "the key insight = caching\nKEYS are fine"
         ));
+        for secret in [
+            r#"{"api_key": "sk-live-123"}"#,
+            r#"{"db": {"password":"hunter2"}}"#,
+            r#"  "clientSecret" : "abc","#,
+            "machine example.com login ada password hunter2\n",
+            "machine example.com\n  login ada\n  password hunter2\n",
+            "DATABASE_URL=postgres://app:hunter2@db:5432/app",
+            "connect to mysql://root:pw@127.0.0.1/x today",
+        ] {
+            assert!(holds_credentials(secret), "{secret}");
+        }
+        for fine in [
+            r#"{"key": "value", "password_hint": ""}"#,
+            r#"{"password": ""}"#,
+            "see https://example.com/a:b@c and postgres://db/app",
+            "https://user@example.com/",
+            "the password reset flow changed",
+        ] {
+            assert!(!holds_credentials(fine), "{fine}");
+        }
     }
 
     #[test]
@@ -479,8 +569,11 @@ mod tests {
         std::fs::write(dir.join(".ssh/id_rsa"), "-----BEGIN RSA PRIVATE KEY-----").unwrap();
         std::fs::write(dir.join(".env"), "A=1").unwrap();
         std::fs::write(dir.join("env.txt"), "OPENAI_API_KEY=sk").unwrap();
+        std::fs::create_dir_all(dir.join("ag-home/rooms")).unwrap();
+        std::fs::write(dir.join("ag-home/state.json"), "{}").unwrap();
+        let home = Home::at(dir.join("ag-home"));
         assert_eq!(
-            read_agent_summary_file(&dir, "notes.md").unwrap(),
+            read_agent_summary_file(&dir, &home, "notes.md").unwrap(),
             "done: parser"
         );
         for bad in [
@@ -491,8 +584,10 @@ mod tests {
             "../x",
             "/dev/zero",
             "/proc/self/environ",
+            "ag-home/state.json",
+            "ag-home/../ag-home/state.json",
         ] {
-            let e = read_agent_summary_file(&dir, bad).unwrap_err();
+            let e = read_agent_summary_file(&dir, &home, bad).unwrap_err();
             assert_eq!(e.code(), "file_refused", "{bad}: {e}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -96,8 +96,11 @@ pub const CACHE_MESSAGES: usize = 4096;
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// One page of `/messages` or `/wait`: at most this many messages...
 pub const PAGE_MESSAGES: usize = 1000;
-/// ...and at most this many bytes of lines (always at least one message).
-pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// ...and at most this many bytes of lines (always at least one message): the one
+/// bound every answer of the room server shares with the broker's response limit.
+pub use crate::protocol::bounds::PAGE_BYTES;
+/// How many bytes of lines a restart reads at a time for the idempotency keys.
+const KEY_SCAN_BYTES: usize = 1024 * 1024;
 
 pub struct MessageLog {
     path: PathBuf,
@@ -453,22 +456,48 @@ impl MessageLog {
 
     /// The `(from, client_msg_id, id)` of the newest messages that carry an idempotency
     /// key, newest first: at most `max_keys` of them, looking at most `max_messages`
-    /// back. Read from the file in pages, so the whole window survives a restart, not
-    /// only what the cache holds.
+    /// back. Read from the file in spans of at most [`KEY_SCAN_BYTES`] (at least one
+    /// line), each line decoded only for its id, sender and key, so a restart's memory
+    /// stays flat however large the messages are.
     pub fn recent_client_keys(
         &self,
         max_messages: usize,
         max_keys: usize,
     ) -> Result<Vec<(String, String, u64)>, StoreError> {
-        const PAGE: usize = 4096;
+        #[derive(serde::Deserialize)]
+        struct Keyed {
+            id: u64,
+            from: String,
+            #[serde(default)]
+            client_msg_id: Option<String>,
+        }
         let mut keys = Vec::new();
         let floor = self.index.len().saturating_sub(max_messages);
         let mut to = self.index.len();
+        let mut buf = Vec::new();
         while to > floor && keys.len() < max_keys {
-            let from = to.saturating_sub(PAGE).max(floor);
-            for m in self.read_entries(from, to)?.iter().rev() {
-                if let Some(key) = &m.msg.client_msg_id {
-                    keys.push((m.msg.from.clone(), key.clone(), m.msg.id));
+            let from = self.span_back(floor, to, usize::MAX, KEY_SCAN_BYTES);
+            let start = self.index[from].offset;
+            let last = self.index[to - 1];
+            buf.resize((last.offset + last.len as u64 - start) as usize, 0);
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            for e in self.index[from..to].iter().rev() {
+                let s = (e.offset - start) as usize;
+                let line = &buf[s..s + e.len as usize];
+                // Only lines that mention a key are decoded at all.
+                if !line.windows(15).any(|w| w == b"\"client_msg_id\"") {
+                    continue;
+                }
+                if let Ok(Keyed {
+                    id,
+                    from,
+                    client_msg_id: Some(key),
+                }) = serde_json::from_slice::<Keyed>(line)
+                    && id == e.id
+                {
+                    keys.push((from, key, id));
                     if keys.len() == max_keys {
                         break;
                     }

@@ -6,6 +6,7 @@
 mod budget;
 mod concerns;
 mod reach;
+mod reserve;
 mod search;
 mod topics;
 mod views;
@@ -13,7 +14,7 @@ mod views;
 use budget::WriteBudget;
 pub use budget::WriteKind;
 use search::SearchCorpus;
-pub use search::SearchQuery;
+pub use search::{SearchPage, SearchQuery, search};
 pub use topics::TopicIndex;
 
 #[cfg(test)]
@@ -101,7 +102,7 @@ pub struct Room {
     /// join/leave loop adds at most two rows a minute.
     presence_rows: HashMap<usize, (Presence, Instant)>,
     topic_index: TopicIndex,
-    search: SearchCorpus,
+    search: Arc<std::sync::Mutex<SearchCorpus>>,
 }
 
 /// A presence row's kind.
@@ -135,6 +136,7 @@ impl Room {
         ensure_private_dir(&dir.join("cursors"))?;
         ensure_private_dir(&dir.join("exports"))?;
         let lock = RoomLock::acquire(&dir, &lock_info(opts))?;
+        reserve::ensure(&dir);
         let now = now_ms();
         let token =
             mint_token().map_err(|e| StoreError::io(&dir, std::io::Error::other(e.to_string())))?;
@@ -257,7 +259,7 @@ impl Room {
             budget: WriteBudget::default(),
             presence_rows: HashMap::new(),
             topic_index,
-            search: SearchCorpus::default(),
+            search: Arc::default(),
         };
         r.last_ts_ms = r
             .log
@@ -471,7 +473,12 @@ impl Room {
             ));
         }
         self.require_log_room()?;
-        let mut mentions = self.mentions_of(who, &input.text);
+        // A topic update is text the server writes around the user's title, note and
+        // answer: it mentions only whom it is addressed to, never what those words say.
+        let mut mentions = match input.kind {
+            MessageType::TopicUpdate => Vec::new(),
+            _ => self.mentions_of(who, &input.text),
+        };
         for to in input.to {
             if !mentions.contains(&to) {
                 mentions.push(to);
@@ -768,19 +775,6 @@ impl Room {
         self.require_host(who, "close the room")?;
         let reason = format!("closed by {}", self.participants[who].alias);
         self.close(&reason)
-    }
-
-    /// Closes the room with a `system` message saying why.
-    pub fn close(&mut self, reason: &str) -> Result<Closed, ApiError> {
-        if !self.is_open() {
-            return Ok(Closed::Already);
-        }
-        self.meta.status = RoomStatus::Closed;
-        self.meta.closed_at = Some(format_ms(now_ms()));
-        self.meta.closed_reason = Some(reason.to_string());
-        self.save_meta().map_err(ApiError::from)?;
-        self.system(format!("Room closed: {reason}."))?;
-        Ok(Closed::Now)
     }
 
     /// Sets the URL participants use (the public one when tunnelled).

@@ -98,9 +98,12 @@ pub(super) async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult
     // long sleep (about 8 KB per held wait).
     drop((headers, uri));
     let mut changed = s.hub.subscribe();
+    // A page in flight holds one of the caller's page slots until it is handed over.
+    let slot = s.pages.slot(c.who).await;
     if let Some(a) = wait_answer(&s, &c, &mut scan, false)? {
-        return Ok(ok_json(&a));
+        return Ok(slot.answer(ok_json(&a)));
     }
+    drop(slot);
     let held = s.hub.hold(c.who);
     s.room().set_attention(c.who, Attention::Attending);
     let deadline = tokio::time::sleep(Duration::from_millis(hold_ms));
@@ -113,15 +116,17 @@ pub(super) async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult
                 if r.is_err() {
                     break;
                 }
+                let slot = s.pages.slot(c.who).await;
                 if let Some(a) = wait_answer(&s, &c, &mut scan, false)? {
-                    return Ok(ok_json(&a));
+                    return Ok(slot.answer(ok_json(&a)));
                 }
             }
         }
     }
     drop(held);
     s.room().touch(c.who, now_ms());
+    let slot = s.pages.slot(c.who).await;
     let a = wait_answer(&s, &c, &mut scan, true)?
         .ok_or_else(|| ApiError::new(500, "internal", "no wait answer"))?;
-    Ok(ok_json(&a))
+    Ok(slot.answer(ok_json(&a)))
 }

@@ -22,8 +22,10 @@ pub enum WriteKind {
     Brief,
     Policy,
     PublicUrl,
-    /// A wake runner's turn report (SPEC §8.2).
+    /// A wake runner's turn report (SPEC §8.2): a turn started...
     Wake,
+    /// ...and how it ended (succeeded or failed), each report a rewrite of the roster.
+    WakeResult,
 }
 
 impl WriteKind {
@@ -36,6 +38,7 @@ impl WriteKind {
             WriteKind::Policy => "attendance policy changes",
             WriteKind::PublicUrl => "public URL changes",
             WriteKind::Wake => "wake reports",
+            WriteKind::WakeResult => "wake results",
         }
     }
 }

@@ -37,10 +37,16 @@ impl Room {
     /// A wake runner's report on one turn of `who` (`POST /wake`).
     pub fn record_wake(&mut self, who: usize, event: WakeEvent) -> Result<WakeAnswer, ApiError> {
         self.require_active(who)?;
-        if event == WakeEvent::Started {
-            self.charge(who, WriteKind::Wake)?;
-        }
+        // Every report rewrites the roster, so every report is under the budget.
+        self.charge(
+            who,
+            match event {
+                WakeEvent::Started => WriteKind::Wake,
+                WakeEvent::Succeeded | WakeEvent::Failed => WriteKind::WakeResult,
+            },
+        )?;
         let r = &mut self.participants[who].reach;
+        let before = (r.last_woken_at.clone(), r.wake_failing);
         match event {
             WakeEvent::Started => r.last_woken_at = Some(format_ms(now_ms())),
             WakeEvent::Succeeded => r.wake_failing = 0,
@@ -51,7 +57,9 @@ impl Room {
             last_woken_at: r.last_woken_at.clone(),
             wake_failing: r.wake_failing,
         };
-        self.save_participants().map_err(ApiError::from)?;
+        if (answer.last_woken_at.clone(), answer.wake_failing) != before {
+            self.save_participants().map_err(ApiError::from)?;
+        }
         Ok(answer)
     }
 

@@ -1,15 +1,22 @@
 //! Search (SPEC §9.2) over a compact in-memory corpus: each message's case-folded text
-//! (and topic title), its sender and type, by id. The corpus is built from the log the
-//! first time someone searches and then catches up with new messages on each search (from
-//! the tail cache), so start-up stays a line scan and no search reads the whole log.
+//! (its first [`SEARCH_TEXT_BYTES`], and its topic title), its sender and type, by id.
+//! The corpus is built from the log the first time someone searches and then catches up
+//! with new messages on each search, so start-up stays a line scan.
+//!
+//! The corpus has a lock of its own, and a search holds the room's lock only to read a
+//! page of new messages or one hit at a time: matching and snippets run beside the posts,
+//! never in front of them (a crafted query once held the room for 1.3 s). Bounding each
+//! message's share of the corpus bounds both its memory and the cost of any one scan.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::DerefMut;
+use std::sync::{Arc, Mutex};
 
 use super::Room;
+use crate::protocol::bounds::{SEARCH_TEXT_BYTES, page_takes};
 use crate::protocol::topic::{fold, snippet};
 use crate::protocol::{ApiError, Message, MessageType};
-use crate::store::log::StoredMessage;
+use crate::store::log::{PAGE_MESSAGES, StoredMessage};
 
 /// A matching message and its snippet.
 pub type Hit = (Arc<StoredMessage>, String);
@@ -18,7 +25,7 @@ struct Doc {
     id: u64,
     from: u32,
     kind: MessageType,
-    /// Folded topic title, a newline, folded text.
+    /// Folded topic title, a newline, the folded start of the text.
     folded: Box<str>,
 }
 
@@ -30,6 +37,18 @@ pub struct SearchCorpus {
     senders: Vec<String>,
     sender_ids: HashMap<String, u32>,
     bytes: usize,
+}
+
+/// The part of a text search reads: its first [`SEARCH_TEXT_BYTES`], cut at a character.
+pub fn searched_text(text: &str) -> &str {
+    if text.len() <= SEARCH_TEXT_BYTES {
+        return text;
+    }
+    let mut end = SEARCH_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl SearchCorpus {
@@ -44,7 +63,7 @@ impl SearchCorpus {
             folded.push_str(&fold(&t.title));
         }
         folded.push('\n');
-        folded.push_str(&fold(&m.text));
+        folded.push_str(&fold(searched_text(&m.text)));
         self.bytes += folded.len() + std::mem::size_of::<Doc>();
         self.docs.push(Doc {
             id: m.id,
@@ -59,6 +78,36 @@ impl SearchCorpus {
     pub fn approx_bytes(&self) -> usize {
         self.bytes
     }
+
+    /// The ids of the newest matches before `before_id`, newest first: at most
+    /// `limit + 1`, so the caller knows whether more remain.
+    fn matches(&self, q: &SearchQuery) -> Vec<u64> {
+        let from = match &q.from {
+            Some(f) => match self.sender_ids.get(f) {
+                Some(&i) => Some(i),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let end = match q.before_id {
+            Some(b) => self.docs.partition_point(|d| d.id < b),
+            None => self.docs.len(),
+        };
+        let mut ids = Vec::with_capacity(q.limit + 1);
+        for d in self.docs[..end].iter().rev() {
+            if from.is_some_and(|f| f != d.from)
+                || q.kind.is_some_and(|k| k != d.kind)
+                || !q.words.iter().all(|w| d.folded.contains(w.as_str()))
+            {
+                continue;
+            }
+            ids.push(d.id);
+            if ids.len() > q.limit {
+                break;
+            }
+        }
+        ids
+    }
 }
 
 /// A validated `GET /search`.
@@ -72,77 +121,85 @@ pub struct SearchQuery {
     pub before_id: Option<u64>,
 }
 
+/// One page of search results.
+pub struct SearchPage {
+    /// Newest first.
+    pub hits: Vec<Hit>,
+    pub has_more: bool,
+    /// Where the next page starts (`before_id`), when there is one.
+    pub next_before_id: Option<u64>,
+}
+
 impl Room {
-    /// Brings the corpus up to the log's last message.
-    fn catch_up_search(&mut self) -> Result<(), ApiError> {
-        while self.search.through < self.log.last_id() {
-            let page = self
-                .log
-                .read_since(self.search.through, 1000)
-                .map_err(ApiError::from)?;
+    /// The corpus size in bytes (0 before the first search).
+    pub fn search_corpus_bytes(&self) -> usize {
+        lock(&self.search).approx_bytes()
+    }
+}
+
+fn lock(c: &Mutex<SearchCorpus>) -> std::sync::MutexGuard<'_, SearchCorpus> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs a search. `room` locks the room; it is taken only to read a page of new
+/// messages into the corpus or one hit, so posts go on while the corpus is scanned.
+/// The hits stop at `q.limit` or at a page's bytes ([`page_takes`]), whichever first.
+pub fn search<G: DerefMut<Target = Room>>(
+    room: impl Fn() -> G,
+    q: &SearchQuery,
+) -> Result<SearchPage, ApiError> {
+    let corpus = room().search.clone();
+    let ids = {
+        let mut c = lock(&corpus);
+        loop {
+            let page = {
+                let r = room();
+                if c.through >= r.log.last_id() {
+                    break;
+                }
+                r.log.read_since(c.through, PAGE_MESSAGES)?
+            };
             let Some(last) = page.last().map(|m| m.msg.id) else {
                 break;
             };
             for m in &page {
-                self.search.push(&m.msg);
+                c.push(&m.msg);
             }
-            self.search.through = last;
+            c.through = last;
         }
-        Ok(())
-    }
-
-    /// The newest matches (before `before_id`), each with a snippet, and whether older
-    /// matches remain.
-    pub fn search(&mut self, q: &SearchQuery) -> Result<(Vec<Hit>, bool), ApiError> {
-        self.catch_up_search()?;
-        let corpus = &self.search;
-        let from = match &q.from {
-            Some(f) => match corpus.sender_ids.get(f) {
-                Some(&i) => Some(i),
-                None => return Ok((Vec::new(), false)),
-            },
-            None => None,
+        c.matches(q)
+    };
+    let mut hits: Vec<Hit> = Vec::with_capacity(ids.len().min(q.limit));
+    let mut bytes = 0usize;
+    let mut has_more = ids.len() > q.limit;
+    for &id in ids.iter().take(q.limit) {
+        let Some(m) = room().log.get(id)? else {
+            continue;
         };
-        let end = match q.before_id {
-            Some(b) => corpus.docs.partition_point(|d| d.id < b),
-            None => corpus.docs.len(),
-        };
-        let mut ids = Vec::with_capacity(q.limit + 1);
-        for d in corpus.docs[..end].iter().rev() {
-            if from.is_some_and(|f| f != d.from)
-                || q.kind.is_some_and(|k| k != d.kind)
-                || !q.words.iter().all(|w| d.folded.contains(w.as_str()))
-            {
-                continue;
-            }
-            ids.push(d.id);
-            if ids.len() > q.limit {
-                break;
-            }
+        let snip = hit_snippet(&m.msg, &q.words);
+        let size = m.raw.get().len() + snip.len();
+        if !page_takes(bytes, size) {
+            has_more = true;
+            break;
         }
-        let has_more = ids.len() > q.limit;
-        ids.truncate(q.limit);
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = self.log.get(id).map_err(ApiError::from)? {
-                let snip = hit_snippet(&m.msg, &q.words);
-                out.push((m, snip));
-            }
-        }
-        Ok((out, has_more))
+        bytes += size;
+        hits.push((m, snip));
     }
-
-    /// The corpus size in bytes (0 before the first search).
-    pub fn search_corpus_bytes(&self) -> usize {
-        self.search.approx_bytes()
-    }
+    let next_before_id = has_more.then(|| hits.last().map(|h| h.0.msg.id)).flatten();
+    Ok(SearchPage {
+        hits,
+        has_more,
+        next_before_id,
+    })
 }
 
-/// The snippet comes from the text, or from the title when only the title matched.
+/// The snippet comes from the searched part of the text, or from the title when only
+/// the title matched.
 fn hit_snippet(m: &Message, words: &[String]) -> String {
-    let folded = fold(&m.text);
+    let text = searched_text(&m.text);
+    let folded = fold(text);
     match &m.topic {
         Some(t) if !words.iter().any(|w| folded.contains(w.as_str())) => snippet(&t.title, words),
-        _ => snippet(&m.text, words),
+        _ => snippet(text, words),
     }
 }

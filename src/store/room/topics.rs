@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Room;
+use crate::protocol::bounds::page_takes;
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, StatusBody, TopicAnswer, TopicFields, TopicFilter, TopicKind,
     TopicStatus, TopicUpdate, TopicView,
@@ -197,10 +198,7 @@ impl Room {
             ));
         }
         body.validate()?;
-        let mut text = format!(
-            "{me} set topic #{id} \"{}\" to {}.",
-            topic.title, body.status
-        );
+        let mut text = format!("{me} set topic #{id} {:?} to {}.", topic.title, body.status);
         if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
             text.push_str("\n\n");
             text.push_str(note);
@@ -265,7 +263,7 @@ impl Room {
             ));
         }
         let text_part = body.text.clone().filter(|t| !t.trim().is_empty());
-        let mut text = format!("@{} {me} answered \"{}\"", topic.from, topic.title);
+        let mut text = format!("@{} {me} answered {:?}", topic.from, topic.title);
         if let Some(o) = &body.option {
             text.push_str(&format!(": {o}"));
         }
@@ -305,19 +303,31 @@ impl Room {
         out
     }
 
-    /// `GET /topics/{id}`: the topic and its thread (the topic, comments and updates).
-    pub fn topic_page(&self, id: u64) -> Result<(TopicView, Vec<Arc<StoredMessage>>), ApiError> {
+    /// `GET /topics/{id}`: the topic and the part of its thread (the topic, comments and
+    /// updates) after `after`, as much as one page holds, and whether more follows.
+    pub fn topic_page(
+        &self,
+        id: u64,
+        after: u64,
+    ) -> Result<(TopicView, Vec<Arc<StoredMessage>>, bool), ApiError> {
         let entry = self
             .topic_index
             .topics
             .get(&id)
             .ok_or_else(|| not_found(id))?;
-        let mut messages = Vec::with_capacity(entry.thread.len() + 1);
-        for mid in std::iter::once(id).chain(entry.thread.iter().copied()) {
+        let mut messages = Vec::new();
+        let mut bytes = 0usize;
+        let ids = std::iter::once(id).chain(entry.thread.iter().copied());
+        for mid in ids.filter(|&m| m > after) {
             if let Some(m) = self.log.get(mid).map_err(ApiError::from)? {
+                let size = m.raw.get().len();
+                if !page_takes(bytes, size) {
+                    return Ok((entry.view.clone(), messages, true));
+                }
+                bytes += size;
                 messages.push(m);
             }
         }
-        Ok((entry.view.clone(), messages))
+        Ok((entry.view.clone(), messages, false))
     }
 }

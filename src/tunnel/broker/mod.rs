@@ -94,7 +94,7 @@ impl Default for BrokerLimits {
             max_requests: 512,
             max_waits: 256,
             max_request_body: 64 * 1024,
-            max_response: 1024 * 1024,
+            max_response: crate::protocol::bounds::RESPONSE_LIMIT,
             idle_timeout: Duration::from_secs(15 * 60),
             max_lifetime: Duration::from_secs(8 * 60 * 60),
             ip_requests_per_min: 60,

@@ -236,10 +236,14 @@ export async function openTopic(id) {
   renderThread();
   $("topic-title").focus({ preventScroll: true });
   try {
-    const r = await api("GET", "topics/" + id);
-    if (openId !== id) return;
-    const known = new Set(thread.map((m) => m.id));
-    for (const m of r.messages || []) if (m && typeof m.id === "number" && !known.has(m.id)) thread.push(m);
+    // The thread comes a page at a time (each at most 512 KB): follow next_after_id.
+    let r = { has_more: true, next_after_id: 0 };
+    while (r.has_more && typeof r.next_after_id === "number") {
+      r = await api("GET", "topics/" + id + "?after_id=" + r.next_after_id);
+      if (openId !== id) return;
+      const known = new Set(thread.map((m) => m.id));
+      for (const m of r.messages || []) if (m && typeof m.id === "number" && !known.has(m.id)) thread.push(m);
+    }
     thread.sort((a, b) => a.id - b.id);
     if (r.topic && typeof r.topic.id === "number") {
       const cur = topics.get(id);
