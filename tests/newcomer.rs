@@ -142,6 +142,20 @@ fn a_hosting_home_does_not_silently_become_a_participant() {
     let st = r.cli_json(&["room", "status", "--json"]);
     assert_eq!(st["me"], "operator");
     ok(&r.cli(&["doctor"]));
+
+    // A participant's own home: leaving is fine, and the alias alone joins again with
+    // the stored token and URL.
+    let agent = inv.join_home("hosting-agent", &[]);
+    ok(&cli(&agent, &["room", "leave"]));
+    let again = cli_json(
+        &agent,
+        &["room", "join", "hosting", "--alias", "reviewer", "--json"],
+    );
+    assert_eq!(again["alias"], "reviewer", "{again}");
+    assert_eq!(
+        again["room_status"], "open",
+        "joined through the server: {again}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -388,8 +402,9 @@ fn spawn_up(home: &TempHome, args: &[String]) -> std::process::Child {
 fn the_readmes_commands_run_as_written() {
     let lines = readme_lines();
     assert!(lines.len() >= 10, "{lines:?}");
-    let rust_version = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .unwrap()
+    let cargo_toml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let rust_version = cargo_toml
         .lines()
         .find_map(|l| {
             l.strip_prefix("rust-version = ")
@@ -435,7 +450,17 @@ fn the_readmes_commands_run_as_written() {
                 let o = Command::new("bash").args(["-c", &script]).output().unwrap();
                 ok(&o);
             }
-            Some("curl") => assert!(line.contains("agentgather-installer.sh"), "{line}"),
+            // The release's installer (docs/releasing.md), from the repository the
+            // release tool publishes to.
+            Some("curl") => {
+                let repo = cargo_toml
+                    .lines()
+                    .find_map(|l| l.strip_prefix("repository = "))
+                    .expect("Cargo.toml names the repository")
+                    .trim_matches('"');
+                let url = format!("{repo}/releases/latest/download/agentgather-installer.sh");
+                assert!(line.contains(&url), "{line} should fetch {url}");
+            }
             other => panic!("README: an unchecked shell line starting {other:?}: {line}"),
         }
     }

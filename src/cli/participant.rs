@@ -167,16 +167,27 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
     if a.token.as_deref() == Some("-") {
         a.token = Some(stdin_line("token")?);
     }
-    if !a.room.starts_with("agentgather://")
-        && a.token.is_none()
-        && a.url.is_none()
-        && let Some(alias) = a.alias.as_deref()
-        && let Some(stored) = load_credentials(&ctx.home, &a.room, alias)?
-    {
-        return rejoin_stored(ctx, stored, a.force);
+    let stored = match (a.alias.as_deref(), &a.token, &a.url) {
+        (Some(alias), None, None) if !a.room.starts_with("agentgather://") => {
+            load_credentials(&ctx.home, &a.room, alias)?
+        }
+        _ => None,
+    };
+    // The host needs no server to act as the host again; anyone else joins with the
+    // token and URL this home stored, as from their invite.
+    if let Some(host) = stored.as_ref().filter(|c| c.is_host) {
+        return rejoin_host(ctx, host, a.force);
     }
     let reach = super::reach::join_reach(a.reach, a.poll_every);
-    let target = if a.room.starts_with("agentgather://") {
+    let target = if let Some(c) = stored {
+        JoinTarget {
+            room: c.room,
+            alias: c.alias,
+            token: c.token,
+            url: c.url,
+            reach,
+        }
+    } else if a.room.starts_with("agentgather://") {
         let inv = parse_invite_uri(&a.room).map_err(CliError::msg)?;
         JoinTarget {
             room: inv.room,
@@ -221,20 +232,19 @@ pub fn current(ctx: &Ctx) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `room join <room> --alias <a>` with no token: this home's stored identity for `a`
-/// (the host's own, after the home was used for someone else) becomes current again.
-fn rejoin_stored(ctx: &Ctx, c: Credentials, force: bool) -> Result<(), CliError> {
+/// `room join <room> --alias <host>` with no token: this home's stored host identity
+/// becomes current again (after the home was used for someone else).
+fn rejoin_host(ctx: &Ctx, c: &Credentials, force: bool) -> Result<(), CliError> {
     super::hosting::guard(
         &ctx.home,
         Some((&c.room, &c.alias)),
         force,
         &format!("act as {} in room {}", c.alias, c.room),
     )?;
-    set_current(&ctx.home, &c)?;
-    let role = if c.is_host { " (host)" } else { "" };
+    set_current(&ctx.home, c)?;
     ctx.print(
-        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "is_host": c.is_host, "stored": true}),
-        || format!("This home acts as {}{role} in room {} again (its stored credentials).", c.alias, c.room),
+        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "is_host": true, "stored": true}),
+        || format!("This home acts as {} (host) in room {} again.", c.alias, c.room),
     );
     Ok(())
 }
