@@ -26,6 +26,14 @@ fn close(a: &str, b: &str) -> bool {
     strsim::damerau_levenshtein(a, b) <= slip(a.chars().count().min(b.chars().count()))
 }
 
+/// Whether a new alias looks like a slip of an existing one: a single edit of a name long
+/// enough that one edit is not a different word (`ping`/`pong` are two agents).
+fn near_duplicate(new: &str, existing: &str) -> bool {
+    close(new, existing)
+        && new.chars().count().min(existing.chars().count()) >= 5
+        && strsim::damerau_levenshtein(new, existing) == 1
+}
+
 /// The roster alias nearest to `typed`, if it is one slip away.
 pub fn nearest<'a>(typed: &str, aliases: &'a [String]) -> Option<&'a str> {
     let typed = typed.to_lowercase();
@@ -71,7 +79,7 @@ pub fn explain_unknown(ctx: &Ctx, s: &Session, typed: &str, mut e: CliError) -> 
 /// Refuses (or, on a terminal, asks about) inviting `new` when the roster already has an
 /// alias one slip away from it. `yes` skips the question.
 pub fn confirm_new_alias(new: &str, aliases: &[String], yes: bool) -> Result<(), CliError> {
-    let Some(existing) = aliases.iter().find(|a| close(new, a)) else {
+    let Some(existing) = aliases.iter().find(|a| near_duplicate(new, a)) else {
         return Ok(());
     };
     if yes {
@@ -114,6 +122,11 @@ mod tests {
         assert!(!close("agent2", "agent1"), "a numbered series is intended");
         assert!(close("reviewr", "reviewer"));
         assert!(confirm_new_alias("agent2", &r, false).is_ok());
+        assert!(
+            !near_duplicate("pong", "ping"),
+            "short names one edit apart are distinct"
+        );
+        assert!(near_duplicate("reviewr", "reviewer"));
         assert!(confirm_new_alias("reviewr", &r, true).is_ok());
     }
 }
