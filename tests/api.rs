@@ -2052,7 +2052,12 @@ fn card_commands_work_as_printed() {
         .output()
         .is_err()
     {
-        eprintln!("curl is not installed; skipping");
+        skip(
+            "card_commands_work_as_printed",
+            "curl",
+            None,
+            "apt-get install -y curl",
+        );
         return;
     }
     let r = TestRoom::start("card-curl");

@@ -3,6 +3,8 @@
 //! notice and passes, unless `AGENTGATHER_REQUIRE_BROWSER=1` (set by CI, which installs
 //! Chromium): then a missing browser fails. Screenshots land in target/browser-artifacts/.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -10,7 +12,6 @@ use std::process::Command;
 fn browser_room_in_headless_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/test_browser.py");
-    let require = std::env::var("AGENTGATHER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     let python = ["python3", "python"].into_iter().find(|p| {
         Command::new(p)
             .arg("--version")
@@ -18,11 +19,12 @@ fn browser_room_in_headless_chromium() {
             .is_ok_and(|o| o.status.success())
     });
     let Some(python) = python else {
-        assert!(
-            !require,
-            "AGENTGATHER_REQUIRE_BROWSER=1 but no python3 to drive the browser tests"
+        common::skip(
+            "browser_room_in_headless_chromium",
+            "python3",
+            Some("AGENTGATHER_REQUIRE_BROWSER"),
+            "apt-get install -y python3",
         );
-        eprintln!("SKIP: browser tests skipped: python3 not found");
         return;
     };
     let status = Command::new(python)

@@ -237,12 +237,11 @@ fn mentions_wake_real_claude_code_which_reads_and_replies_with_the_mcp_tools_in_
 fn for_each_claude(variant: Variant) {
     let clis = claude_clis();
     if clis.is_empty() {
-        assert!(
-            !clis_required(),
-            "AGENTGATHER_REQUIRE_AGENT_CLIS=1 but `claude` was not found"
-        );
-        eprintln!(
-            "SKIP: `claude` (npm @anthropic-ai/claude-code) not found; set AGENTGATHER_AGENT_CLIS"
+        skip(
+            &format!("mentions_wake_claude_code ({variant:?})"),
+            "`claude`",
+            Some("AGENTGATHER_REQUIRE_AGENT_CLIS"),
+            "npm install @anthropic-ai/claude-code; set AGENTGATHER_AGENT_CLIS",
         );
         return;
     }

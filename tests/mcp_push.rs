@@ -31,13 +31,11 @@ fn sdk() -> Option<PathBuf> {
 fn sdk_or_skip() -> Option<PathBuf> {
     let found = sdk();
     if found.is_none() {
-        let require = std::env::var("AGENTGATHER_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
-        assert!(
-            !require,
-            "AGENTGATHER_REQUIRE_AGENT_CLIS=1 but AGENTGATHER_MCP_SDK names no @modelcontextprotocol/sdk"
-        );
-        eprintln!(
-            "SKIP: the MCP SDK (npm @modelcontextprotocol/sdk) not found; set AGENTGATHER_MCP_SDK"
+        skip(
+            "mcp_push",
+            "the MCP SDK (npm @modelcontextprotocol/sdk)",
+            Some("AGENTGATHER_REQUIRE_AGENT_CLIS"),
+            "npm install @modelcontextprotocol/sdk; set AGENTGATHER_MCP_SDK to its node_modules",
         );
     }
     found

@@ -65,7 +65,9 @@ fn private_tree(dir: &Path, bad: &mut Vec<String>) {
 pub fn run(ctx: &Ctx) -> Vec<Check> {
     let mut out = home_checks(ctx);
     out.extend(harness_checks());
-    let Some(creds) = identity_checks(ctx, &mut out) else {
+    let creds = identity_checks(ctx, &mut out);
+    out.extend(host_identity_check(ctx, creds.as_ref()));
+    let Some(creds) = creds else {
         return out;
     };
     if ctx.home.room_exists(&creds.room) {
@@ -205,6 +207,45 @@ fn identity_checks(ctx: &Ctx, out: &mut Vec<Check>) -> Option<Credentials> {
         Some("join again with your invite".into()),
     ));
     Some(creds)
+}
+
+/// Whether this home, which hosts an open room, still acts as that room's host (an
+/// invite's join line run here makes it someone else). None when it hosts no open room.
+fn host_identity_check(ctx: &Ctx, current: Option<&Credentials>) -> Option<Check> {
+    let hosted = super::hosting::open_rooms(&ctx.home);
+    if hosted.is_empty() {
+        return None;
+    }
+    let acting_host = |h: &super::hosting::Hosted| {
+        current.is_some_and(|c| c.room == h.room && c.alias == h.host.alias)
+    };
+    if let Some(h) = hosted.iter().find(|h| acting_host(h)) {
+        return Some(check(
+            "host",
+            true,
+            format!(
+                "this home acts as {}, the host of room {}",
+                h.host.alias, h.room
+            ),
+            None,
+        ));
+    }
+    let h = &hosted[0];
+    let acting = current.map_or("no one".to_string(), |c| {
+        format!("{} in room {}", c.alias, c.room)
+    });
+    Some(check(
+        "host",
+        false,
+        format!(
+            "this home hosts open room {} as {} but acts as {acting}; host commands will not work",
+            h.room, h.host.alias
+        ),
+        Some(format!(
+            "agentgather room join {} --alias {}",
+            h.room, h.host.alias
+        )),
+    ))
 }
 
 /// Whether a server holds the room this home hosts.

@@ -56,6 +56,7 @@ pub struct ServeArgs {
     /// The room to serve (default: the current room).
     #[arg(long)]
     pub room: Option<String>,
+    /// The port to listen on (the room's stored loopback URL follows it).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Address to bind; anything but loopback needs --allow-remote.
@@ -85,6 +86,7 @@ pub struct ServeArgs {
 pub struct UpArgs {
     /// Room id (default: gather).
     pub room: Option<String>,
+    /// The port to serve on, on loopback.
     #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Your alias when the room is created (default: $USER, else host).
@@ -106,17 +108,23 @@ pub struct UpArgs {
 pub struct InviteArgs {
     /// The new participant's alias.
     pub alias: String,
+    /// agent (gets an Attend Card) or human (gets a browser link first).
     #[arg(long, default_value = "agent")]
     pub kind: Kind,
+    /// local (on this machine) or remote (elsewhere; shown in the roster).
     #[arg(long, default_value = "local")]
     pub location: Location,
     /// Ask for a reach: live | wake | poll | manual (the card then says how to set it up).
     #[arg(long)]
     pub reach: Option<crate::protocol::reach::Reach>,
+    /// Invite even when the alias is one slip away from one the room has.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct AliasArg {
+    /// The participant's alias.
     pub alias: String,
 }
 
@@ -271,6 +279,9 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
         let meta: crate::store::RoomMeta =
             crate::store::fsutil::read_json(&ctx.home.room_dir(&room).join("room.json"))?
                 .ok_or_else(|| CliError::msg(format!("room {room} has no room.json")))?;
+        if meta.status != crate::protocol::RoomStatus::Open {
+            return Err(closed_room(&ctx.home, &room, meta.closed_at.as_deref()));
+        }
         let host = meta.host.unwrap_or_else(|| "host".into());
         if let Some(al) = a.alias.as_deref().filter(|al| *al != host) {
             return Err(CliError::msg(format!(
@@ -367,8 +378,29 @@ pub fn up(ctx: &Ctx, a: UpArgs) -> Result<(), CliError> {
     run_serve(cfg)
 }
 
+/// Why `up` does not serve a closed room, and the command that starts a fresh one (a
+/// closed room stays closed: its log is the record of what was decided).
+fn closed_room(home: &crate::store::Home, room: &str, closed_at: Option<&str>) -> CliError {
+    let fresh = (2..100)
+        .map(|n| format!("{room}-{n}"))
+        .find(|r| !home.room_exists(r) && validate_room_id(r).is_ok())
+        .unwrap_or_else(|| "new-room".into());
+    let when = closed_at.map(|t| format!(" at {t}")).unwrap_or_default();
+    CliError::new(
+        Exit::Closed,
+        "room_closed",
+        format!(
+            "room {room} was closed{when} and stays closed; start a new room with `agentgather up {fresh}` (`agentgather export` still exports {room})"
+        ),
+    )
+}
+
 /// Opens the room's files directly (no server holds them), with the host's index.
-fn open_as_host(ctx: &Ctx, creds: &Credentials, purpose: &str) -> Result<(Room, usize), CliError> {
+pub(super) fn open_as_host(
+    ctx: &Ctx,
+    creds: &Credentials,
+    purpose: &str,
+) -> Result<(Room, usize), CliError> {
     let opts = RoomOptions {
         purpose: purpose.into(),
         ..Default::default()
@@ -477,7 +509,7 @@ fn print_brief(ctx: &Ctx, brief: &BriefView) {
 
 /// Whether this home hosts `creds`' room with no server running: then host reads open
 /// the room files directly.
-fn direct_read(ctx: &Ctx, creds: &Credentials) -> bool {
+pub(super) fn direct_read(ctx: &Ctx, creds: &Credentials) -> bool {
     creds.is_host && ctx.local_server(&creds.room).is_none() && ctx.home.room_exists(&creds.room)
 }
 
@@ -546,6 +578,20 @@ pub fn attendance_set(ctx: &Ctx, policy: AttendancePolicy) -> Result<(), CliErro
 pub fn invite(ctx: &Ctx, a: InviteArgs) -> Result<(), CliError> {
     validate_alias(&a.alias).map_err(|e| CliError::msg(e.to_string()))?;
     let (creds, op) = host_op(ctx)?;
+    let aliases: Vec<String> = match &op {
+        HostOp::Server(c) => c
+            .status()?
+            .participants
+            .into_iter()
+            .map(|p| p.alias)
+            .collect(),
+        HostOp::Direct(room, _) => room
+            .participants()
+            .iter()
+            .map(|p| p.alias.clone())
+            .collect(),
+    };
+    super::typo::confirm_new_alias(&a.alias, &aliases, a.yes)?;
     let answer = match op {
         HostOp::Server(c) => c.invite(&a.alias, a.kind, a.location, a.reach)?,
         HostOp::Direct(mut room, who) => {
@@ -594,7 +640,14 @@ pub fn invite_card(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
     let creds = ctx.session()?.creds;
     let tokens = load_host_tokens(&ctx.home, &creds.room)?;
     let token = tokens.tokens.get(&a.alias).ok_or_else(|| {
-        CliError::msg(format!("this home has no token for {:?} in room {}; invite it with `agentgather room invite {}`", a.alias, creds.room, a.alias))
+        let known: Vec<String> = tokens.tokens.keys().cloned().collect();
+        match super::typo::nearest(&a.alias, &known) {
+            Some(near) => CliError::msg(format!(
+                "this home has no token for {:?} in room {}; did you mean `{near}`?",
+                a.alias, creds.room
+            )),
+            None => CliError::msg(format!("this home has no token for {:?} in room {}; invite it with `agentgather room invite {}`", a.alias, creds.room, a.alias)),
+        }
     })?;
     let text = match ctx.local_server(&creds.room) {
         Some(base) => Client::new(&base, token, CALL_TIMEOUT).card(&a.alias)?,
@@ -628,14 +681,27 @@ pub struct StatusArgs {
 }
 
 pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<(), CliError> {
-    let client = ctx.session()?.client(CALL_TIMEOUT);
+    let session = ctx.session()?;
+    let (s, served) = match super::offline::open(ctx, &session.creds, "agentgather room status")? {
+        Some(o) => (o.status(), false),
+        None => (session.client(CALL_TIMEOUT).status()?, true),
+    };
+    let offline_note = (!served).then(|| {
+        format!(
+            "\nNo server holds the room now (read from its files); serve it with `agentgather up {}`.\n",
+            s.room
+        )
+    });
     if a.compact {
-        let s = client.compact_status()?;
-        ctx.print(&json!(s), || format_compact_status(&s));
+        let c = CompactStatus::of(s);
+        ctx.print(&json!(c), || {
+            format_compact_status(&c) + offline_note.as_deref().unwrap_or_default()
+        });
         return Ok(());
     }
-    let s = client.status()?;
-    ctx.print(&json!(s), || format_status(&s));
+    ctx.print(&json!(s), || {
+        format_status(&s) + offline_note.as_deref().unwrap_or_default()
+    });
     Ok(())
 }
 
@@ -663,8 +729,12 @@ fn format_compact_status(s: &CompactStatus) -> String {
 
 fn format_status(s: &StatusAnswer) -> String {
     let mut out = format!(
-        "Room {} · {} · brief v{} · policy {} · {} messages",
-        s.room, s.room_status, s.brief_version, s.attendance_policy, s.message_count,
+        "Room {} · {} · brief v{} · policy {} · {}",
+        s.room,
+        s.room_status,
+        s.brief_version,
+        s.attendance_policy,
+        super::output::plural(s.message_count, "message"),
     );
     if let Some(e) = &s.expires_at {
         out.push_str(&format!(" · closes at {e}"));
@@ -698,13 +768,19 @@ fn format_status(s: &StatusAnswer) -> String {
 
 pub fn remove(ctx: &Ctx, a: AliasArg) -> Result<(), CliError> {
     let (_, op) = host_op(ctx)?;
-    match op {
-        HostOp::Server(c) => {
-            c.remove(&a.alias)?;
-        }
+    let removed: Result<(), CliError> = match op {
+        HostOp::Server(c) => c.remove(&a.alias).map(drop).map_err(CliError::from),
         HostOp::Direct(mut room, who) => {
-            room.remove(who, &a.alias)?;
+            room.remove(who, &a.alias).map(drop).map_err(CliError::from)
         }
+    };
+    if let Err(e) = removed {
+        return Err(super::typo::explain_unknown(
+            ctx,
+            &ctx.session()?,
+            &a.alias,
+            e,
+        ));
     }
     ctx.print(&json!({"ok": true, "removed": a.alias}), || {
         format!("Removed {}; their token no longer works.", a.alias)

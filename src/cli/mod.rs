@@ -5,6 +5,9 @@
 
 mod doctor;
 mod host;
+mod hosting;
+mod manual;
+mod offline;
 mod output;
 mod participant;
 mod reach;
@@ -12,6 +15,7 @@ mod setup;
 mod text;
 mod topic;
 mod tunnel;
+mod typo;
 mod wake;
 
 use clap::{Args, Parser, Subcommand};
@@ -32,8 +36,7 @@ At close, one rule: a write to a closed room (send, say, reply, handoff, topic, 
 #[derive(Parser, Debug)]
 #[command(name = "agentgather", version, about = "A temporary room where AI agent sessions and humans gather to finish one goal.", after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Print one JSON object (for agents and scripts) instead of text.
-    /// Repeating it is harmless (agents often append it to a command that has it).
+    /// Print one JSON object instead of text.
     #[arg(long, global = true, overrides_with = "json")]
     pub json: bool,
     #[command(subcommand)]
@@ -127,6 +130,28 @@ pub enum Command {
     /// Register `agentgather mcp` with an agent CLI (Claude Code, Codex, Gemini CLI).
     #[command(after_help = setup::SETUP_HELP)]
     Setup(setup::SetupArgs),
+    /// The room's state and roster (same as `room status`).
+    #[command(after_help = "Example:\n  agentgather status --json")]
+    Status(host::StatusArgs),
+    /// View or set the Room Brief (same as `room brief`).
+    #[command(subcommand, after_help = "Example:\n  agentgather brief view")]
+    Brief(BriefCommand),
+    /// Add a participant (same as `room invite`).
+    #[command(after_help = "Example:\n  agentgather invite reviewer --kind agent")]
+    Invite(host::InviteArgs),
+    /// Close the room (same as `room close`).
+    #[command(after_help = "Example:\n  agentgather close")]
+    Close,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  source <(agentgather completions bash)\n  agentgather completions zsh > ~/.zfunc/_agentgather\n  agentgather completions fish > ~/.config/fish/completions/agentgather.fish"
+    )]
+    Completions(manual::CompletionsArgs),
+    /// Print the man page (or write one page per command with --dir).
+    #[command(
+        after_help = "Examples:\n  agentgather man | man -l -\n  agentgather man --dir ~/.local/share/man/man1"
+    )]
+    Man(manual::ManArgs),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
         after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer."
@@ -189,7 +214,7 @@ pub enum RoomCommand {
     Current,
     /// Leave the current room (you can join again with the same invite).
     #[command(after_help = "Example:\n  agentgather room leave")]
-    Leave,
+    Leave(participant::LeaveArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -227,6 +252,7 @@ pub enum AttendanceCommand {
 
 #[derive(Args, Debug)]
 pub struct PolicyArgs {
+    /// manual-ok | agents-foreground | all-foreground | host-directed.
     #[arg(long)]
     pub policy: crate::protocol::AttendancePolicy,
 }
@@ -244,7 +270,7 @@ pub fn main() -> i32 {
     let json = cli.json;
     match run(cli) {
         Ok(()) => 0,
-        Err(e) => output::report_error(&e, json),
+        Err(e) => output::report_error(&output::explain_unreachable(e), json),
     }
 }
 
@@ -269,7 +295,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             RoomCommand::Dashboard => host::dashboard(&ctx),
             RoomCommand::Join(a) => participant::join(&ctx, a),
             RoomCommand::Current => participant::current(&ctx),
-            RoomCommand::Leave => participant::leave(&ctx),
+            RoomCommand::Leave(a) => participant::leave(&ctx, a),
         },
         Command::Send(a) => participant::send(&ctx, a),
         Command::Say(a) => participant::say(&ctx, a),
@@ -289,6 +315,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
         Command::Setup(a) => setup::setup(&ctx, a),
+        Command::Status(a) => host::status(&ctx, a),
+        Command::Brief(BriefCommand::View) => host::brief_view(&ctx),
+        Command::Brief(BriefCommand::Set(b)) => host::brief_set(&ctx, b),
+        Command::Invite(a) => host::invite(&ctx, a),
+        Command::Close => host::close(&ctx),
+        Command::Completions(a) => manual::completions(a),
+        Command::Man(a) => manual::man(a),
         Command::Mcp => crate::mcp::run(ctx.home.clone())
             .map_err(|e| CliError::new(Exit::Error, "mcp_error", e.to_string())),
     }

@@ -70,7 +70,7 @@ impl From<ClientError> for CliError {
             ClientError::Unreachable { .. } => CliError::new(
                 Exit::Unreachable,
                 "unreachable",
-                format!("{e}; is the room served? (host: `agentgather room serve`)"),
+                format!("{e}; is the room served? (host: `agentgather up`)"),
             ),
             ClientError::Api {
                 status,
@@ -107,6 +107,40 @@ impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::msg(e.to_string())
     }
+}
+
+/// An unreachable server said from where this home stands: its host is told how to serve
+/// the room; a participant is told the host may have stopped or moved it (another port or
+/// address after a restart) and how to re-join with a fresh invite.
+pub fn explain_unreachable(mut e: CliError) -> CliError {
+    if e.code != "unreachable" {
+        return e;
+    }
+    let Some(creds) = Home::from_env()
+        .ok()
+        .and_then(|h| Session::current(&h).ok())
+        .map(|s| s.creds)
+    else {
+        return e;
+    };
+    let base = e
+        .message
+        .split("; is the room served?")
+        .next()
+        .unwrap_or("")
+        .to_string();
+    e.message = if creds.is_host {
+        format!(
+            "{base}; serve room {} with `agentgather up {}`",
+            creds.room, creds.room
+        )
+    } else {
+        format!(
+            "{base}; the host may have stopped room {} or moved it to another address: ask the host for a fresh invite and run `agentgather room join '<invite-uri>'`",
+            creds.room
+        )
+    };
+    e
 }
 
 /// Prints the error (stderr line; JSON on stdout with `--json`), returns the exit code.
@@ -248,6 +282,16 @@ pub fn format_message(m: &Message) -> String {
         out.push_str(l);
     }
     out
+}
+
+/// `1 message`, `2 messages`: a count with its noun (regular plurals only).
+pub fn plural(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Several messages, one block each; a note when there are none.

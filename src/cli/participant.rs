@@ -19,8 +19,8 @@ use crate::protocol::message::Message;
 use crate::protocol::wire::{MessagesPage, PostBody, ProfileAnswer, WaitAnswer};
 use crate::protocol::{Kind, MessageType, RoomStatus};
 use crate::session::{
-    self, Backoff, CALL_TIMEOUT, CliState, JoinTarget, Session, handoff_text, is_transient,
-    save_state,
+    self, Backoff, CALL_TIMEOUT, CliState, Credentials, JoinTarget, Session, handoff_text,
+    is_transient, load_credentials, save_state, set_current,
 };
 use crate::store::export::Export;
 
@@ -29,11 +29,13 @@ pub struct JoinArgs {
     /// Room id, or an `agentgather://join?...` invite URI, or `-` to read the invite URI
     /// from standard input (keeps the token out of the process list and shell history).
     pub room: String,
+    /// Your alias in the room (with --token and --url; alone, this home's stored identity).
     #[arg(long)]
     pub alias: Option<String>,
     /// The token, or `-` to read it from standard input.
     #[arg(long)]
     pub token: Option<String>,
+    /// The room's URL, as the invite gives it.
     #[arg(long)]
     pub url: Option<String>,
     /// Declare how you can be reached: live | wake | poll | manual (default manual).
@@ -42,6 +44,16 @@ pub struct JoinArgs {
     /// With `--reach poll`: how often you look, in seconds (5-3600, default 60).
     #[arg(long = "poll-every", value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub poll_every: Option<u64>,
+    /// Join even though this home hosts an open room (it then stops acting as its host).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LeaveArgs {
+    /// Leave even though this home hosts the room (it then stops acting as its host).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -181,8 +193,27 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
     if a.token.as_deref() == Some("-") {
         a.token = Some(stdin_line("token")?);
     }
+    let stored = match (a.alias.as_deref(), &a.token, &a.url) {
+        (Some(alias), None, None) if !a.room.starts_with("agentgather://") => {
+            load_credentials(&ctx.home, &a.room, alias)?
+        }
+        _ => None,
+    };
+    // The host needs no server to act as the host again; anyone else joins with the
+    // token and URL this home stored, as from their invite.
+    if let Some(host) = stored.as_ref().filter(|c| c.is_host) {
+        return rejoin_host(ctx, host, a.force);
+    }
     let reach = super::reach::join_reach(a.reach, a.poll_every);
-    let target = if a.room.starts_with("agentgather://") {
+    let target = if let Some(c) = stored {
+        JoinTarget {
+            room: c.room,
+            alias: c.alias,
+            token: c.token,
+            url: c.url,
+            reach,
+        }
+    } else if a.room.starts_with("agentgather://") {
         let inv = parse_invite_uri(&a.room).map_err(CliError::msg)?;
         JoinTarget {
             room: inv.room,
@@ -203,6 +234,12 @@ pub fn join(ctx: &Ctx, mut a: JoinArgs) -> Result<(), CliError> {
             reach,
         }
     };
+    super::hosting::guard(
+        &ctx.home,
+        Some((&target.room, &target.alias)),
+        a.force,
+        &format!("join room {} as {}", target.room, target.alias),
+    )?;
     let (session, status) = session::join(&ctx.home, target)?;
     let c = &session.creds;
     // An agent that works in turns cannot run `attend` (it never returns); one that
@@ -228,8 +265,31 @@ pub fn current(ctx: &Ctx) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn leave(ctx: &Ctx) -> Result<(), CliError> {
+/// `room join <room> --alias <host>` with no token: this home's stored host identity
+/// becomes current again (after the home was used for someone else).
+fn rejoin_host(ctx: &Ctx, c: &Credentials, force: bool) -> Result<(), CliError> {
+    super::hosting::guard(
+        &ctx.home,
+        Some((&c.room, &c.alias)),
+        force,
+        &format!("act as {} in room {}", c.alias, c.room),
+    )?;
+    set_current(&ctx.home, c)?;
+    ctx.print(
+        &json!({"ok": true, "room": c.room, "alias": c.alias, "url": c.url, "is_host": true, "stored": true}),
+        || format!("This home acts as {} (host) in room {} again.", c.alias, c.room),
+    );
+    Ok(())
+}
+
+pub fn leave(ctx: &Ctx, a: LeaveArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
+    super::hosting::guard(
+        &ctx.home,
+        None,
+        a.force,
+        &format!("leave room {}", s.creds.room),
+    )?;
     s.client(CALL_TIMEOUT).leave()?;
     save_state(&ctx.home, &CliState { current: None })?;
     let c = &s.creds;
@@ -245,11 +305,25 @@ pub fn leave(ctx: &Ctx) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Posts as this participant, saying on stderr when a retry is needed.
-fn post(s: &Session, body: PostBody) -> Result<Message, CliError> {
-    Ok(s.post(body, |e, delay| {
-        eprintln!("agentgather: {e}; retrying in {} ms", delay.as_millis());
-    })?)
+/// Posts as this participant: directly into the room's files when this home hosts it and
+/// no server runs, else through the server, saying once on stderr that it retries (the
+/// same post, never twice: it carries a `client_msg_id`).
+fn post(ctx: &Ctx, s: &Session, body: PostBody) -> Result<Message, CliError> {
+    let to = body.to.clone().unwrap_or_default();
+    let posted = match super::offline::open(ctx, &s.creds, "agentgather CLI")? {
+        Some(mut room) => room.post(&body),
+        None => {
+            let mut told = false;
+            s.post(body, |e, _| {
+                if !told {
+                    eprintln!("agentgather: {e}; retrying for a few seconds");
+                    told = true;
+                }
+            })
+            .map_err(CliError::from)
+        }
+    };
+    posted.map_err(|e| super::typo::explain_unknown(ctx, s, &to, e))
 }
 
 fn print_sent(ctx: &Ctx, m: &Message) {
@@ -271,7 +345,7 @@ pub fn send(ctx: &Ctx, a: SendArgs) -> Result<(), CliError> {
         to: Some(alias.to_string()),
         ..Default::default()
     };
-    print_sent(ctx, &post(&s, body)?);
+    print_sent(ctx, &post(ctx, &s, body)?);
     Ok(())
 }
 
@@ -297,7 +371,7 @@ fn send_all(ctx: &Ctx, s: &Session, text: &str, kind: MessageType) -> Result<(),
         kind: Some(kind),
         ..Default::default()
     };
-    print_sent(ctx, &post(s, body)?);
+    print_sent(ctx, &post(ctx, s, body)?);
     Ok(())
 }
 
@@ -309,7 +383,7 @@ pub fn say(ctx: &Ctx, a: SayArgs) -> Result<(), CliError> {
         kind: Some(a.kind),
         ..Default::default()
     };
-    print_sent(ctx, &post(&s, body)?);
+    print_sent(ctx, &post(ctx, &s, body)?);
     Ok(())
 }
 
@@ -321,7 +395,7 @@ pub fn reply(ctx: &Ctx, a: ReplyArgs) -> Result<(), CliError> {
         reply_to: Some(a.id),
         ..Default::default()
     };
-    print_sent(ctx, &post(&s, body)?);
+    print_sent(ctx, &post(ctx, &s, body)?);
     Ok(())
 }
 
@@ -343,7 +417,7 @@ pub fn handoff(ctx: &Ctx, a: HandoffArgs) -> Result<(), CliError> {
         to: Some(alias.to_string()),
         ..Default::default()
     };
-    print_sent(ctx, &post(&s, body)?);
+    print_sent(ctx, &post(ctx, &s, body)?);
     Ok(())
 }
 
@@ -426,7 +500,10 @@ pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
         ));
     }
     let s = ctx.session()?;
-    let page = s.client(CALL_TIMEOUT).messages(a.since, a.limit)?;
+    let page = match super::offline::open(ctx, &s.creds, "agentgather messages")? {
+        Some(room) => room.messages(a.since, a.limit)?,
+        None => s.client(CALL_TIMEOUT).messages(a.since, a.limit)?,
+    };
     if a.quoted {
         println!(
             "{}\nNext: agentgather messages --since {} --quoted",
@@ -448,9 +525,14 @@ pub fn messages(ctx: &Ctx, a: MessagesArgs) -> Result<(), CliError> {
 
 pub fn read(ctx: &Ctx, a: ReadArgs) -> Result<(), CliError> {
     let mut s = ctx.session()?;
+    let offline = super::offline::open(ctx, &s.creds, "agentgather read")?;
     let client = s.client(CALL_TIMEOUT);
+    let page_after = |since: u64, limit: Option<u64>| match &offline {
+        Some(room) => room.messages(since, limit),
+        None => Ok(client.messages(since, limit)?),
+    };
     if let Some(id) = a.id {
-        let page = client.messages(id.saturating_sub(1), Some(1))?;
+        let page = page_after(id.saturating_sub(1), Some(1))?;
         let m = page
             .messages
             .into_iter()
@@ -476,7 +558,8 @@ pub fn read(ctx: &Ctx, a: ReadArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    let page = client.messages(s.creds.cursor, None)?;
+    let page = page_after(s.creds.cursor, None)?;
+    drop(offline);
     s.advance_cursor(page.next_since_id)?;
     print_batch(ctx, &page_batch(&page));
     Ok(())
@@ -694,7 +777,7 @@ pub fn doctor(ctx: &Ctx) -> Result<(), CliError> {
         out.push_str(&if problems == 0 {
             "All good.".to_string()
         } else {
-            format!("{problems} problem(s).")
+            format!("{}.", super::output::plural(problems as u64, "problem"))
         });
         out
     });

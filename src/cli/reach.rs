@@ -50,8 +50,9 @@ pub fn reach_warnings(s: &StatusAnswer) -> String {
         }
         if r.wake_failing > 0 {
             out.push_str(&format!(
-                "warning: {}'s wake runner failed its last {} turn(s)\n",
-                p.alias, r.wake_failing
+                "warning: {}'s wake runner failed its last {}\n",
+                p.alias,
+                super::output::plural(r.wake_failing, "turn")
             ));
         }
     }

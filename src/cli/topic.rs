@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::output::{CliError, Ctx, Exit, format_message, printable};
+use super::output::{CliError, Ctx, Exit, format_message, plural, printable};
 use crate::client::topics::SearchParams;
 use crate::protocol::MessageType;
 use crate::protocol::topic::{
@@ -41,16 +41,47 @@ pub enum TopicCommand {
     Answer(AnswerArgs),
 }
 
+/// A post's text, taken the same way by `topic new` and `topic comment`: the words
+/// after the other arguments, or `--text` as one argument.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct TextArgs {
+    /// The text, as the remaining words (quote it to keep spacing; `-` reads standard input).
+    #[arg(num_args = 1.., value_name = "TEXT")]
+    pub words: Vec<String>,
+    /// The text as one argument (instead of the words).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Read the text from this file (`-`: standard input).
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl TextArgs {
+    fn into_text(self) -> Result<String, CliError> {
+        match self.text {
+            Some(t) if self.words.is_empty() && self.file.is_none() => Ok(t),
+            Some(_) => Err(CliError::msg(
+                "give the text once: as words, with --text, or with --file",
+            )),
+            None => super::text::post_text(&self.words, self.file.as_deref()),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct NewArgs {
+    /// The topic's title (one line).
     pub title: String,
-    /// The body.
-    #[arg(long)]
-    pub text: String,
+    #[command(flatten)]
+    pub body: TextArgs,
+    /// discussion (default) or question (a question also takes --option and --to).
     #[arg(long)]
     pub kind: Option<TopicKind>,
+    /// A label to filter by (`topic list --tag`); repeat for several.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// An answer to pick, for a question; repeat for several.
     #[arg(long = "option")]
     pub options: Vec<String>,
     /// Who should answer (mentioned).
@@ -60,43 +91,50 @@ pub struct NewArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    /// Only topics in this status: open, answered, resolved or closed.
     #[arg(long)]
     pub status: Option<TopicStatus>,
+    /// Only discussions or only questions.
     #[arg(long)]
     pub kind: Option<TopicKind>,
+    /// Only topics with this tag.
     #[arg(long)]
     pub tag: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct IdArg {
+    /// The topic's id (the id of the message that opened it).
     pub id: u64,
 }
 
 #[derive(Args, Debug)]
 pub struct CommentArgs {
-    /// The topic's id (the id of the message that opened it).
+    /// The topic's id.
     pub id: u64,
-    /// The comment (`-` reads it from standard input).
-    pub text: Vec<String>,
-    /// Read the comment from this file (`-`: standard input).
-    #[arg(long)]
-    pub file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub body: TextArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// The topic's id.
     pub id: u64,
+    /// The new status: open, answered, resolved or closed.
     pub status: TopicStatus,
+    /// Why, in a few words (shown with the update).
     #[arg(long)]
     pub note: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct AnswerArgs {
+    /// The question's topic id.
     pub id: u64,
+    /// The option you pick (one of the question's options).
     #[arg(long)]
     pub option: Option<String>,
+    /// Your answer in words (with or without --option).
     #[arg(long)]
     pub text: Option<String>,
 }
@@ -129,24 +167,28 @@ pub struct SearchArgs {
     /// Words that must all occur (case-insensitive).
     #[arg(required = true, num_args = 1..)]
     pub query: Vec<String>,
+    /// Only messages from this alias.
     #[arg(long)]
     pub from: Option<String>,
+    /// Only messages of this type (message, question, status, handoff, …).
     #[arg(long = "type")]
     pub kind: Option<MessageType>,
+    /// At most this many results, newest first (1-200, default 50).
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Only messages older than this id (to page back through more results).
     #[arg(long)]
     pub before_id: Option<u64>,
 }
 
 fn topic_line(t: &TopicView) -> String {
     let mut line = format!(
-        "#{:<4} [{}] {} — {} ({} comments)",
+        "#{:<4} [{}] {} — {} ({})",
         t.id,
         t.status,
         printable(&t.title),
         printable(&t.from),
-        t.comments
+        plural(t.comments, "comment")
     );
     if t.kind == TopicKind::Question {
         line.push_str(&format!(
@@ -170,11 +212,15 @@ fn print_posted(ctx: &Ctx, m: &crate::protocol::Message, what: &str) {
 pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
     let s = ctx.session()?;
     let c = s.client(CALL_TIMEOUT);
+    let offline = super::offline::open(ctx, &s.creds, "agentgather topic")?;
+    if offline.is_some() && !matches!(cmd, TopicCommand::List(_) | TopicCommand::Show(_)) {
+        return Err(super::offline::needs_server(&s.creds.room, "a topic post"));
+    }
     match cmd {
         TopicCommand::New(a) => {
             let body = NewTopicBody {
                 title: a.title,
-                text: a.text,
+                text: a.body.into_text()?,
                 kind: a.kind,
                 tags: a.tags,
                 options: (!a.options.is_empty()).then_some(a.options),
@@ -189,7 +235,10 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
                 kind: a.kind,
                 tag: a.tag,
             };
-            let list = c.topics(&filter)?;
+            let list = match &offline {
+                Some(room) => room.topics(&filter),
+                None => c.topics(&filter)?,
+            };
             ctx.print(&serde_json::to_value(&list).unwrap_or_default(), || {
                 if list.topics.is_empty() {
                     return "(no topics)".into();
@@ -202,9 +251,21 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
             });
         }
         TopicCommand::Show(a) => {
-            let page = c.topic(a.id)?;
+            let page = match &offline {
+                Some(room) => room.topic(a.id)?,
+                None => c.topic(a.id)?,
+            };
             ctx.print(&serde_json::to_value(&page).unwrap_or_default(), || {
                 let mut out = topic_line(&page.topic);
+                if !page.topic.options.is_empty() {
+                    let options: Vec<String> =
+                        page.topic.options.iter().map(|o| printable(o)).collect();
+                    out.push_str(&format!(
+                        "\nOptions: {}  (answer: agentgather topic answer {} --option <option>)",
+                        options.join(" | "),
+                        page.topic.id
+                    ));
+                }
                 for m in &page.messages {
                     out.push('\n');
                     out.push_str(&format_message(m));
@@ -214,7 +275,7 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
         }
         TopicCommand::Comment(a) => {
             let body = CommentBody {
-                text: super::text::post_text(&a.text, a.file.as_deref())?,
+                text: a.body.into_text()?,
                 topic_id: a.id,
                 client_msg_id: None,
             };
@@ -243,6 +304,9 @@ pub fn run(ctx: &Ctx, cmd: TopicCommand) -> Result<(), CliError> {
 
 pub fn ask(ctx: &Ctx, a: AskArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
+    if super::host::direct_read(ctx, &s.creds) {
+        return Err(super::offline::needs_server(&s.creds.room, "a question"));
+    }
     let to = a.alias.trim_start_matches('@').to_string();
     let text = match (&a.file, a.text) {
         (Some(f), _) => super::text::post_text(&[], Some(f))?,
@@ -310,7 +374,23 @@ pub fn search(ctx: &Ctx, a: SearchArgs) -> Result<(), CliError> {
         limit: a.limit,
         before_id: a.before_id,
     };
-    let found = s.client(CALL_TIMEOUT).search(&params)?;
+    let found = match super::offline::open(ctx, &s.creds, "agentgather search")? {
+        Some(mut room) => room.search(&params)?,
+        None => s.client(CALL_TIMEOUT).search(&params)?,
+    };
+    if let Some(from) = params.from.as_deref().filter(|_| found.results.is_empty()) {
+        let aliases = super::typo::roster(ctx, &s);
+        if !aliases.iter().any(|a| a == from) {
+            return Err(CliError::new(
+                Exit::Error,
+                "unknown_participant",
+                format!(
+                    "--from {from:?} is not a participant of this room; {}",
+                    super::typo::hint(from, &aliases)
+                ),
+            ));
+        }
+    }
     ctx.print(&serde_json::to_value(&found).unwrap_or_default(), || {
         if found.results.is_empty() {
             return "(no matches)".into();

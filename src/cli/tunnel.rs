@@ -64,6 +64,7 @@ pub struct BrokerServeArgs {
     /// Address to bind (keep loopback behind a local TLS proxy).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
+    /// The port to listen on (the TLS proxy in front forwards to it).
     #[arg(long, default_value_t = DEFAULT_BROKER_PORT)]
     pub port: u16,
     /// The public base URL (https://rooms.example.com); rooms are

@@ -17,7 +17,7 @@ use super::plain::{PlainPost, post_body};
 use super::routes::{active, posted};
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, SearchAnswer, SearchHit, StatusBody, TopicFilter, TopicKind,
-    TopicPage, TopicStatus, TopicsAnswer, query_words,
+    TopicPage, TopicStatus, TopicsAnswer,
 };
 use crate::protocol::{ApiError, MessageType};
 use crate::store::room::{SearchQuery, search as run_search};
@@ -123,21 +123,13 @@ async fn show_topic(
 
 async fn search(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
-    let words = query_words(&query_param(&uri, "q").unwrap_or_default())?;
-    let limit = optional_number(&uri, "limit")?.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be 1-200",
-        ));
-    }
-    let query = SearchQuery {
-        words,
-        from: query_param(&uri, "from").filter(|f| !f.is_empty()),
-        kind: parse_param(&uri, "type", MessageType::parse, MessageType::choices())?,
-        limit: limit as usize,
-        before_id: optional_number(&uri, "before_id")?,
-    };
+    let query = SearchQuery::parse(
+        &query_param(&uri, "q").unwrap_or_default(),
+        query_param(&uri, "from"),
+        parse_param(&uri, "type", MessageType::parse, MessageType::choices())?,
+        optional_number(&uri, "limit")?,
+        optional_number(&uri, "before_id")?,
+    )?;
     let slot = s.pages.slot(c.who).await;
     // The scan runs on the blocking pool: it may take a while on a long log, and it
     // takes the room's lock only for moments.

@@ -15,6 +15,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+/// Skips the running test because `missing` is not installed here, visibly. With
+/// `require` (an `AGENTGATHER_REQUIRE_*` variable, which CI sets) at 1 it fails instead.
+///
+/// Why not `eprintln!`: libtest captures the print macros of a test that passes, so a
+/// skip printed that way vanishes and the test reads as "ok". The line is written to the
+/// process's standard error directly, which libtest does not capture, so it shows in the
+/// default `cargo test` output; `.ci/run` collects these lines into a summary at the end.
+pub fn skip(test: &str, missing: &str, require: Option<&str>, install: &str) {
+    if let Some(var) = require {
+        assert!(
+            std::env::var(var).as_deref() != Ok("1"),
+            "{var}=1 but {missing} is not available (install: {install})"
+        );
+    }
+    let strict = require.map_or(String::new(), |v| format!("; {v}=1 makes this a failure"));
+    let line = format!("\nSKIP {test}: {missing} not found (install: {install}){strict}\n");
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.flush();
+}
+
 /// The release binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
 

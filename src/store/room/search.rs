@@ -130,6 +130,34 @@ pub struct SearchPage {
     pub next_before_id: Option<u64>,
 }
 
+impl SearchQuery {
+    /// The one check of a search's parameters, for the server and the host's direct
+    /// read alike: 1-200 characters with a word, and a limit of 1-200 (default 50).
+    pub fn parse(
+        q: &str,
+        from: Option<String>,
+        kind: Option<MessageType>,
+        limit: Option<u64>,
+        before_id: Option<u64>,
+    ) -> Result<SearchQuery, ApiError> {
+        let words = crate::protocol::topic::query_words(q)?;
+        let limit = limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be 1-200",
+            ));
+        }
+        Ok(SearchQuery {
+            words,
+            from: from.filter(|f| !f.is_empty()),
+            kind,
+            limit: limit as usize,
+            before_id,
+        })
+    }
+}
+
 impl Room {
     /// The corpus size in bytes (0 before the first search).
     pub fn search_corpus_bytes(&self) -> usize {
