@@ -818,6 +818,97 @@ fn a_slug_registered_just_before_its_instance_died_stays_with_its_host() {
     );
 }
 
+/// What a process on a dead peer's metrics address answers each `GET /reservations` with,
+/// in turn: an unsigned empty list, an empty list that echoes the question's nonce under a
+/// made-up MAC, and the list of a live instance asked in the dead one's name.
+fn fake_peer(port: u16, live_metrics: u16, authority: String) -> Arc<Mutex<Vec<u16>>> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the dead peer's address");
+    let relayed = Arc::new(Mutex::new(Vec::new()));
+    let kept = relayed.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let _ = reader.read_line(&mut head);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let nonce = path.split("nonce=").nth(1).unwrap_or("").to_string();
+            let body = match n % 3 {
+                0 => json!({"reserved": {}}).to_string(),
+                1 => json!({"reserved": {}, "nonce": nonce, "mac": "0".repeat(64)}).to_string(),
+                _ => {
+                    let r = Req::get(&path)
+                        .header("Host", &authority)
+                        .send(live_metrics);
+                    kept.lock().unwrap().push(r.status);
+                    r.text()
+                }
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = (&stream).write_all(answer.as_bytes());
+        }
+    });
+    relayed
+}
+
+#[test]
+fn a_process_on_a_dead_peers_address_cannot_make_a_survivor_forget_its_slugs() {
+    let mut p = peered_pair("abuse-fakepeer");
+    // The host registers on A, and B's next questions to A find the slug in A's list.
+    let (registered, _host) = register_from(p.front, "198.51.100.85", "held", None);
+    assert_eq!(registered["type"], "registered", "{registered}");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // A dies, and another process takes its metrics address and answers B's questions.
+    p.a.proc.kill();
+    let authority = format!("127.0.0.1:{}", p.metrics_a);
+    let relayed = fake_peer(p.metrics_a, p.metrics_b, authority.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relayed.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "B stopped asking A");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The live instance would not answer in the dead one's name.
+    assert!(
+        relayed.lock().unwrap().iter().all(|s| *s == 421),
+        "{:?}",
+        relayed.lock().unwrap()
+    );
+
+    // B took none of those answers for A's: a stranger is still refused the slug there,
+    // and the host reclaims it with its secret.
+    p.target.store(p.b.port, Ordering::SeqCst);
+    let (f, _ws) = register_from(p.front, "198.51.100.86", "held", None);
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("refused"), Some("route_slug_taken")),
+        "{f}"
+    );
+    let mut ws = ws_connect_from(p.front, "198.51.100.85");
+    ws_send(
+        &mut ws,
+        &json!({"type": "register", "version": 1, "slug": "held",
+                "reclaim": registered["route"]}),
+    );
+    let back = ws_next(&mut ws);
+    assert_eq!(back["reclaimed"], true, "{back}");
+
+    // Its own list, asked for by its own name, B does sign.
+    let own = Req::get("/reservations?nonce=00112233445566778899aabbccddeeff")
+        .header("Host", &format!("127.0.0.1:{}", p.metrics_b))
+        .send(p.metrics_b);
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(own.json()["mac"].as_str().map(str::len), Some(64));
+}
+
 #[test]
 fn a_forged_push_reserves_nothing() {
     let shared = TempHome::new("abuse-forged-key");
