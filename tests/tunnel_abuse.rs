@@ -547,6 +547,34 @@ fn a_junk_token_buys_nothing_and_a_flood_leaves_the_room_to_others() {
     }
 }
 
+#[test]
+fn one_ipv6_64_is_one_address_for_the_rate_limits() {
+    let home = TempHome::new("abuse-v6");
+    let broker = Broker::start(&home, &["--ip-rate", "5"]);
+    // The replay: a client with a /64 sends each request from another address in it.
+    let mut served = 0;
+    for i in 1..=12 {
+        let r = via(
+            broker.port,
+            "nobody",
+            from(&format!("2001:db8:1:2::{i:x}"), Req::get("/status")),
+        );
+        match r.status {
+            404 => served += 1,
+            429 => assert_eq!(r.json()["error"], "ip_rate_limited", "{}", r.text()),
+            s => panic!("unexpected {s}: {}", r.text()),
+        }
+    }
+    assert!(served <= 6, "one /64 was served {served} times at 5/min");
+    // Another /64 is another client.
+    let r = via(
+        broker.port,
+        "nobody",
+        from("2001:db8:1:3::1", Req::get("/status")),
+    );
+    assert_error_resp(&r, 404, "not_found");
+}
+
 // ---------------------------------------------------------------------------------------
 // The route table: one address (or one operator key) holds only so many routes.
 
