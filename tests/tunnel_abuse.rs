@@ -188,6 +188,85 @@ fn each_room_is_its_own_origin_and_no_host_installs_a_worker() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A cookie bomb on the broker's parent domain (issue 22, NM3).
+
+/// What Chromium sends after a room's page set the most cookies it keeps for one domain
+/// (180) on the broker's parent domain, each of 3.9 KB: `(name, value)` pairs.
+fn cookie_bomb() -> Vec<(String, String)> {
+    (0..180)
+        .map(|i| (format!("bomb{i}"), "x".repeat(3_900)))
+        .collect()
+}
+
+#[test]
+fn a_cookie_bomb_on_the_parent_domain_locks_no_browser_out_of_the_rooms() {
+    let room = TestRoom::start("abuse-cookies");
+    let broker = Broker::start(&room.home, &["--ip-rate", "1000"]);
+    let port = broker.port;
+    let t = tunnel(&room.home, &broker.url(), "victim", &[]);
+    t.wait_event("public_url_set", 1, Duration::from_secs(15));
+    let evil = EvilHost::start(port, "evil", EVIL_PAGE);
+    let bomb = cookie_bomb();
+    // Over HTTP/1.1 the browser sends them as one `Cookie` field of ~700 KB.
+    let joined = bomb
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(joined.len() > 700_000);
+
+    let r = via(
+        port,
+        "victim",
+        Req::get("/status")
+            .token(&room.token)
+            .header("Cookie", &joined),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["room"], "abuse-cookies");
+    let r = via(port, "evil", Req::get("/").header("Cookie", &joined));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), EVIL_PAGE);
+
+    // Over h2 (an edge proxy carrying the browser's request) each cookie is its own field.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut tx = h2(port).await;
+        let auth = format!("Bearer {}", room.token);
+        let crumbs: Vec<(&str, String)> = bomb
+            .iter()
+            .map(|(k, v)| ("cookie", format!("{k}={v}")))
+            .collect();
+        let with_bomb = |mut headers: Vec<(&'static str, String)>| {
+            headers.extend(crumbs.iter().cloned());
+            headers
+        };
+        let headers = with_bomb(vec![("authorization", auth)]);
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, v, _) = h2_send(&mut tx, h2_get("victim", "/status", &pairs)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["room"], "abuse-cookies");
+        let headers = with_bomb(Vec::new());
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, _, _) = h2_send(&mut tx, h2_get("evil", "/", &pairs)).await;
+        assert_eq!(s, 200);
+    });
+
+    // No cookie ever reached a room: the host saw both requests, neither with a cookie.
+    let seen = evil.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for s in &seen {
+        assert!(
+            s.headers
+                .iter()
+                .all(|(k, _)| !k.eq_ignore_ascii_case("cookie")),
+            "a cookie reached the room: {:?}",
+            s.headers.iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The same attack in Chromium.
 
 /// A chromedriver session on a headless Chromium; the driver is killed on drop.
@@ -469,6 +548,34 @@ fn a_junk_token_buys_nothing_and_a_flood_leaves_the_room_to_others() {
     }
 }
 
+#[test]
+fn one_ipv6_64_is_one_address_for_the_rate_limits() {
+    let home = TempHome::new("abuse-v6");
+    let broker = Broker::start(&home, &["--ip-rate", "5"]);
+    // The replay: a client with a /64 sends each request from another address in it.
+    let mut served = 0;
+    for i in 1..=12 {
+        let r = via(
+            broker.port,
+            "nobody",
+            from(&format!("2001:db8:1:2::{i:x}"), Req::get("/status")),
+        );
+        match r.status {
+            404 => served += 1,
+            429 => assert_eq!(r.json()["error"], "ip_rate_limited", "{}", r.text()),
+            s => panic!("unexpected {s}: {}", r.text()),
+        }
+    }
+    assert!(served <= 6, "one /64 was served {served} times at 5/min");
+    // Another /64 is another client.
+    let r = via(
+        broker.port,
+        "nobody",
+        from("2001:db8:1:3::1", Req::get("/status")),
+    );
+    assert_error_resp(&r, 404, "not_found");
+}
+
 // ---------------------------------------------------------------------------------------
 // The route table: one address (or one operator key) holds only so many routes.
 
@@ -738,6 +845,97 @@ fn a_slug_registered_just_before_its_instance_died_stays_with_its_host() {
         (Some("registered"), Some(true)),
         "{back}"
     );
+}
+
+/// What a process on a dead peer's metrics address answers each `GET /reservations` with,
+/// in turn: an unsigned empty list, an empty list that echoes the question's nonce under a
+/// made-up MAC, and the list of a live instance asked in the dead one's name.
+fn fake_peer(port: u16, live_metrics: u16, authority: String) -> Arc<Mutex<Vec<u16>>> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the dead peer's address");
+    let relayed = Arc::new(Mutex::new(Vec::new()));
+    let kept = relayed.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let _ = reader.read_line(&mut head);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let nonce = path.split("nonce=").nth(1).unwrap_or("").to_string();
+            let body = match n % 3 {
+                0 => json!({"reserved": {}}).to_string(),
+                1 => json!({"reserved": {}, "nonce": nonce, "mac": "0".repeat(64)}).to_string(),
+                _ => {
+                    let r = Req::get(&path)
+                        .header("Host", &authority)
+                        .send(live_metrics);
+                    kept.lock().unwrap().push(r.status);
+                    r.text()
+                }
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = (&stream).write_all(answer.as_bytes());
+        }
+    });
+    relayed
+}
+
+#[test]
+fn a_process_on_a_dead_peers_address_cannot_make_a_survivor_forget_its_slugs() {
+    let mut p = peered_pair("abuse-fakepeer");
+    // The host registers on A, and B's next questions to A find the slug in A's list.
+    let (registered, _host) = register_from(p.front, "198.51.100.85", "held", None);
+    assert_eq!(registered["type"], "registered", "{registered}");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // A dies, and another process takes its metrics address and answers B's questions.
+    p.a.proc.kill();
+    let authority = format!("127.0.0.1:{}", p.metrics_a);
+    let relayed = fake_peer(p.metrics_a, p.metrics_b, authority.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relayed.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "B stopped asking A");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The live instance would not answer in the dead one's name.
+    assert!(
+        relayed.lock().unwrap().iter().all(|s| *s == 421),
+        "{:?}",
+        relayed.lock().unwrap()
+    );
+
+    // B took none of those answers for A's: a stranger is still refused the slug there,
+    // and the host reclaims it with its secret.
+    p.target.store(p.b.port, Ordering::SeqCst);
+    let (f, _ws) = register_from(p.front, "198.51.100.86", "held", None);
+    assert_eq!(
+        (f["type"].as_str(), f["code"].as_str()),
+        (Some("refused"), Some("route_slug_taken")),
+        "{f}"
+    );
+    let mut ws = ws_connect_from(p.front, "198.51.100.85");
+    ws_send(
+        &mut ws,
+        &json!({"type": "register", "version": 1, "slug": "held",
+                "reclaim": registered["route"]}),
+    );
+    let back = ws_next(&mut ws);
+    assert_eq!(back["reclaimed"], true, "{back}");
+
+    // Its own list, asked for by its own name, B does sign.
+    let own = Req::get("/reservations?nonce=00112233445566778899aabbccddeeff")
+        .header("Host", &format!("127.0.0.1:{}", p.metrics_b))
+        .send(p.metrics_b);
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert_eq!(own.json()["mac"].as_str().map(str::len), Some(64));
 }
 
 #[test]

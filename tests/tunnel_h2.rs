@@ -10,51 +10,11 @@ mod tunnel_support;
 use std::time::{Duration, Instant};
 
 use common::*;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::{Value, json};
+use serde_json::json;
 use tunnel_support::*;
-
-/// One h2c connection to `port`, as an edge proxy would open it.
-async fn h2(port: u16) -> SendRequest<Full<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (tx, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    tx
-}
-
-/// A request on `tx`: `(status, JSON body or null, headers)`.
-async fn send(
-    tx: &mut SendRequest<Full<Bytes>>,
-    req: hyper::Request<Full<Bytes>>,
-) -> (u16, Value, hyper::HeaderMap) {
-    tx.ready().await.expect("ready");
-    let resp = tx.send_request(req).await.expect("send");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&body).unwrap_or(Value::Null),
-        headers,
-    )
-}
-
-/// `GET path` for `slug`'s room with the given headers (the slug's name in `Host`).
-fn get(slug: &str, path: &str, headers: &[(&str, &str)]) -> hyper::Request<Full<Bytes>> {
-    let mut b = hyper::Request::get(format!("http://{slug}.{DOMAIN}{path}"));
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Full::new(Bytes::new())).unwrap()
-}
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
@@ -78,7 +38,11 @@ fn h2c_streams_reach_their_room_under_every_guard() {
         let auth = bearer(&room.token);
 
         // A request reaches its own room (its name as `:authority`, no `Host`).
-        let (s, v, h) = send(&mut tx, get(slug, "/status", &[("authorization", &auth)])).await;
+        let (s, v, h) = h2_send(
+            &mut tx,
+            h2_get(slug, "/status", &[("authorization", &auth)]),
+        )
+        .await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["room"], room.room.as_str(), "{v}");
         assert_eq!(h.get("x-robots-tag").unwrap(), "noindex, nofollow");
@@ -88,7 +52,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
             .iter()
             .map(|w| {
                 let mut tx = tx.clone();
-                let req = get(
+                let req = h2_get(
                     slug,
                     &format!(
                         "/wait?participant={}&since_id={since}&timeout_ms=20000",
@@ -96,7 +60,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
                     ),
                     &[("authorization", &bearer(&w.token))],
                 );
-                tokio::spawn(async move { send(&mut tx, req).await })
+                tokio::spawn(async move { h2_send(&mut tx, req).await })
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -112,9 +76,9 @@ fn h2c_streams_reach_their_room_under_every_guard() {
         }
 
         // `Host` and `:authority` naming different rooms: neither is served.
-        let (s, v, _) = send(
+        let (s, v, _) = h2_send(
             &mut tx,
-            get(
+            h2_get(
                 slug,
                 "/status",
                 &[
@@ -126,15 +90,15 @@ fn h2c_streams_reach_their_room_under_every_guard() {
         .await;
         assert_error((s, v), 404, "not_found");
         // Unknown slugs, service-worker scripts and the tunnel path: refused as over HTTP/1.
-        let (s, v, _) = send(
+        let (s, v, _) = h2_send(
             &mut tx,
-            get("no-such-room", "/status", &[("authorization", &auth)]),
+            h2_get("no-such-room", "/status", &[("authorization", &auth)]),
         )
         .await;
         assert_error((s, v), 404, "not_found");
-        let (s, v, _) = send(
+        let (s, v, _) = h2_send(
             &mut tx,
-            get(
+            h2_get(
                 slug,
                 "/sw.js",
                 &[("authorization", &auth), ("service-worker", "script")],
@@ -147,16 +111,16 @@ fn h2c_streams_reach_their_room_under_every_guard() {
         ))
         .body(Full::new(Bytes::new()))
         .unwrap();
-        let (s, v, _) = send(&mut tx, tunnel_req).await;
+        let (s, v, _) = h2_send(&mut tx, tunnel_req).await;
         assert_error((s, v), 400, "websocket_required");
 
         // Per address, per stream: behind a proxy on this machine, each stream counts
         // against the client address it forwards, not against the shared connection.
         let mut refused = 0;
         for _ in 0..6 {
-            let (s, v, _) = send(
+            let (s, v, _) = h2_send(
                 &mut tx,
-                get(slug, "/", &[("x-forwarded-for", "198.51.100.7")]),
+                h2_get(slug, "/", &[("x-forwarded-for", "198.51.100.7")]),
             )
             .await;
             if s == 429 {
@@ -165,9 +129,9 @@ fn h2c_streams_reach_their_room_under_every_guard() {
             }
         }
         assert!(refused >= 2, "the address's limit did not apply per stream");
-        let (s, v, _) = send(
+        let (s, v, _) = h2_send(
             &mut tx,
-            get(slug, "/", &[("x-forwarded-for", "198.51.100.8")]),
+            h2_get(slug, "/", &[("x-forwarded-for", "198.51.100.8")]),
         )
         .await;
         assert_ne!(s, 429, "another address was charged for the first: {v}");
@@ -180,7 +144,7 @@ fn h2c_streams_reach_their_room_under_every_guard() {
                 ("authorization", auth.as_str()),
                 ("x-forwarded-for", "198.51.100.9"),
             ];
-            let (s, v, h) = send(&mut tx, get(slug, "/status", &from)).await;
+            let (s, v, h) = h2_send(&mut tx, h2_get(slug, "/status", &from)).await;
             if s == 503 {
                 assert_error((s, v), 503, "route_unavailable");
                 assert!(h.contains_key("retry-after"));
@@ -324,7 +288,7 @@ fn an_idle_h2_connection_is_asked_to_go_away() {
                 .await
                 .expect("h2 handshake");
         let conn = tokio::spawn(conn);
-        let (s, _, _) = send(&mut tx, get("nobody", "/status", &[])).await;
+        let (s, _, _) = h2_send(&mut tx, h2_get("nobody", "/status", &[])).await;
         assert_eq!(s, 404);
         // No request for the idle period (30 s, checked every 30 s): the broker sends
         // GOAWAY and closes, so idle connections cannot hold its connection slots.

@@ -8,6 +8,23 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The address a per-address limit counts a client under: an IPv4 address as it is, an
+/// IPv6 address by its /64. One subscriber or server is routinely given a whole /64, so
+/// keyed on the full address a single client would get 2^64 separate allowances (and
+/// fill the limiter's table with them). An IPv4-mapped IPv6 address counts as its IPv4.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & (u128::MAX << 64);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Bucket {
     tokens: f64,
@@ -146,6 +163,20 @@ mod tests {
         assert!(l.take(a).is_err());
         assert!(l.take(b).is_ok());
         l.sweep();
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_ipv4_as_itself() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2::"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:198.51.100.7"), key("198.51.100.7"));
+        assert_ne!(key("198.51.100.7"), key("198.51.100.8"));
+        let l = IpLimiter::new(1);
+        assert!(l.take(key("2001:db8::1")).is_ok());
+        assert!(l.take(key("2001:db8::2")).is_err());
+        assert!(l.take(key("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]

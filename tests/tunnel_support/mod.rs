@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use serde_json::{Value, json};
 use tungstenite::Message;
 
@@ -646,4 +648,45 @@ pub fn push_recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
         }
     });
     (port, pushed)
+}
+
+/// One h2c connection to `port`, as an edge proxy would open it.
+pub async fn h2(port: u16) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    tx
+}
+
+/// A request on `tx`: `(status, JSON body or null, headers)`.
+pub async fn h2_send(
+    tx: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> (u16, Value, hyper::HeaderMap) {
+    tx.ready().await.expect("ready");
+    let resp = tx.send_request(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+/// `GET path` for `slug`'s room with the given headers (the slug's name in `Host`).
+pub fn h2_get(slug: &str, path: &str, headers: &[(&str, &str)]) -> hyper::Request<Full<Bytes>> {
+    let mut b = hyper::Request::get(format!("http://{slug}.{DOMAIN}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
 }

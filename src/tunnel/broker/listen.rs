@@ -30,8 +30,15 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// head of each request).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The largest request head an h2 stream may carry (HTTP/1 has hyper's own bound).
-const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+/// The largest request head the broker reads, over HTTP/1 (hyper's read buffer) and h2
+/// (the header list). Large on purpose: every room is a name under the broker's domain,
+/// so one room's page can set cookies on the parent domain (180 of 4 KB in Chromium) that
+/// the browser then sends to every room for a year. Refusing such a head (431, hyper's
+/// default bound is ~400 KB) would let any room lock a browser out of all the others, so
+/// the broker reads it and drops the cookies (rooms never use them; see
+/// [`strip_cookies`]). A head costs this much only while it is read: nothing of it is
+/// kept while a request waits for its answer.
+pub(super) const MAX_REQUEST_HEAD: usize = 1024 * 1024;
 
 /// The receive window of one h2 stream: what a client may send ahead on a request before
 /// the broker reads it (request bodies are small; the host's answer is not bounded by it).
@@ -58,11 +65,12 @@ impl Servers {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_REQUEST_HEAD)
             .keep_alive(true);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(max_streams.max(1))
-            .max_header_list_size(H2_MAX_HEADER_LIST)
+            .max_header_list_size(MAX_REQUEST_HEAD as u32)
             .initial_stream_window_size(H2_STREAM_WINDOW)
             .initial_connection_window_size(H2_CONN_WINDOW)
             // A dead edge connection must not keep its streams' permits: ping it (not
@@ -127,8 +135,9 @@ pub(super) async fn serve(
     // `H2_IDLE` is asked to go away (hyper has no idle timeout for HTTP/2).
     let started = Arc::new(AtomicU64::new(0));
     let count = started.clone();
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
         count.fetch_add(1, Ordering::Relaxed);
+        strip_cookies(req.headers_mut());
         super::proxy::handle(b.clone(), peer, req)
     });
     let io = TokioIo::new(stream);
@@ -162,9 +171,28 @@ pub(super) async fn serve(
     }
 }
 
+/// Drops every `Cookie` field (one per crumb over h2) before anything else reads the
+/// request: rooms authenticate with bearer tokens and never set cookies (the broker drops
+/// `Set-Cookie` from their answers), so a cookie at the broker is only ever one a room's
+/// page planted on the shared parent domain.
+fn strip_cookies(headers: &mut hyper::HeaderMap) {
+    headers.remove(hyper::header::COOKIE);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cookie_field_is_dropped_and_nothing_else() {
+        let mut h = hyper::HeaderMap::new();
+        h.append(hyper::header::COOKIE, "a=1".parse().unwrap());
+        h.append(hyper::header::COOKIE, "b=2".parse().unwrap());
+        h.insert(hyper::header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        strip_cookies(&mut h);
+        assert!(h.get(hyper::header::COOKIE).is_none());
+        assert_eq!(h[hyper::header::AUTHORIZATION], "Bearer x");
+    }
 
     #[test]
     fn the_preface_picks_h2_and_anything_else_http1() {

@@ -204,11 +204,10 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     text(status, "application/json", body)
 }
 
-/// `GET /reservations`: the slugs this instance holds, for its peers to poll.
+/// `GET /reservations?nonce=…`: the slugs this instance holds, signed for the asking peer.
 /// `POST /reservations`: a peer's new slug, pushed before its host is told.
 async fn reservations(b: &Broker, req: Request<Incoming>) -> Response {
-    let refused = |e: super::push::PushRefused| {
-        let e = e.api_error();
+    let error = |e: crate::protocol::ApiError| {
         json(
             StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
             &e,
@@ -217,13 +216,26 @@ async fn reservations(b: &Broker, req: Request<Incoming>) -> Response {
     match *req.method() {
         hyper::Method::GET => {
             let routes: Vec<Arc<super::route::Route>> = b.routes().values().cloned().collect();
-            json(StatusCode::OK, &b.reserved.held(&routes))
+            let authority = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            let nonce = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("nonce="))
+                .unwrap_or_default();
+            match super::peers::list_for(b, b.reserved.held(&routes), authority, nonce) {
+                Ok(list) => json(StatusCode::OK, &list),
+                Err(e) => error(e.api_error()),
+            }
         }
         hyper::Method::POST => match super::push::receive(b, req.into_body()).await {
             Ok(()) => json(StatusCode::OK, &super::push::PushAccepted { ok: true }),
-            Err(e) => refused(e),
+            Err(e) => error(e.api_error()),
         },
-        _ => refused(super::push::PushRefused::Method),
+        _ => error(super::push::PushRefused::Method.api_error()),
     }
 }
 

@@ -28,6 +28,7 @@ use crate::tunnel::protocol::{
     TLS_ASK_PATH, TUNNEL_PATH, forwards_request_header, forwards_response_header, header_pairs,
     path_class,
 };
+use crate::tunnel::rate::address_key;
 
 enum Outcome {
     /// Answered here; log now.
@@ -121,9 +122,14 @@ pub(super) async fn handle(
     })
 }
 
-/// The participant's address: the peer, or, behind a proxy on this machine, the address
-/// that proxy appended last to `X-Forwarded-For`.
+/// The participant's address as every per-address limit counts it
+/// ([`address_key`]: IPv6 by its /64): the peer, or, behind a proxy on this machine, the
+/// address that proxy appended last to `X-Forwarded-For`.
 pub(super) fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    address_key(sent_from(peer, headers))
+}
+
+fn sent_from(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if peer.ip().is_loopback()
         && let Some(ip) = headers
             .get_all("x-forwarded-for")
@@ -584,5 +590,10 @@ mod tests {
         assert_eq!(client_ip(local, &HeaderMap::new()), local.ip());
         let junk = hm(&[("x-forwarded-for", "not-an-ip")]);
         assert_eq!(client_ip(local, &junk), local.ip());
+        let v6 = hm(&[("x-forwarded-for", "2001:db8:1:2:aaaa::7")]);
+        assert_eq!(
+            client_ip(local, &v6),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 
 use super::Broker;
 use super::peers::{self, PeerError, RESERVATIONS_PATH};
-use super::secrets::hmac_sha256;
+use super::secrets::{hmac_sha256, is_lower_hex};
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::token::to_hex;
@@ -146,10 +146,7 @@ impl PushedEntry {
         let Some(given) = self.mac.as_deref() else {
             return Err(PushRefused::Unsigned);
         };
-        let plain_hex = |s: &str, len: usize| {
-            s.len() == len && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        if !plain_hex(&self.slug_mac, 32) {
+        if !is_lower_hex(&self.slug_mac, 32) {
             return Err(PushRefused::Malformed(
                 "slug_mac is not 32 lowercase hex digits".into(),
             ));

@@ -21,7 +21,7 @@ use crate::tunnel::lock;
 #[derive(Serialize, Deserialize, Default)]
 pub(super) struct Saved {
     /// Slug MAC (hex) → the end of its route's lifetime (ms since the epoch).
-    reserved: HashMap<String, i64>,
+    pub reserved: HashMap<String, i64>,
 }
 
 pub(super) struct Reservations {

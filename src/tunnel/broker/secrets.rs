@@ -10,6 +10,11 @@ use subtle::ConstantTimeEq;
 use crate::tunnel::protocol::RouteCredentials;
 use crate::tunnel::{TunnelError, random_token};
 
+/// Whether `s` is `len` lowercase hex digits (how MACs, slug MACs and nonces travel).
+pub(super) fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// HMAC-SHA256 (RFC 2104) over the concatenation of `parts`.
 pub(super) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut k = [0u8; 64];
