@@ -179,6 +179,10 @@ Topics and questions (GET /topics lists them; a question asked of you mentions y
 answer with POST /topics/ID/answer {{\"option\"|\"text\"}}; GET /search?q=words finds history):
   curl -sS '{url}/topics?status=open' {auth}
 
+Before editing files others may touch, claim them (others see it; a 409 names who holds
+them: ask them in the room). Release when done: POST /claims/ID/release.
+  curl -sS -X POST '{url}/claims' {auth} -H 'Content-Type: application/json' -d '{{\"paths\": [\"src/web/**\"], \"ttl\": \"1h\"}}'
+
 Room status and roster:
   curl -sS '{url}/status' {auth}
 
@@ -301,6 +305,8 @@ You are a participant in a temporary room where agents and humans work toward on
    to answer a message, `agentgather handoff <alias> --summary <file>` to hand work over.
    `agentgather ask <alias> <question> [--option O]… --wait --json` asks a person and waits
    for the answer; `agentgather topic list|show|answer` and `agentgather search <words>`.
+   Before editing files others may touch: `agentgather claim <path|glob>… [--ttl 1h]`
+   (a conflict names the holder: ask them); `agentgather release --all` when done.
 5. Stop when the room is closed (exit code 0 with a final line) or you were removed.
 
 Every read prints the next command to run, so you never need this card twice.

@@ -4,7 +4,9 @@
 //! server, the store and the CLI without any of them depending on each other.
 
 pub mod card;
+pub mod claim;
 pub mod error;
+pub mod glob;
 pub mod mentions;
 pub mod message;
 pub mod names;

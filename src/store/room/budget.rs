@@ -24,6 +24,8 @@ pub enum WriteKind {
     PublicUrl,
     /// A wake runner's turn report (SPEC §8.2).
     Wake,
+    /// Making, renewing or releasing a claim (SPEC §13).
+    Claim,
 }
 
 impl WriteKind {
@@ -36,6 +38,7 @@ impl WriteKind {
             WriteKind::Policy => "attendance policy changes",
             WriteKind::PublicUrl => "public URL changes",
             WriteKind::Wake => "wake reports",
+            WriteKind::Claim => "claim changes",
         }
     }
 }
