@@ -47,6 +47,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("topics.js", JS, include_str!("assets/topics.js")),
     ("questions.js", JS, include_str!("assets/questions.js")),
     ("search.js", JS, include_str!("assets/search.js")),
+    // Claims (SPEC §13).
+    ("claims.js", JS, include_str!("assets/claims.js")),
 ];
 
 /// No inline script or style, nothing from other origins, no framing. (`manifest-src` lets

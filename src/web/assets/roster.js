@@ -7,6 +7,7 @@ import { nameOf, renameSenders } from "./timeline.js";
 import { updateSeen } from "./receipts.js";
 import { showGate, setClosed, updateTitle } from "./screens.js";
 import { loadBrief } from "./brief.js";
+import { claimBadge } from "./claims.js";
 
 // ---- top bar, roster, brief ----
 export function setHideSystem(on) {
@@ -72,6 +73,7 @@ function renderRoster(s) {
     line1.append(el("span", "person-name", p.display_name || p.alias));
     if (p.alias === state.me) line1.append(el("span", "tag you", "you"));
     if (p.is_host) line1.append(el("span", "tag host", "host"));
+    line1.append(claimBadge(p.alias));
     const line2 = el("div", "person-sub muted");
     const bits = [];
     if (p.display_name) bits.push("@" + p.alias);

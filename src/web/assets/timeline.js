@@ -13,6 +13,7 @@ import { arrived } from "./alerts.js";
 import { updateSeen } from "./receipts.js";
 import { topicCard, topicRef } from "./questions.js";
 import { namesChanged } from "./topics.js";
+import { claimRow } from "./claims.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -90,6 +91,15 @@ export function buildRow(msg) {
   // a topic shows as a card (a question with its answer buttons); a comment links its topic
   if (msg.type === "topic" && msg.topic) body.append(topicCard(msg));
   else if (typeof msg.topic_id === "number") body.append(topicRef(msg));
+  // a claim row is one compact line (claims.js); the list in the rail has the detail
+  const claimLine = claimRow(msg);
+  if (claimLine) {
+    li.classList.add("compact");
+    body.append(claimLine);
+    li.append(t, who, body);
+    li._day = dayKey(d);
+    return li;
+  }
   const textWrap = el("div", "text rich");
   const isTopic = msg.type === "topic" && !!msg.topic; // its card says what it is
   if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isSystem && !isTopic) {
