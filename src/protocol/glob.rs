@@ -92,7 +92,11 @@ impl Glob {
             return Err(GlobError::Empty);
         }
         let text = parts.join("/");
-        let segs = parts.iter().map(|p| seg_of(p)).collect();
+        let mut segs: Vec<Seg> = parts.iter().map(|p| seg_of(p)).collect();
+        // What is under a match is covered too: a trailing `**` says so once, here.
+        if segs.last() != Some(&Seg::Deep) {
+            segs.push(Seg::Deep);
+        }
         Ok(Glob { text, segs })
     }
 
@@ -106,9 +110,12 @@ impl Glob {
         if !prefixes_agree(&self.segs, &other.segs) {
             return false;
         }
-        let a = with_descendants(&self.segs);
-        let b = with_descendants(&other.segs);
-        product(&a, &b, |s| matches!(s, Seg::Deep), seg_overlap)
+        product(
+            &self.segs,
+            &other.segs,
+            |s| matches!(s, Seg::Deep),
+            seg_overlap,
+        )
     }
 
     /// Whether `path` (a normalized repo-relative path, read literally) is covered.
@@ -121,9 +128,8 @@ impl Glob {
         if lit.is_empty() {
             return false;
         }
-        let a = with_descendants(&self.segs);
         // The path names one file: nothing under it is added.
-        product(&a, &lit, |s| matches!(s, Seg::Deep), seg_overlap)
+        product(&self.segs, &lit, |s| matches!(s, Seg::Deep), seg_overlap)
     }
 }
 
@@ -142,14 +148,6 @@ fn seg_of(part: &str) -> Seg {
         }
     }
     Seg::Pat(toks)
-}
-
-fn with_descendants(segs: &[Seg]) -> Vec<Seg> {
-    let mut v = segs.to_vec();
-    if v.last() != Some(&Seg::Deep) {
-        v.push(Seg::Deep);
-    }
-    v
 }
 
 /// A cheap early refusal: the literal segments before either pattern's first wildcard
@@ -205,7 +203,15 @@ fn product<T>(
 ) -> bool {
     let (n, m) = (a.len(), b.len());
     let w = m + 1;
-    let mut reach = vec![false; (n + 1) * w];
+    // Most pairs are short: their table lives on the stack.
+    let mut small = [false; 256];
+    let mut large = Vec::new();
+    let reach: &mut [bool] = if (n + 1) * w <= small.len() {
+        &mut small[..(n + 1) * w]
+    } else {
+        large.resize((n + 1) * w, false);
+        &mut large
+    };
     for i in (0..=n).rev() {
         for j in (0..=m).rev() {
             let r = if i == n && j == m {
