@@ -125,6 +125,30 @@ fn conflicts_exclusive_shared_and_disjoint() {
     assert!(live_ids(&r, &r.token, "?path=Cargo.toml").is_empty());
 }
 
+/// The attack: patterns that are expensive to compare (300 characters of alternating `*`,
+/// the most a claim may hold) against a live claim of the same shape. Compared exactly, each
+/// of the 2,500 pairs fills a 300×300 table under the room's lock; the overlap budget
+/// instead answers "unsure" once it is spent, which counts as overlapping: a prompt 409,
+/// never a room held for seconds.
+#[test]
+fn hostile_patterns_cannot_hold_the_room() {
+    let r = TestRoom::start("claims-hostile");
+    let bob = r.invite_http("bob", "agent");
+    let cat = r.invite_http("cat", "agent");
+    let paths = |end: char| -> Vec<String> {
+        (0..50)
+            .map(|i| format!("{}{end}{i}", "*a".repeat(140)))
+            .collect()
+    };
+    let held = claimed(&r, &bob.token, json!({"paths": paths('x')}));
+    // Exactly these are disjoint (one segment ending in x… against one ending in y…).
+    let (s, v) = claim(&r, &cat.token, json!({"paths": paths('y')}));
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["conflicts"][0]["id"], held["claim"]["id"], "{v}");
+    // The room still answers everyone.
+    r.say(&r.token, "still here");
+}
+
 #[test]
 fn bad_paths_and_bodies_are_400() {
     let r = TestRoom::start("claims-bad");

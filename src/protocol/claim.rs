@@ -206,19 +206,21 @@ pub struct ConflictAnswer {
 
 /// Whether a new claim (`exclusive`, over `globs`) by `by` collides with `live`: an
 /// exclusive claim collides with any other participant's overlapping claim, a shared one
-/// only with an exclusive one. The holder's own claims never collide.
+/// only with an exclusive one. The holder's own claims never collide. The overlap walks
+/// are paid from `budget` (see [`OVERLAP_BUDGET`](super::glob::OVERLAP_BUDGET)).
 pub fn collides(
     by: &str,
     exclusive: bool,
     globs: &[Glob],
     live: &ClaimView,
     live_globs: &[Glob],
+    budget: &mut usize,
 ) -> bool {
     live.by != by
         && (exclusive || live.exclusive)
         && globs
             .iter()
-            .any(|g| live_globs.iter().any(|h| g.overlaps(h)))
+            .any(|g| live_globs.iter().any(|h| g.overlaps_within(h, budget)))
 }
 
 /// The parsed patterns of a claim as stored (they were validated when it was made; a
@@ -319,12 +321,14 @@ mod tests {
         let sh = view(2, "bob", &["src/**"], false);
         let mine = globs_of(&["src/main.rs".to_string()]);
         let other = globs_of(&["docs/**".to_string()]);
-        assert!(collides("ann", true, &mine, &ex, &globs_of(&ex.paths)));
-        assert!(collides("ann", false, &mine, &ex, &globs_of(&ex.paths)));
-        assert!(collides("ann", true, &mine, &sh, &globs_of(&sh.paths)));
-        assert!(!collides("ann", false, &mine, &sh, &globs_of(&sh.paths)));
-        assert!(!collides("ann", true, &other, &ex, &globs_of(&ex.paths)));
-        assert!(!collides("bob", true, &mine, &ex, &globs_of(&ex.paths)));
+        let mut unlimited = usize::MAX;
+        let b = &mut unlimited;
+        assert!(collides("ann", true, &mine, &ex, &globs_of(&ex.paths), b));
+        assert!(collides("ann", false, &mine, &ex, &globs_of(&ex.paths), b));
+        assert!(collides("ann", true, &mine, &sh, &globs_of(&sh.paths), b));
+        assert!(!collides("ann", false, &mine, &sh, &globs_of(&sh.paths), b));
+        assert!(!collides("ann", true, &other, &ex, &globs_of(&ex.paths), b));
+        assert!(!collides("bob", true, &mine, &ex, &globs_of(&ex.paths), b));
     }
 
     #[test]

@@ -16,6 +16,13 @@ use std::fmt;
 /// The longest pattern or path accepted, in characters.
 pub const PATH_MAX: usize = 300;
 
+/// How many table cells one request's overlap walks may fill (a few milliseconds). A
+/// walk costs at most the product of the two patterns' lengths, and a claim may list 50
+/// patterns of 300 characters, so a request comparing hostile patterns against many live
+/// claims could otherwise hold the room for minutes. Past the budget a pair is reported
+/// overlapping, which the contract allows ("when unsure"), never as disjoint.
+pub const OVERLAP_BUDGET: usize = 4_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
     Lit(char),
@@ -37,6 +44,8 @@ enum Seg {
 pub struct Glob {
     text: String,
     segs: Vec<Seg>,
+    /// The most cells a walk against this pattern fills per cell of the other's.
+    cost: usize,
 }
 
 /// Why a pattern was refused.
@@ -97,7 +106,8 @@ impl Glob {
         if segs.last() != Some(&Seg::Deep) {
             segs.push(Seg::Deep);
         }
-        Ok(Glob { text, segs })
+        let cost = text.chars().count() + 2;
+        Ok(Glob { text, segs, cost })
     }
 
     /// The normalized text.
@@ -107,9 +117,21 @@ impl Glob {
 
     /// Whether some path could match both patterns (with everything under each).
     pub fn overlaps(&self, other: &Glob) -> bool {
+        let mut unlimited = usize::MAX;
+        self.overlaps_within(other, &mut unlimited)
+    }
+
+    /// [`Self::overlaps`], paying the walk's cost from `budget`; when the budget cannot
+    /// pay it, the answer is "overlapping" (unsure), never "disjoint".
+    pub fn overlaps_within(&self, other: &Glob, budget: &mut usize) -> bool {
         if !prefixes_agree(&self.segs, &other.segs) {
             return false;
         }
+        let cost = self.cost.saturating_mul(other.cost);
+        if cost > *budget {
+            return true;
+        }
+        *budget -= cost;
         product(
             &self.segs,
             &other.segs,
@@ -291,6 +313,20 @@ mod tests {
             assert!(!g(x).overlaps(&g(y)), "{x} vs {y}");
             assert!(!g(y).overlaps(&g(x)), "{y} vs {x}");
         }
+    }
+
+    #[test]
+    fn an_exhausted_budget_reports_overlap_never_disjoint() {
+        let stars = |end: char| format!("{}{end}", "*a".repeat(140));
+        let (x, y) = (g(&stars('x')), g(&stars('y')));
+        let mut plenty = usize::MAX;
+        assert!(!x.overlaps_within(&y, &mut plenty), "exactly: disjoint");
+        let mut little = 1000;
+        assert!(x.overlaps_within(&y, &mut little), "unsure: overlapping");
+        assert_eq!(little, 1000, "nothing spent on a walk not taken");
+        // A pair the prefixes tell apart costs nothing.
+        let mut none = 0;
+        assert!(!g("src/a").overlaps_within(&g("docs/**"), &mut none));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::protocol::claim::{
     ClaimAction, ClaimConflict, ClaimFields, ClaimMeta, ClaimUpdate, ClaimView, NewClaimBody,
     RenewBody, collides, globs_of,
 };
-use crate::protocol::glob::Glob;
+use crate::protocol::glob::{Glob, OVERLAP_BUDGET};
 use crate::protocol::timefmt::{format_ms, now_ms, parse_ms};
 use crate::protocol::topic::TopicFields;
 use crate::protocol::{ApiError, Message, MessageType};
@@ -128,10 +128,20 @@ impl Room {
         self.charge(who, WriteKind::Claim)?;
         let me = self.participants[who].alias.clone();
         let now = now_ms();
+        let mut budget = OVERLAP_BUDGET;
         let conflicts: Vec<ClaimConflict> = self
             .claim_index
             .live(now)
-            .filter(|c| collides(&me, req.exclusive, &req.globs, &c.view, &c.globs))
+            .filter(|c| {
+                collides(
+                    &me,
+                    req.exclusive,
+                    &req.globs,
+                    &c.view,
+                    &c.globs,
+                    &mut budget,
+                )
+            })
             .map(|c| ClaimConflict {
                 id: c.view.id,
                 by: c.view.by.clone(),
@@ -259,9 +269,12 @@ impl Room {
         if !self.is_open() {
             return Vec::new();
         }
+        let mut budget = OVERLAP_BUDGET;
         self.claim_index
             .live(now)
-            .filter(|c| filter.is_none_or(|f| c.globs.iter().any(|g| g.overlaps(f))))
+            .filter(|c| {
+                filter.is_none_or(|f| c.globs.iter().any(|g| g.overlaps_within(f, &mut budget)))
+            })
             .map(|c| c.view.clone())
             .collect()
     }
