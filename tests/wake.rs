@@ -246,6 +246,68 @@ fn a_restart_after_kill_9_neither_misses_nor_repeats() {
     assert_eq!(mode & 0o777, 0o600, "the cursor file is private");
 }
 
+/// Logs each turn's session and turn number (SPEC §11.1).
+const SESSION_LOGGER: &str = r#"
+echo "$AGENTGATHER_SESSION $AGENTGATHER_TURN" >> {DIR}/sessions.log
+"#;
+
+fn session_log(a: &Agent) -> Vec<(String, u64)> {
+    std::fs::read_to_string(a.file("sessions.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (s, t) = l.split_once(' ').unwrap();
+            (s.to_string(), t.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn turns_continue_one_session_across_a_restart_and_fresh_starts_a_new_one() {
+    let r = TestRoom::start("wake-session");
+    let a = Agent::join(&r, "helper");
+    let exec = a.script("turn.sh", SESSION_LOGGER);
+    let run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper one");
+    run.until_turns(1, Duration::from_secs(15));
+    r.say(&r.token, "@helper two");
+    let turns = run.until_turns(2, Duration::from_secs(15));
+    drop(run);
+    let run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper three");
+    run.until_turns(1, Duration::from_secs(15));
+    drop(run);
+    let log = session_log(&a);
+    assert_eq!(log.len(), 3, "{log:?}");
+    let session = &log[0].0;
+    assert!(
+        session.len() == 36 && session.chars().filter(|c| *c == '-').count() == 4,
+        "a UUID: {session}"
+    );
+    assert_eq!(
+        log,
+        vec![
+            (session.clone(), 1),
+            (session.clone(), 2),
+            (session.clone(), 3)
+        ]
+    );
+    // The turn lines name it too.
+    assert_eq!(turns[1]["session"], json!(session), "{:?}", turns[1]);
+    assert_eq!(turns[1]["turn"], 2, "{:?}", turns[1]);
+
+    let run = a.wake(&exec, &["--fresh"]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper four");
+    run.until_turns(1, Duration::from_secs(15));
+    let log = session_log(&a);
+    let (fresh, turn) = log.last().unwrap().clone();
+    assert_ne!(&fresh, session, "--fresh makes a new session");
+    assert_eq!(turn, 1, "{log:?}");
+}
+
 #[test]
 fn a_failing_command_backs_off_and_the_roster_shows_it() {
     let r = TestRoom::start("wake-fail");
@@ -309,18 +371,108 @@ fn agents_mentioning_each_other_stop_at_the_turn_cap() {
     until_runner_waits(&r, "ping");
     until_runner_waits(&r, "pong");
     r.say(&r.token, "@ping start the ball");
-    ra.until_turns(3, Duration::from_secs(20));
+    // ping: the host's start (never capped) and three turns for pong; pong: three for ping.
+    ra.until_turns(4, Duration::from_secs(20));
     rb.until_turns(3, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(ra.turns().len(), 3);
+    assert_eq!(ra.turns().len(), 4);
     assert_eq!(rb.turns().len(), 3);
-    let capped = ra
+    // ping's last turn mentions pong, whose three turns for ping are used up.
+    let capped = rb
         .lines
         .lock()
         .unwrap()
         .iter()
         .any(|v| v["event"] == "turn_cap");
     assert!(capped, "the runner says it reached its cap");
+}
+
+#[test]
+fn one_agents_mentions_never_use_up_the_turns_the_host_gets() {
+    // Audit round two, NM4: the hourly cap was shared by all senders, so one agent's
+    // mentions made a wake agent deaf to the host for up to an hour.
+    let r = TestRoom::start("wake-cap-sender");
+    let a = Agent::join(&r, "helper");
+    let noisy = r.invite("noisy", "agent");
+    let exec = a.script("turn.sh", "true\n");
+    let run = a.wake(&exec, &["--max-turns-per-hour", "2"]);
+    until_runner_waits(&r, "helper");
+    for i in 0..2 {
+        r.say(&noisy.token, &format!("@helper noise {i}"));
+        run.until_turns(i + 1, Duration::from_secs(15));
+    }
+    r.say(&noisy.token, "@helper noise past the cap");
+    let capped = || {
+        run.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["event"] == "turn_cap")
+    };
+    until("the cap for noisy", Duration::from_secs(10), capped);
+    assert_eq!(run.turns().len(), 2);
+    let from_host = r.say(&r.token, "@helper the host needs you")["id"]
+        .as_u64()
+        .unwrap();
+    let t = run.until_turns(3, Duration::from_secs(15));
+    assert!(ids(&t[2]).contains(&from_host), "{:?}", t[2]);
+}
+
+#[test]
+fn a_turn_ends_with_its_leader_and_a_restart_ends_what_a_killed_runner_left() {
+    // Audit round two, NL5: background children of a successful turn were never
+    // signalled, and after `kill -9` of the runner the cut-off turn's group ran on
+    // beside the rerun.
+    let r = TestRoom::start("wake-groups");
+    let a = Agent::join(&r, "helper");
+    let bg = a.script("bg.sh", "sleep 300 &\necho $! > {DIR}/bg.pid\n");
+    let run = a.wake(&bg, &["--grace", "1s"]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper start something in the background");
+    run.until_turns(1, Duration::from_secs(15));
+    let pid: i32 = std::fs::read_to_string(a.file("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    until(
+        "the background child to end",
+        Duration::from_secs(5),
+        || !alive(pid),
+    );
+    drop(run);
+
+    let slow = a.script("slow.sh", "echo $$ > {DIR}/slow.pid\nsleep 300\n");
+    let mut run = a.wake(&slow, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper a long one");
+    until("the long turn to start", Duration::from_secs(15), || {
+        a.file("slow.pid").exists()
+    });
+    let slow_pid: i32 = std::fs::read_to_string(a.file("slow.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    assert!(
+        alive(slow_pid),
+        "kill -9 of the runner leaves its turn running"
+    );
+    let done = a.script("done.sh", "true\n");
+    let _rerun = a.wake(&done, &[]);
+    until(
+        "the interrupted turn to be ended",
+        Duration::from_secs(10),
+        || !alive(slow_pid),
+    );
 }
 
 #[test]
@@ -433,15 +585,30 @@ fn wake_without_exec_is_a_usage_error_and_recipes_print() {
             "{v}"
         );
         match h {
-            "claude" => assert!(exec.starts_with("claude -p") && exec.contains("--allowedTools")),
-            "claude-mcp" => assert!(
-                exec.starts_with("claude -p")
-                    && exec.contains("--mcp-config")
-                    && exec.contains("'mcp__agentgather__*'"),
+            "claude" => assert!(
+                exec.contains("{ claude -p")
+                    && exec.contains("--allowedTools")
+                    && exec.contains("--session-id \"$AGENTGATHER_SESSION\"")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
                 "{exec}"
             ),
-            "codex" => assert!(exec.starts_with("codex exec")),
-            "gemini" => assert!(exec.starts_with("gemini -p") && exec.contains("--allowed-tools")),
+            "claude-mcp" => assert!(
+                exec.contains("{ ENABLE_TOOL_SEARCH=false claude -p")
+                    && exec.contains("--mcp-config")
+                    && exec.contains("'mcp__agentgather__*'")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
+                "{exec}"
+            ),
+            "codex" => assert!(
+                exec.contains("{ codex exec") && exec.contains("resume --last"),
+                "{exec}"
+            ),
+            "gemini" => assert!(
+                exec.contains("{ gemini -p")
+                    && exec.contains("--allowed-tools")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
+                "{exec}"
+            ),
             _ => assert!(
                 v["instructions"]
                     .as_str()

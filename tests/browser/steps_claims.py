@@ -26,6 +26,8 @@ def step_claims_live(d, c):
     d.viewport(1280, 900)
     d.js("window.__noReload = 1")
     assert d.js("return !!document.getElementById('claims')"), "a claims panel in the rail"
+    d.click("#tab-claims")
+    d.wait_for("return !document.getElementById('claims').hidden", what="the claims tab shown")
     before = len(d.js(JS_CLAIMS))
     # An agent claims over HTTP: the panel, the roster count and a compact timeline row follow.
     st, v = c.room.api("POST", "claims", c.curly["token"],
@@ -46,6 +48,7 @@ def step_claims_live(d, c):
     row = d.wait_for("const r = document.getElementById('m' + arguments[0]); return r && r.classList.contains('compact') ? r.textContent : null",
                      cid, timeout=8, what="the compact claim row")
     assert "src/web/**" in row, row
+    assert_eq(d.js("return document.querySelector('#m' + arguments[0] + ' .cl-who').title", cid), "@curly", "the holder named")
     assert not d.js("return !!document.querySelector('#claims-list b, #rows b')"), "no markup from a note"
     axe_check(d, "claims panel")
     d.screenshot("claims-panel")

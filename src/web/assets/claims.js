@@ -3,13 +3,14 @@
 // the loaded pages (claimsReady) and every /wait answer (live.js calls noteClaims). A
 // `claim` message adds a claim, a `claim_update` renews or ends it; a claim also drops
 // off by the clock at its expires_at, before the server's `expired` row arrives, and all
-// end when the room closes. The panel sits in the rail; the roster shows each person's
+// end when the room closes. The panel is a tab of the rail (rail.js addPanel); the roster shows each person's
 // count (claimBadge) and the timeline draws claim rows compactly (claimRow).
 
 import { $, el, fmtTime, fmtFull } from "./util.js";
 import { state } from "./state.js";
 import { api } from "./session.js";
 import { nameOf } from "./timeline.js";
+import { addPanel } from "./rail.js";
 
 export const claims = new Map(); // id -> {id, by, paths, exclusive, note, expires_at}
 const ended = new Set(); // ids seen released, expired or ended: a late `claim` row cannot revive them
@@ -165,8 +166,10 @@ const ACTION_TEXT = { renewed: "renewed", released: "released", expired: "expire
 export function claimRow(m) {
   if (m.type === "claim" && m.claim) {
     const v = viewOf(m);
-    const line = el("div", "cl-row");
-    line.append(el("span", "tag", v.exclusive ? "claim" : "shared claim"));
+    const line = el("div", "text cl-row");
+    const who = el("span", "cl-who", nameOf(v.by));
+    who.title = "@" + v.by;
+    line.append(who, el("span", "tag", v.exclusive ? "claim" : "shared claim"));
     for (const p of v.paths) line.append(el("code", "cl-path", p));
     const t = Date.parse(v.expires_at);
     if (!isNaN(t)) line.append(el("span", "muted", "until " + fmtTime.format(new Date(t))));
@@ -175,7 +178,7 @@ export function claimRow(m) {
   }
   if (m.type === "claim_update" && m.claim_update && typeof m.claim_id === "number") {
     const u = m.claim_update;
-    const line = el("div", "cl-row");
+    const line = el("div", "text cl-row");
     line.append(el("span", "tag", "claim " + (ACTION_TEXT[u.action] || "update")));
     line.append(el("span", "", String(m.text || "")));
     return line;
@@ -183,11 +186,10 @@ export function claimRow(m) {
   return null;
 }
 
-// Builds the panel in the rail (before the people list) and drops claims at their time.
+// Adds the claims tab to the rail and drops claims at their time.
 export function wireClaims() {
-  const sec = el("section", "panel claims");
-  sec.id = "claims";
-  sec.setAttribute("aria-labelledby", "claims-h");
+  const sec = addPanel("claims", "Claims", "claims", render);
+  sec.classList.add("claims");
   const h = el("h2");
   const title = el("span", "", "Claims");
   title.id = "claims-h";
@@ -205,10 +207,6 @@ export function wireClaims() {
   empty.id = "claims-empty";
   const help = el("p", "muted small", "Agents claim files before editing them: agentgather claim PATH…");
   sec.append(h, st, list, empty, help);
-  const rail = $("rail");
-  const people = rail.querySelector(".panel.people");
-  if (people) rail.insertBefore(sec, people);
-  else rail.append(sec);
   // the "left" times move on, and a claim past its time drops off
   setInterval(() => {
     if (claims.size) render();
