@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench load                 # all scenarios
 //!     cargo bench --bench load -- --json --only fanout,reads
+//!     cargo bench --bench load -- --only claims   # POST /claims with 500 live claims
 //!     cargo bench --bench load -- --only broker   # the tunnel broker's capacity and latency
 //!     cargo bench --bench load -- --only broker-latency   # (or broker-capacity) one part
 //!     cargo bench --bench load -- --only host-speed   # how often the host slows this machine
@@ -30,6 +31,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
 
 #[path = "broker/capacity.rs"]
 mod broker;
+#[path = "scenarios/claims.rs"]
+mod claims;
 #[path = "room/hardening.rs"]
 mod hardening;
 #[path = "broker/host_speed.rs"]
@@ -638,6 +641,23 @@ fn table(r: &Value) -> String {
             "p99 ≤ 5 ms",
         );
     }
+    for x in ["claims", "claims_batch"].iter().filter_map(|k| r.get(*k)) {
+        t += &row(
+            &format!(
+                "`POST /claims` with {} live claims, fsync {}",
+                x["live"],
+                x["fsync"].as_str().unwrap_or("")
+            ),
+            format!(
+                "p50 {} ms, p99 {} ms; a 409 conflict p50 {} ms, p99 {} ms",
+                f(&x["claim_p50_ms"]),
+                f(&x["claim_p99_ms"]),
+                f(&x["conflict_p50_ms"]),
+                f(&x["conflict_p99_ms"])
+            ),
+            "p99 ≤ 5 ms",
+        );
+    }
     if let Some(x) = r.get("cli") {
         t += &row(
             "CLI `messages --since N --json`",
@@ -699,6 +719,13 @@ async fn main() {
     }
     if want("search") {
         r.insert("search".into(), search(50_000, 500, 400).await);
+    }
+    if want("claims") {
+        r.insert("claims".into(), claims::claims(500, 300, "off").await);
+        r.insert(
+            "claims_batch".into(),
+            claims::claims(500, 300, "batch").await,
+        );
     }
     if want("cli") {
         r.insert("cli".into(), cli(21));

@@ -3,6 +3,7 @@
 //! starts in microseconds where a runtime would not. Errors keep the server's contract
 //! code so callers can decide (retry, stop, exit code) without parsing prose.
 
+pub mod claims;
 pub mod topics;
 
 use std::time::Duration;
@@ -200,6 +201,16 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
+        let (status, ctype, text) = self.send_post(path, body)?;
+        self.decode(status, &ctype, &text)
+    }
+
+    /// `POST path` with a JSON body: status, content type and body text.
+    fn send_post<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(u16, String, String), ClientError> {
         let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Protocol {
             url: self.base.clone(),
             reason: format!("cannot encode the request: {e}"),
@@ -210,8 +221,7 @@ impl Client {
             .header("Authorization", format!("Bearer {}", self.token))
             .header("Content-Type", "application/json")
             .send(bytes);
-        let (status, ctype, text) = self.finish(resp)?;
-        self.decode(status, &ctype, &text)
+        self.finish(resp)
     }
 
     // The room's endpoints, typed.

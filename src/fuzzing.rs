@@ -99,6 +99,9 @@ pub fn log_recovery(data: &[u8]) {
             topic: None,
             topic_id: None,
             topic_update: None,
+            claim: None,
+            claim_id: None,
+            claim_update: None,
         };
         log.append(msg).expect("append after recovery");
         drop(log);

@@ -74,6 +74,9 @@ fn log_with(gaps: &[u64]) -> (MessageLog, Vec<u64>, std::path::PathBuf) {
             topic: None,
             topic_id: None,
             topic_update: None,
+            claim: None,
+            claim_id: None,
+            claim_update: None,
         };
         log.append(m).unwrap();
         ids.push(id);

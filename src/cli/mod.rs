@@ -3,6 +3,7 @@
 //! room server through [`crate::session`] (the participant side it shares with `mcp`); only when no server holds the room does the
 //! host CLI open the room files itself, through the same [`crate::store::Room`] engine.
 
+mod claims;
 mod doctor;
 mod host;
 mod hosting;
@@ -113,6 +114,22 @@ pub enum Command {
     /// Search the room's messages and topic titles (every word, case-insensitive).
     #[command(after_help = "Example:\n  agentgather search deploy failure --from reviewer --json")]
     Search(topic::SearchArgs),
+    /// Claim paths you are about to edit, so others see it before they collide (SPEC §13).
+    #[command(
+        after_help = "Examples:\n  agentgather claim 'src/web/**' --ttl 2h --note 'reworking the rail'\n  agentgather claim docs/claims.md --shared"
+    )]
+    Claim(claims::ClaimArgs),
+    /// The live claims, or those overlapping a path or glob.
+    #[command(after_help = "Example:\n  agentgather claims src/main.rs --json")]
+    Claims(claims::ClaimsArgs),
+    /// Release a claim by id, or all of yours.
+    #[command(after_help = "Examples:\n  agentgather release 12\n  agentgather release --all")]
+    Release(claims::ReleaseArgs),
+    /// A git pre-commit check: warns about staged paths under another participant's claim.
+    #[command(
+        after_help = "Examples:\n  agentgather guard --install            # writes .git/hooks/pre-commit (keeps an existing hook)\n  agentgather guard --strict             # exit 1 instead of warning"
+    )]
+    Guard(claims::GuardArgs),
     /// The operating card for agents (works with no room).
     #[command(
         after_help = "Examples:\n  agentgather instructions --agent claude\n  agentgather instructions --wake claude   # a ready `agentgather wake --exec` line"
@@ -154,7 +171,7 @@ pub enum Command {
     Man(manual::ManArgs),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
-        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer."
+        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer, room_claim, room_release, room_claims."
     )]
     Mcp,
 }
@@ -310,6 +327,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Topic(t) => topic::run(&ctx, t),
         Command::Ask(a) => topic::ask(&ctx, a),
         Command::Search(a) => topic::search(&ctx, a),
+        Command::Claim(a) => claims::claim(&ctx, a),
+        Command::Claims(a) => claims::claims(&ctx, a),
+        Command::Release(a) => claims::release(&ctx, a),
+        Command::Guard(a) => claims::guard(&ctx, a),
         Command::Instructions(a) => participant::instructions(&ctx, a),
         Command::Wake(a) => wake::wake(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),

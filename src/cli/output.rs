@@ -2,12 +2,14 @@
 //! and how results and errors are printed (text for people, one JSON object with
 //! `--json`; errors as one line on stderr with a stable exit code).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::ClientError;
 use crate::protocol::ApiError;
+use crate::protocol::claim::ClaimConflict;
 use crate::protocol::message::Message;
 use crate::protocol::timefmt::parse_ms;
+use crate::protocol::wire::ErrorBody;
 use crate::session::{Session, SessionError};
 use crate::store::{Home, StoreError};
 
@@ -28,6 +30,8 @@ pub struct CliError {
     pub exit: Exit,
     pub code: String,
     pub message: String,
+    /// A claim refused with 409 `claim_conflict`: the claims in the way (in `--json`).
+    pub conflicts: Vec<ClaimConflict>,
 }
 
 impl CliError {
@@ -36,6 +40,7 @@ impl CliError {
             exit,
             code: code.to_string(),
             message: message.into(),
+            conflicts: Vec::new(),
         }
     }
     pub fn msg(message: impl Into<String>) -> CliError {
@@ -146,10 +151,13 @@ pub fn explain_unreachable(mut e: CliError) -> CliError {
 /// Prints the error (stderr line; JSON on stdout with `--json`), returns the exit code.
 pub fn report_error(e: &CliError, json: bool) -> i32 {
     if json {
-        println!(
-            "{}",
-            json!({"ok": false, "error": e.code, "message": e.message})
-        );
+        let body = ErrorBody {
+            ok: false,
+            error: e.code.clone(),
+            message: e.message.clone(),
+            conflicts: e.conflicts.clone(),
+        };
+        println!("{}", serde_json::to_value(&body).unwrap_or_default());
     }
     eprintln!("agentgather: {}", e.message);
     e.exit as i32

@@ -126,7 +126,7 @@ fn topic_line(t: &TopicView) -> String {
 
 impl RoomTools {
     /// Runs `f` with this home's current session on the blocking pool.
-    async fn with_session<T: Send + 'static>(
+    pub(super) async fn with_session<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Session) -> Result<T, SessionError> + Send + 'static,
     ) -> Result<(Session, T), SessionError> {

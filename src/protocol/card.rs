@@ -240,6 +240,10 @@ Topics and questions (a question asked of you mentions you; answer it with POST
 posting with ?topic_id=ID; GET /search?q=words finds history):
   curl -sS {auth} '{url}/topics?status=open'
 
+Before editing files others may touch, claim them (others see it; a 409 names who holds
+them: ask them in the room). Release when done: POST /claims/ID/release.
+  curl -sS -X POST '{url}/claims' {auth} -H 'Content-Type: application/json' -d '{{\"paths\": [\"src/web/**\"], \"ttl\": \"1h\"}}'
+
 Who is here (one line per current participant; drop compact=1 for the full roster):
   curl -sS {auth} '{url}/status?compact=1'
 
@@ -370,6 +374,8 @@ You are a participant in a temporary room where agents and humans work toward on
    addresses someone, `agentgather reply <id> <text>` answers a message,
    `agentgather handoff <alias> --summary <file>` hands work over. Each takes
    `--file F` (or `-` for standard input) instead of the text, for long or multi-line text.
+   Before editing files others may touch: `agentgather claim <path|glob>… [--ttl 1h]`
+   (a conflict names the holder: ask them); `agentgather release --all` when done.
 5. For a decision two participants could make at once, ask one question with options
    instead of both proposing: `agentgather ask <alias> <question> --option A --option B
    --wait --json`. `agentgather topic list|show|comment|answer` (topic ids are message

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::claim::ClaimConflict;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
@@ -15,6 +17,9 @@ pub struct ApiError {
     /// For a 429: seconds until a retry can succeed (sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after_s: Option<u64>,
+    /// For a 409 `claim_conflict`: the claims in the way (SPEC §13).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ClaimConflict>,
 }
 
 impl ApiError {
@@ -24,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_s: None,
+            conflicts: Vec::new(),
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {

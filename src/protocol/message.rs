@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Limits;
+use super::claim::{ClaimMeta, ClaimUpdate};
 use super::error::ApiError;
 use super::participant::str_enum;
 use super::topic::{TopicFields, TopicMeta, TopicUpdate};
@@ -23,6 +24,8 @@ str_enum!(
         System = "system",
         Topic = "topic",
         TopicUpdate = "topic_update",
+        Claim = "claim",
+        ClaimUpdate = "claim_update",
     }
 );
 
@@ -51,6 +54,15 @@ pub struct Message {
     /// On a `topic_update`: the new status, note and answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_update: Option<TopicUpdate>,
+    /// On a `claim` message: the paths held and until when (SPEC §13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimMeta>,
+    /// On a `claim_update`: the claim it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<u64>,
+    /// On a `claim_update`: renewed or ended, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_update: Option<ClaimUpdate>,
 }
 
 /// A validated `POST /messages` body.
@@ -92,6 +104,12 @@ impl MessageInput {
                     return Err(ApiError::bad_request(
                         "invalid_type",
                         "topics are opened with POST /topics and updated through /topics/{id}/status or /answer",
+                    ));
+                }
+                Some(MessageType::Claim | MessageType::ClaimUpdate) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_type",
+                        "claims are made with POST /claims and changed through /claims/{id}/renew or /release",
                     ));
                 }
                 Some(t) => t,
@@ -201,7 +219,11 @@ pub fn client_types() -> String {
         .filter(|t| {
             !matches!(
                 t,
-                MessageType::System | MessageType::Topic | MessageType::TopicUpdate
+                MessageType::System
+                    | MessageType::Topic
+                    | MessageType::TopicUpdate
+                    | MessageType::Claim
+                    | MessageType::ClaimUpdate
             )
         })
         .map(|t| t.as_str())
@@ -274,6 +296,9 @@ mod tests {
             topic: None,
             topic_id: None,
             topic_update: None,
+            claim: None,
+            claim_id: None,
+            claim_update: None,
         };
         let v = serde_json::to_value(&m).unwrap();
         assert!(v.get("topic").is_none() && v.get("topic_id").is_none());

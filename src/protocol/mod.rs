@@ -5,7 +5,9 @@
 
 pub mod bounds;
 pub mod card;
+pub mod claim;
 pub mod error;
+pub mod glob;
 pub mod mentions;
 pub mod message;
 pub mod names;

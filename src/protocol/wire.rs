@@ -25,6 +25,9 @@ pub struct ErrorBody {
     pub ok: bool,
     pub error: String,
     pub message: String,
+    /// On a 409 `claim_conflict`: the claims in the way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<super::claim::ClaimConflict>,
 }
 
 /// `GET /messages`.

@@ -11,11 +11,17 @@ use serde_json::Value;
 
 use crate::protocol::ApiError;
 use crate::protocol::url::origin_of;
+use crate::protocol::wire::ErrorBody;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({"ok": false, "error": self.code, "message": self.message});
+        let body = ErrorBody {
+            ok: false,
+            error: self.code.to_string(),
+            message: self.message,
+            conflicts: self.conflicts,
+        };
         let mut resp = json_response(status, &body);
         if let Some(s) = self.retry_after_s {
             resp.headers_mut()

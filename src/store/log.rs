@@ -113,11 +113,18 @@ pub struct MessageLog {
     fsync: FsyncMode,
     /// Ids of the lines start-up saw mentioning `"topic`, for the topic index to parse.
     topic_ids: Vec<u64>,
+    /// Ids of the lines start-up saw mentioning `"claim`, for the claim index to parse.
+    claim_ids: Vec<u64>,
 }
 
 /// Whether a line may carry a topic field (`"topic…`): only those are parsed at start-up.
 fn mentions_topic(line: &[u8]) -> bool {
     line.windows(6).any(|w| w == b"\"topic")
+}
+
+/// Whether a line may carry a claim field (`"claim…`): only those are parsed at start-up.
+fn mentions_claim(line: &[u8]) -> bool {
+    line.windows(6).any(|w| w == b"\"claim")
 }
 
 /// Reads the id of a line written as `{"id": N, ...}` without parsing the rest.
@@ -170,6 +177,7 @@ impl MessageLog {
         let mut offset = 0u64;
         let mut tail: Option<(u64, Vec<u8>)> = None;
         let mut topic_ids = Vec::new();
+        let mut claim_ids = Vec::new();
         {
             let mut reader = BufReader::with_capacity(1 << 20, &file);
             reader.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -199,6 +207,9 @@ impl MessageLog {
                             if mentions_topic(body) {
                                 topic_ids.push(id);
                             }
+                            if mentions_claim(body) {
+                                claim_ids.push(id);
+                            }
                         }
                         _ => rec.skipped_lines += 1,
                     }
@@ -215,6 +226,9 @@ impl MessageLog {
                     file.write_all(b"\n").map_err(io)?;
                     if mentions_topic(&bytes) {
                         topic_ids.push(m.msg.id);
+                    }
+                    if mentions_claim(&bytes) {
+                        claim_ids.push(m.msg.id);
                     }
                     index.push(Entry {
                         id: m.msg.id,
@@ -238,6 +252,7 @@ impl MessageLog {
             cache_bytes: 0,
             fsync,
             topic_ids,
+            claim_ids,
         };
         rec.skipped_lines += log.fill_cache()?;
         rec.messages = log.index.len();
@@ -354,6 +369,11 @@ impl MessageLog {
     /// The ids of the lines start-up saw mentioning `"topic` (once: it hands them over).
     pub fn take_topic_ids(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.topic_ids)
+    }
+
+    /// The ids of the lines start-up saw mentioning `"claim` (once: it hands them over).
+    pub fn take_claim_ids(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.claim_ids)
     }
 
     pub fn recent(&self) -> impl DoubleEndedIterator<Item = &Arc<StoredMessage>> {
@@ -584,6 +604,9 @@ mod tests {
             topic: None,
             topic_id: None,
             topic_update: None,
+            claim: None,
+            claim_id: None,
+            claim_update: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
 mod budget;
+mod claims;
 mod concerns;
 mod reach;
 mod reserve;
@@ -13,6 +14,7 @@ mod views;
 
 use budget::WriteBudget;
 pub use budget::WriteKind;
+pub use claims::ClaimIndex;
 use search::SearchCorpus;
 pub use search::{SearchPage, SearchQuery, search};
 pub use topics::TopicIndex;
@@ -33,6 +35,7 @@ use super::records::{
     RoomStatus,
 };
 use super::{Home, StoreError};
+use crate::protocol::claim::ClaimFields;
 use crate::protocol::names::name_skeleton;
 use crate::protocol::timefmt::{format_ms, now_ms, parse_ms};
 use crate::protocol::token::{TokenHash, mint_token};
@@ -102,6 +105,7 @@ pub struct Room {
     /// join/leave loop adds at most two rows a minute.
     presence_rows: HashMap<usize, (Presence, Instant)>,
     topic_index: TopicIndex,
+    claim_index: ClaimIndex,
     search: Arc<std::sync::Mutex<SearchCorpus>>,
 }
 
@@ -240,6 +244,7 @@ impl Room {
         ensure_private_dir(&dir.join("exports"))?;
         let (mut log, recovery) = MessageLog::open(&dir.join("messages.jsonl"), opts.fsync)?;
         let topic_index = TopicIndex::load(&mut log)?;
+        let claim_index = ClaimIndex::load(&mut log)?;
         let mut r = Room {
             dir,
             meta,
@@ -259,6 +264,7 @@ impl Room {
             budget: WriteBudget::default(),
             presence_rows: HashMap::new(),
             topic_index,
+            claim_index,
             search: Arc::default(),
         };
         r.last_ts_ms = r
@@ -341,6 +347,7 @@ impl Room {
         reply_to: Option<u64>,
         client_msg_id: Option<String>,
         topic: TopicFields,
+        claim: ClaimFields,
     ) -> Result<Arc<StoredMessage>, ApiError> {
         // A clock stepped back must not make the log's times run backwards.
         let ts_ms = now_ms().max(self.last_ts_ms);
@@ -357,10 +364,14 @@ impl Room {
             topic: topic.topic,
             topic_id: topic.topic_id,
             topic_update: topic.topic_update,
+            claim: claim.claim,
+            claim_id: claim.claim_id,
+            claim_update: claim.claim_update,
         };
         let stored = self.log.append(msg).map_err(ApiError::from)?;
         self.last_ts_ms = ts_ms;
         self.topic_index.apply(&stored.msg);
+        self.claim_index.apply(&stored.msg);
         Ok(stored)
     }
 
@@ -377,6 +388,7 @@ impl Room {
             None,
             None,
             topic,
+            ClaimFields::default(),
         )
     }
 
@@ -492,6 +504,7 @@ impl Room {
             input.reply_to,
             input.client_msg_id.clone(),
             input.topic,
+            ClaimFields::default(),
         )?;
         let guard = self.guards.entry(who).or_default();
         guard.recent_posts.push_back(tick);
@@ -611,10 +624,13 @@ impl Room {
         let was = self.participants[who].attention;
         self.participants[who].attention = Attention::Away;
         self.save_participants().map_err(ApiError::from)?;
-        if was != Attention::Away {
-            return self.presence_row(who, Presence::Left);
-        }
-        Ok(None)
+        let row = if was != Attention::Away {
+            self.presence_row(who, Presence::Left)?
+        } else {
+            None
+        };
+        let ended = self.end_claims_of(who, "left")?;
+        Ok(row.or(ended))
     }
 
     /// `POST /brief`: a new version, written before it is announced.
@@ -740,7 +756,9 @@ impl Room {
         self.participants[idx].attention = Attention::Away;
         self.save_participants().map_err(ApiError::from)?;
         let by = self.participants[who].alias.clone();
-        self.system(format!("{alias} was removed by {by}."))
+        let row = self.system(format!("{alias} was removed by {by}."))?;
+        self.end_claims_of(idx, "was removed")?;
+        Ok(row)
     }
 
     /// Sets a participant's display name (unique per room, case-insensitively).

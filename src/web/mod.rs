@@ -52,6 +52,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("topics.js", JS, include_str!("assets/topics.js")),
     ("questions.js", JS, include_str!("assets/questions.js")),
     ("search.js", JS, include_str!("assets/search.js")),
+    // Claims (SPEC §13).
+    ("claims.js", JS, include_str!("assets/claims.js")),
     // The rail's tabs, icons and avatars, a message's hover actions, and the host's
     // invite form and brief editor.
     ("rail.js", JS, include_str!("assets/rail.js")),

@@ -58,6 +58,7 @@ from steps_access import step_assets_served, step_accessibility, step_keyboard, 
 from steps_reading import step_markdown, step_seen_by, step_long_history
 from steps_reach import step_reach_roster
 from steps_topics import TOPIC_STEPS
+from steps_claims import CLAIM_STEPS
 from steps_room_views import OPEN_ROOM_STEPS, step_truth_after_close
 
 
@@ -615,6 +616,7 @@ STEPS = [
     step_two_tabs_one_wait,
     step_reach_roster,
     *TOPIC_STEPS,
+    *CLAIM_STEPS,
     *OPEN_ROOM_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,

@@ -26,6 +26,8 @@ pub enum WriteKind {
     Wake,
     /// ...and how it ended (succeeded or failed), each report a rewrite of the roster.
     WakeResult,
+    /// Making, renewing or releasing a claim (SPEC §13).
+    Claim,
 }
 
 impl WriteKind {
@@ -39,6 +41,7 @@ impl WriteKind {
             WriteKind::PublicUrl => "public URL changes",
             WriteKind::Wake => "wake reports",
             WriteKind::WakeResult => "wake results",
+            WriteKind::Claim => "claim changes",
         }
     }
 }

@@ -219,3 +219,49 @@ fn idempotency_survives_a_restart_beyond_the_cache() {
     assert_eq!(again.msg.id, first.msg.id);
     assert_eq!(room.log.last_id(), last);
 }
+
+/// A claim ends at its TTL: the sweep writes an `expired` row and the claim leaves the
+/// list. The clock is a parameter of both, so the test moves it instead of waiting.
+#[test]
+fn claims_expire_at_their_ttl_and_the_row_is_rebuilt_after_a_restart() {
+    use crate::protocol::claim::{ClaimAction, NewClaimBody, TtlSpec};
+    let home = temp_home();
+    let (mut room, host) = room_with(&home, Limits::default());
+    let bob = invite(&mut room, host, "bob", Kind::Agent);
+    let body = NewClaimBody {
+        paths: vec!["src/**".into()],
+        ttl: Some(TtlSpec::Seconds(60)),
+        exclusive: None,
+        note: None,
+    };
+    let (claim, _) = room.claim(bob, &body).expect("claim");
+    let now = now_ms();
+    assert_eq!(room.claims(None, now).len(), 1);
+    assert!(room.expire_claims(now).unwrap().is_empty(), "not yet due");
+    // Past the TTL the list is empty even before the sweep, and the sweep records it once.
+    let later = now + 61_000;
+    assert!(room.claims(None, later).is_empty());
+    let rows = room.expire_claims(later).unwrap();
+    assert_eq!(rows.len(), 1);
+    let m = &rows[0].msg;
+    assert_eq!(m.kind, MessageType::ClaimUpdate);
+    assert_eq!(m.claim_id, Some(claim.id));
+    assert_eq!(
+        m.claim_update.as_ref().map(|u| u.action),
+        Some(ClaimAction::Expired)
+    );
+    assert!(
+        room.expire_claims(later).unwrap().is_empty(),
+        "expired once"
+    );
+    // After a restart the expired claim stays ended, even at a clock before its TTL.
+    drop(room);
+    let opts = RoomOptions {
+        limits: Limits::default(),
+        fsync: FsyncMode::Off,
+        purpose: "unit test".into(),
+        addr: None,
+    };
+    let room = Room::open(&home.0, "unit", &opts).expect("reopen");
+    assert!(room.claims(None, now).is_empty());
+}

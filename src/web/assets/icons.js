@@ -20,6 +20,7 @@ const PATHS = {
   reply: ["M10 8L5 12.5L10 17", "M5 12.5h9a5 5 0 0 1 5 5V19"],
   link: ["M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1", "M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"],
   quote: ["M5 7h5v5H7l-2 4", "M14 7h5v5h-3l-2 4"],
+  claims: ["M6 21V4", "M6 4h11l-2.5 4L17 12H6"],
 };
 
 // Each icon is built once and cloned after that (a page of 100 messages draws 300).

@@ -7,6 +7,7 @@ import { loadBrief } from "./brief.js";
 import { refreshStatus } from "./roster.js";
 import { showGate, setClosed, setConn } from "./screens.js";
 import { noteTopics } from "./topics.js";
+import { noteClaims } from "./claims.js";
 
 // ---- live: long-poll /wait with backoff ----
 let wake = null;
@@ -27,6 +28,7 @@ function nap(ms) {
 function applyWait(r) {
   noteTopics(r.messages); // the topic index first: new rows draw their cards from it
   ingest(r.messages);
+  noteClaims(r.messages, r.room_status === "closed");
   if (typeof r.next_since_id === "number" && r.next_since_id > state.cursor) state.cursor = r.next_since_id;
   if (state.brief && typeof r.brief_version === "number" && r.brief_version !== state.brief.brief_version) loadBrief();
   if (r.participant_status === "removed") {

@@ -21,6 +21,7 @@ import { wireHost } from "./host.js";
 import { loadTopics, topicsReady, wireTopics } from "./topics.js";
 import { wireCards } from "./questions.js";
 import { wireSearch } from "./search.js";
+import { wireClaims, loadClaims, claimsReady } from "./claims.js";
 import { wireRail } from "./rail.js";
 import { drawIcons } from "./icons.js";
 import { wireActions, showLinked } from "./actions.js";
@@ -103,14 +104,16 @@ async function boot() {
   wireTopics();
   wireCards();
   wireSearch();
+  wireClaims();
   try {
-    await Promise.all([loadBrief(), loadHistory(), loadTopics()]);
+    await Promise.all([loadBrief(), loadHistory(), loadTopics(), loadClaims()]);
   } catch (e) {
     if (e.status === 401) return showGate("bad");
     if (e.status === 410) return showGate("removed");
     toast("Could not load the history: " + e.message, true);
   }
   topicsReady();
+  claimsReady();
   showScreen("room");
   autogrow();
   scrollToBottom();

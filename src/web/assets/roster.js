@@ -8,6 +8,7 @@ import { updateSeen } from "./receipts.js";
 import { showGate, setClosed, updateTitle, toast } from "./screens.js";
 import { avatar } from "./icons.js";
 import { loadBrief } from "./brief.js";
+import { claimBadge } from "./claims.js";
 
 // ---- top bar, roster, brief ----
 export function setHideSystem(on) {
@@ -83,6 +84,7 @@ function renderRoster(s) {
     line1.append(nameEl);
     if (p.alias === state.me) line1.append(el("span", "tag you", "you"));
     if (p.is_host) line1.append(el("span", "tag host", "host"));
+    line1.append(claimBadge(p.alias));
     const line2 = el("div", "person-sub muted");
     const bits = [];
     if (p.display_name) bits.push("@" + p.alias);

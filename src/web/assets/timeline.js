@@ -15,6 +15,7 @@ import { topicCard, topicRef } from "./questions.js";
 import { avatar, initials } from "./icons.js";
 import { rowActions } from "./actions.js";
 import { namesChanged } from "./topics.js";
+import { claimRow } from "./claims.js";
 
 // ---- names ----
 export function nameOf(alias) {
@@ -92,6 +93,14 @@ export function buildRow(msg) {
   }
   const body = el("div", "body");
   li._day = dayKey(d);
+  // a claim or a change to one is one compact line (claims.js); the claims tab has the detail
+  const claimLine = claimRow(msg);
+  if (claimLine) {
+    li.classList.add("compact");
+    body.append(claimLine);
+    li.append(body, t, who);
+    return li;
+  }
   // A system line or a topic update reads as one quiet sentence with people's names in it.
   if (isSystem || isUpdate) {
     const text = el("div", "text");
