@@ -16,6 +16,7 @@
 //! tool result with `isError: true` and a reason, never a crash or a bare protocol error
 //! (arguments that do not fit a schema are turned into such a result by the SDK's router).
 
+mod approvals;
 pub mod render;
 mod topics;
 
@@ -280,7 +281,7 @@ impl RoomTools {
         RoomTools {
             instructions: server_instructions(identity).into(),
             home: Arc::new(home),
-            tool_router: Self::tool_router() + Self::topic_router(),
+            tool_router: Self::tool_router() + Self::topic_router() + Self::approval_router(),
         }
     }
 

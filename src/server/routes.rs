@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/export", get(export))
         .route("/public-url", post(set_public_url))
         .merge(super::topics::routes())
+        .merge(super::approvals::routes())
         .route("/wake", post(reach::wake))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -47,6 +47,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("topics.js", JS, include_str!("assets/topics.js")),
     ("questions.js", JS, include_str!("assets/questions.js")),
     ("search.js", JS, include_str!("assets/search.js")),
+    // Approval cards (SPEC §12).
+    ("approvals.js", JS, include_str!("assets/approvals.js")),
 ];
 
 /// No inline script or style, nothing from other origins, no framing. (`manifest-src` lets

@@ -56,6 +56,7 @@ from steps_access import step_assets_served, step_accessibility, step_keyboard, 
 from steps_reading import step_markdown, step_seen_by, step_long_history
 from steps_reach import step_reach_roster
 from steps_topics import TOPIC_STEPS
+from steps_approvals import APPROVAL_STEPS
 
 
 def step_invite_required(d, c):
@@ -608,6 +609,7 @@ STEPS = [
     step_two_tabs_one_wait,
     step_reach_roster,
     *TOPIC_STEPS,
+    *APPROVAL_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,
     step_long_history,

@@ -20,6 +20,7 @@ import { setHideSystem, renderStatus, refreshStatus, tickTtl } from "./roster.js
 import { wireHost } from "./host.js";
 import { loadTopics, topicsReady, wireTopics } from "./topics.js";
 import { wireCards } from "./questions.js";
+import { wireApprovals } from "./approvals.js";
 import { wireSearch } from "./search.js";
 
 // ---- rail (brief, topics, people) ----
@@ -129,6 +130,7 @@ async function boot() {
   wireAlerts();
   wireTopics();
   wireCards();
+  wireApprovals();
   wireSearch();
   try {
     await Promise.all([loadBrief(), loadHistory(), loadTopics()]);

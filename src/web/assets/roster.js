@@ -7,6 +7,7 @@ import { nameOf, renameSenders } from "./timeline.js";
 import { updateSeen } from "./receipts.js";
 import { showGate, setClosed, updateTitle } from "./screens.js";
 import { loadBrief } from "./brief.js";
+import { markWaiting } from "./approvals.js";
 
 // ---- top bar, roster, brief ----
 export function setHideSystem(on) {
@@ -91,6 +92,7 @@ function renderRoster(s) {
     li.append(dot, main);
     ul.append(li);
   }
+  markWaiting();
 }
 
 // ---- reach (SPEC §8): declared, requested, observed ----

@@ -13,6 +13,7 @@ import { nameOf } from "./timeline.js";
 import { toast } from "./screens.js";
 import { topicCard, refreshCards, keepTyped, restoreTyped } from "./questions.js";
 import { showInTimeline } from "./search.js";
+import { markWaiting } from "./approvals.js";
 
 export const topics = new Map(); // id -> {id, title, status, kind, tags, from, ts, to, options, answer, comments, last_activity_id}
 export const STATUSES = ["open", "answered", "resolved", "closed"];
@@ -38,7 +39,7 @@ export function viewOf(m) {
     id: m.id,
     title: String(t.title || ""),
     status: STATUSES.includes(t.status) ? t.status : "open",
-    kind: t.kind === "question" ? "question" : "discussion",
+    kind: t.kind === "question" || t.kind === "approval" ? t.kind : "discussion",
     tags: Array.isArray(t.tags) ? t.tags.map(String) : [],
     from: String(m.from),
     ts: m.ts,
@@ -47,6 +48,7 @@ export function viewOf(m) {
     answer: null,
     comments: 0,
     last_activity_id: m.id,
+    approval: t.approval && typeof t.approval === "object" ? t.approval : null,
   };
 }
 
@@ -93,6 +95,7 @@ export function noteTopics(msgs) {
   if (touched.size) {
     renderList();
     refreshCards(touched);
+    markWaiting();
   }
   if (openId && (threadGrew || touched.has(openId))) renderThread();
 }
