@@ -23,7 +23,7 @@ let thread = []; // that topic's messages (the topic, its comments and updates),
 
 // ---- who may do what (the server decides; these only hide what it would refuse) ----
 export function mayChangeStatus(t) {
-  return !state.closed && (state.isHost || t.from === state.me);
+  return !state.closed && t.kind !== "approval" && (state.isHost || t.from === state.me); // an approval's status follows its answer
 }
 export function mayAnswer(t) {
   if (state.closed || t.kind !== "question" || t.status === "closed") return false;
@@ -208,7 +208,7 @@ function renderList() {
     b.dataset.topic = String(t.id);
     const line = el("span", "tp-line");
     line.append(statusPill(t.status), el("span", "tp-title", t.title));
-    const meta = [t.kind === "question" ? "question" : "topic", "#" + t.id, "by " + nameOf(t.from)];
+    const meta = [t.kind === "discussion" ? "topic" : t.kind, "#" + t.id, "by " + nameOf(t.from)];
     if (t.to) meta.push("to " + nameOf(t.to));
     meta.push(t.comments + (t.comments === 1 ? " comment" : " comments"));
     b.append(line, el("span", "tp-meta", meta.join(" · ")));
@@ -267,7 +267,7 @@ function renderThread() {
   meta.textContent = "";
   if (t) {
     const d = parseTs(t.ts);
-    const parts = [(t.kind === "question" ? "Question" : "Topic") + " #" + t.id, "by " + nameOf(t.from)];
+    const parts = [({ question: "Question", approval: "Approval" }[t.kind] || "Topic") + " #" + t.id, "by " + nameOf(t.from)];
     if (t.to) parts.push("to " + nameOf(t.to));
     if (d) parts.push(fmtFull.format(d));
     if (t.tags.length) parts.push("tags: " + t.tags.join(", "));
