@@ -148,14 +148,23 @@ pub fn setup_text(ctx: &Ctx, _harness: ApprovalHarness) -> (String, serde_json::
         .ok()
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| "agentgather".to_string());
-    let home_env = match std::env::var_os("AGENTGATHER_HOME").filter(|h| !h.is_empty()) {
-        Some(_) => format!(
-            "AGENTGATHER_HOME={} ",
-            shell_quote(&ctx.home.root.to_string_lossy())
-        ),
-        None => String::new(),
+    let home = std::env::var_os("AGENTGATHER_HOME")
+        .filter(|h| !h.is_empty())
+        .map(|_| {
+            format!(
+                "AGENTGATHER_HOME={}",
+                shell_quote(&ctx.home.root.to_string_lossy())
+            )
+        });
+    let exe = shell_quote(&exe);
+    let command = match &home {
+        Some(h) => format!("{h} {exe} approve-hook"),
+        None => format!("{exe} approve-hook"),
     };
-    let command = format!("{home_env}{} approve-hook", shell_quote(&exe));
+    let register = match &home {
+        Some(h) => format!("claude mcp add agentgather --env {h} -- {exe} mcp"),
+        None => format!("claude mcp add agentgather -- {exe} mcp"),
+    };
     let settings = json!({
         "hooks": {
             "PreToolUse": [{
@@ -179,7 +188,7 @@ pub fn setup_text(ctx: &Ctx, _harness: ApprovalHarness) -> (String, serde_json::
 
 Only the tools the matcher names ({HOOK_MATCHER}) go to the room; widen or narrow it as you like, but routing every tool (reads included) makes a person answer for each file read. The hook waits up to {TIMEOUT_DEFAULT_S} s (`approve-hook --timeout S`, 10-3600; keep the settings' timeout {HOOK_SLACK_S} s longer). No answer in time, an unreachable room or a closed room is a deny; only a person's Allow lets the call run.
 
-2. Print mode through the MCP server (register it first: `claude mcp add agentgather -- agentgather mcp`):
+2. Print mode through the MCP server (register it first: `{register}`):
 
   {flag}
 
