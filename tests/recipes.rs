@@ -26,7 +26,12 @@ fn wake_recipes_use_flags_the_real_clis_have() {
     let require = std::env::var("AGENTGATHER_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1");
     // (harness, CLI binary, the help to read, flags the recipe must use)
     let cases: [(&str, &str, &[&str], &[&str]); 4] = [
-        ("claude", "claude", &["--help"], &["-p", "--allowedTools"]),
+        (
+            "claude",
+            "claude",
+            &["--help"],
+            &["-p", "--allowedTools", "--session-id", "--resume"],
+        ),
         (
             "claude-mcp",
             "claude",
@@ -36,15 +41,22 @@ fn wake_recipes_use_flags_the_real_clis_have() {
                 "--strict-mcp-config",
                 "--mcp-config",
                 "--allowedTools",
+                "--session-id",
+                "--resume",
             ],
         ),
         (
             "codex",
             "codex",
             &["exec", "--help"],
-            &["--sandbox", "-c", "workspace-write"],
+            &["--sandbox", "-c", "workspace-write", "resume", "--last"],
         ),
-        ("gemini", "gemini", &["--help"], &["-p", "--allowed-tools"]),
+        (
+            "gemini",
+            "gemini",
+            &["--help"],
+            &["-p", "--allowed-tools", "--session-id", "--resume"],
+        ),
     ];
     let home = TempHome::new("recipes");
     let mut checked = 0;
@@ -56,7 +68,7 @@ fn wake_recipes_use_flags_the_real_clis_have() {
             .lines()
             .find(|l| l.contains("agentgather wake --exec"))
             .unwrap_or_else(|| panic!("no wake line in the {harness} recipe:\n{recipe}"));
-        assert!(line.contains(&format!("'{bin} ")), "{harness}: {line}");
+        assert!(line.contains(&format!(" {bin} ")), "{harness}: {line}");
         let Some(path) = find_cli(bin) else {
             assert!(
                 !require,

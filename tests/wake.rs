@@ -246,6 +246,68 @@ fn a_restart_after_kill_9_neither_misses_nor_repeats() {
     assert_eq!(mode & 0o777, 0o600, "the cursor file is private");
 }
 
+/// Logs each turn's session and turn number (SPEC §11.1).
+const SESSION_LOGGER: &str = r#"
+echo "$AGENTGATHER_SESSION $AGENTGATHER_TURN" >> {DIR}/sessions.log
+"#;
+
+fn session_log(a: &Agent) -> Vec<(String, u64)> {
+    std::fs::read_to_string(a.file("sessions.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (s, t) = l.split_once(' ').unwrap();
+            (s.to_string(), t.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn turns_continue_one_session_across_a_restart_and_fresh_starts_a_new_one() {
+    let r = TestRoom::start("wake-session");
+    let a = Agent::join(&r, "helper");
+    let exec = a.script("turn.sh", SESSION_LOGGER);
+    let run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper one");
+    run.until_turns(1, Duration::from_secs(15));
+    r.say(&r.token, "@helper two");
+    let turns = run.until_turns(2, Duration::from_secs(15));
+    drop(run);
+    let run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper three");
+    run.until_turns(1, Duration::from_secs(15));
+    drop(run);
+    let log = session_log(&a);
+    assert_eq!(log.len(), 3, "{log:?}");
+    let session = &log[0].0;
+    assert!(
+        session.len() == 36 && session.chars().filter(|c| *c == '-').count() == 4,
+        "a UUID: {session}"
+    );
+    assert_eq!(
+        log,
+        vec![
+            (session.clone(), 1),
+            (session.clone(), 2),
+            (session.clone(), 3)
+        ]
+    );
+    // The turn lines name it too.
+    assert_eq!(turns[1]["session"], json!(session), "{:?}", turns[1]);
+    assert_eq!(turns[1]["turn"], 2, "{:?}", turns[1]);
+
+    let run = a.wake(&exec, &["--fresh"]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper four");
+    run.until_turns(1, Duration::from_secs(15));
+    let log = session_log(&a);
+    let (fresh, turn) = log.last().unwrap().clone();
+    assert_ne!(&fresh, session, "--fresh makes a new session");
+    assert_eq!(turn, 1, "{log:?}");
+}
+
 #[test]
 fn a_failing_command_backs_off_and_the_roster_shows_it() {
     let r = TestRoom::start("wake-fail");
@@ -433,15 +495,30 @@ fn wake_without_exec_is_a_usage_error_and_recipes_print() {
             "{v}"
         );
         match h {
-            "claude" => assert!(exec.starts_with("claude -p") && exec.contains("--allowedTools")),
-            "claude-mcp" => assert!(
-                exec.starts_with("claude -p")
-                    && exec.contains("--mcp-config")
-                    && exec.contains("'mcp__agentgather__*'"),
+            "claude" => assert!(
+                exec.contains("{ claude -p")
+                    && exec.contains("--allowedTools")
+                    && exec.contains("--session-id \"$AGENTGATHER_SESSION\"")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
                 "{exec}"
             ),
-            "codex" => assert!(exec.starts_with("codex exec")),
-            "gemini" => assert!(exec.starts_with("gemini -p") && exec.contains("--allowed-tools")),
+            "claude-mcp" => assert!(
+                exec.contains("{ ENABLE_TOOL_SEARCH=false claude -p")
+                    && exec.contains("--mcp-config")
+                    && exec.contains("'mcp__agentgather__*'")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
+                "{exec}"
+            ),
+            "codex" => assert!(
+                exec.contains("{ codex exec") && exec.contains("resume --last"),
+                "{exec}"
+            ),
+            "gemini" => assert!(
+                exec.contains("{ gemini -p")
+                    && exec.contains("--allowed-tools")
+                    && exec.contains("--resume \"$AGENTGATHER_SESSION\""),
+                "{exec}"
+            ),
             _ => assert!(
                 v["instructions"]
                     .as_str()

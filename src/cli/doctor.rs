@@ -64,6 +64,7 @@ fn private_tree(dir: &Path, bad: &mut Vec<String>) {
 
 pub fn run(ctx: &Ctx) -> Vec<Check> {
     let mut out = home_checks(ctx);
+    out.extend(harness_checks());
     let Some(creds) = identity_checks(ctx, &mut out) else {
         return out;
     };
@@ -72,6 +73,58 @@ pub fn run(ctx: &Ctx) -> Vec<Check> {
     }
     out.push(reachable_check(ctx, &creds));
     out
+}
+
+/// Each agent CLI on PATH: whether `agentgather mcp` is registered with it, and whether
+/// the registered command answers an MCP `initialize` (SPEC §11.3).
+fn harness_checks() -> Vec<Check> {
+    use super::setup::{Harness, check_harnesses};
+    check_harnesses()
+        .into_iter()
+        .map(|c| {
+            let h = c.harness;
+            let name = match h {
+                Harness::Claude => "mcp in claude",
+                Harness::Codex => "mcp in codex",
+                Harness::Gemini => "mcp in gemini",
+            };
+            let setup = format!("agentgather setup {}", h.program());
+            let Some((scope, reg)) = &c.registered else {
+                let why = c.problem.map(|p| format!(" ({p})")).unwrap_or_default();
+                return check(
+                    name,
+                    true,
+                    format!("{} is on PATH; agentgather mcp is not registered with it{why}: `{setup}` does it", h.title()),
+                    None,
+                );
+            };
+            let home = reg
+                .env
+                .get("AGENTGATHER_HOME")
+                .map_or("the default home".to_string(), |h| h.clone());
+            match c.starts {
+                Some(Ok(server)) => check(
+                    name,
+                    true,
+                    format!(
+                        "registered with {} ({scope:?} scope, {home}); it starts and answers as {server}",
+                        h.title()
+                    ),
+                    None,
+                ),
+                Some(Err(why)) => check(
+                    name,
+                    false,
+                    format!(
+                        "registered with {} ({scope:?} scope) but it does not start: {why}",
+                        h.title()
+                    ),
+                    Some(setup),
+                ),
+                None => check(name, true, format!("registered with {}", h.title()), None),
+            }
+        })
+        .collect()
 }
 
 /// The home's mode, the privacy of every file in it, and the free disk.

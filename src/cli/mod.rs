@@ -9,6 +9,7 @@ mod host;
 mod output;
 mod participant;
 mod reach;
+mod setup;
 mod topic;
 mod tunnel;
 mod wake;
@@ -103,6 +104,9 @@ pub enum Command {
     /// Give the current room a public link through a broker (no inbound port needed).
     #[command(subcommand)]
     Tunnel(tunnel::TunnelCommand),
+    /// Register `agentgather mcp` with an agent CLI (Claude Code, Codex, Gemini CLI).
+    #[command(after_help = setup::SETUP_HELP)]
+    Setup(setup::SetupArgs),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
         after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer, room_approve (for --permission-prompt-tool)."
@@ -276,6 +280,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wake(a) => wake::wake(&ctx, a),
         Command::Broker(c) => tunnel::broker(&ctx, c),
         Command::Tunnel(c) => tunnel::tunnel(&ctx, c),
+        Command::Setup(a) => setup::setup(&ctx, a),
         Command::Mcp => crate::mcp::run(ctx.home.clone())
             .map_err(|e| CliError::new(Exit::Error, "mcp_error", e.to_string())),
         Command::ApproveHook(a) => approvals::hook(&ctx, a),

@@ -26,6 +26,9 @@ pub struct WakeArgs {
     /// Time a turn gets to end after SIGTERM (timeout) or after ctrl-c.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub grace: Duration,
+    /// Start a new harness session (AGENTGATHER_SESSION) instead of continuing the stored one.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 pub const WAKE_HELP: &str = "\
@@ -36,6 +39,9 @@ Examples:
 
 A message concerns you when it @mentions you (handoffs to you and the host's @all do),
 or replies to one of your messages. Each batch of such messages starts one turn.
+Turns continue one harness session: AGENTGATHER_SESSION (a UUID kept beside the wake
+cursor) and AGENTGATHER_TURN (1, 2, 3, … within it); the recipes start the session on
+turn 1 and resume it afterwards. --fresh starts a new session.
 Exit codes: 0 room closed or interrupted, 3 unreachable, 4 unauthorized, 5 removed.";
 
 pub fn wake(ctx: &Ctx, a: WakeArgs) -> Result<(), CliError> {
@@ -50,6 +56,7 @@ pub fn wake(ctx: &Ctx, a: WakeArgs) -> Result<(), CliError> {
         turn_timeout: a.turn_timeout,
         max_turns_per_hour: a.max_turns_per_hour,
         grace: a.grace,
+        fresh: a.fresh,
     };
     if !ctx.json {
         eprintln!(
@@ -88,12 +95,17 @@ fn ids_text(ids: &[u64]) -> String {
 
 fn print_event(json_out: bool, e: &RunnerEvent) {
     match e {
-        RunnerEvent::Started { triggers, since } if !json_out => {
+        RunnerEvent::Started {
+            triggers,
+            since,
+            session,
+            turn,
+        } if !json_out => {
             let ids: Vec<u64> = triggers.iter().map(|t| t.id).collect();
             let mut from: Vec<&str> = triggers.iter().map(|t| t.from.as_str()).collect();
             from.dedup();
             println!(
-                "woke for {} (from {}), since #{since}",
+                "woke for {} (from {}), since #{since}; session {session} turn {turn}",
                 ids_text(&ids),
                 from.join(", ")
             );
@@ -103,6 +115,7 @@ fn print_event(json_out: bool, e: &RunnerEvent) {
             println!(
                 "{}",
                 json!({"ok": true, "event": "turn", "ids": r.ids, "from": r.from,
+                "session": r.session, "turn": r.turn,
                 "since_id": r.since_id, "exit_code": r.exit_code, "signal": r.signal,
                 "timed_out": r.timed_out, "duration_ms": r.duration_ms, "retry_in_ms": r.retry_in_ms})
             );
@@ -168,21 +181,51 @@ const MCP_PROMPT: &str = "You were woken in an Agent Gather room because message
 const MCP_CONFIG: &str =
     r#"{"mcpServers":{"agentgather":{"command":"agentgather","args":["mcp"]}}}"#;
 
+/// Claude Code defers MCP tools behind its `ToolSearch` tool in current releases
+/// (2.1.3xx), so a print-mode turn would not see the room's tools among those offered.
+/// The MCP recipe turns deferral off for its one turn: the room's tools are few.
+const NO_TOOL_DEFERRAL: &str = "ENABLE_TOOL_SEARCH=false";
+
+/// What prints when a resumed session was gone and the turn started it afresh.
+const FRESH_NOTE: &str =
+    "echo 'agentgather: the session could not be resumed; this turn started it afresh' >&2";
+
+/// Continuity (SPEC §11.1) for a harness whose session id the runner chooses: turn 1
+/// starts the session `AGENTGATHER_SESSION` (`start_flag`), later turns resume it
+/// (`resume_flag`). When resuming fails, the turn starts the session under the same id;
+/// a harness refuses that while the session still exists, so only a lost session is
+/// started again, and a turn that failed for another reason still fails.
+fn continuing(turn_fn: &str, start_flag: &str, resume_flag: &str) -> String {
+    format!(
+        "turn() {{ {turn_fn} \"$@\"; }}; if [ \"$AGENTGATHER_TURN\" = 1 ]; then turn {start_flag} \"$AGENTGATHER_SESSION\"; else turn {resume_flag} \"$AGENTGATHER_SESSION\" || {{ turn {start_flag} \"$AGENTGATHER_SESSION\" && {FRESH_NOTE}; }}; fi"
+    )
+}
+
 /// The `--exec` command for `r` (a shell command line).
 pub fn recipe_exec(r: WakeRecipe) -> String {
     match r {
-        WakeRecipe::Claude => {
-            format!("claude -p \"{PROMPT}\" --allowedTools 'Bash(agentgather:*)'")
-        }
-        WakeRecipe::ClaudeMcp => format!(
-            "claude -p \"{MCP_PROMPT}\" --strict-mcp-config --mcp-config '{MCP_CONFIG}' --allowedTools 'mcp__agentgather__*'"
+        WakeRecipe::Claude => continuing(
+            &format!("claude -p \"{PROMPT}\" --allowedTools 'Bash(agentgather:*)'"),
+            "--session-id",
+            "--resume",
         ),
+        WakeRecipe::ClaudeMcp => continuing(
+            &format!(
+                "{NO_TOOL_DEFERRAL} claude -p \"{MCP_PROMPT}\" --strict-mcp-config --mcp-config '{MCP_CONFIG}' --allowedTools 'mcp__agentgather__*'"
+            ),
+            "--session-id",
+            "--resume",
+        ),
+        // Codex names its sessions itself: later turns resume the newest session of the
+        // working directory (`resume --last`); with none, the turn starts one.
         WakeRecipe::Codex => format!(
-            "codex exec --sandbox workspace-write -c sandbox_workspace_write.network_access=true \"{PROMPT}\""
+            "turn() {{ codex exec --sandbox workspace-write -c sandbox_workspace_write.network_access=true \"$@\"; }}; if [ \"$AGENTGATHER_TURN\" = 1 ]; then turn \"{PROMPT}\"; else turn resume --last \"{PROMPT}\" || {{ turn \"{PROMPT}\" && {FRESH_NOTE}; }}; fi"
         ),
-        WakeRecipe::Gemini => {
-            format!("gemini -p \"{PROMPT}\" --allowed-tools 'run_shell_command(agentgather)'")
-        }
+        WakeRecipe::Gemini => continuing(
+            &format!("gemini -p \"{PROMPT}\" --allowed-tools 'run_shell_command(agentgather)'"),
+            "--session-id",
+            "--resume",
+        ),
         WakeRecipe::Script => "sh ./answer.sh".to_string(),
     }
 }
@@ -203,16 +246,16 @@ pub fn recipe_text(r: WakeRecipe) -> String {
     let quoted = crate::protocol::url::shell_quote(&exec);
     let note = match r {
         WakeRecipe::Claude => {
-            "Claude Code's print mode (-p) runs one turn and exits; --allowedTools lets the woken agent run only `agentgather` commands (add what your task needs, e.g. 'Read' or 'Bash(cargo test:*)'). For the room as MCP tools instead of the CLI, see `agentgather instructions --wake claude-mcp`."
+            "Claude Code's print mode (-p) runs one turn and exits; --allowedTools lets the woken agent run only `agentgather` commands (add what your task needs, e.g. 'Read' or 'Bash(cargo test:*)'). Turns continue one conversation: turn 1 starts session $AGENTGATHER_SESSION (--session-id), later turns --resume it, and a session Claude Code no longer has is started afresh. Claude Code keeps sessions per working directory, so run the runner from the same directory. For the room as MCP tools instead of the CLI, see `agentgather instructions --wake claude-mcp`."
         }
         WakeRecipe::ClaudeMcp => {
-            "Claude Code's print mode (-p) runs one turn and exits, with the room as MCP tools: --mcp-config starts `agentgather mcp` (it inherits the runner's environment, so it acts as the woken participant), --strict-mcp-config ignores other MCP servers, and --allowedTools lets the woken agent use only the room's tools (room_read, room_send, …; add what your task needs, e.g. 'Read')."
+            "Claude Code's print mode (-p) runs one turn and exits, with the room as MCP tools: --mcp-config starts `agentgather mcp` (it inherits the runner's environment, so it acts as the woken participant), --strict-mcp-config ignores other MCP servers, and --allowedTools lets the woken agent use only the room's tools (room_read, room_send, …; add what your task needs, e.g. 'Read'). ENABLE_TOOL_SEARCH=false keeps current Claude Code (2.1.3xx) from deferring MCP tools behind its ToolSearch tool, so the room's tools are offered directly. Turns continue one conversation (--session-id on turn 1, --resume after), as in the `claude` recipe."
         }
         WakeRecipe::Codex => {
-            "`codex exec` runs one non-interactive turn; the workspace-write sandbox keeps writes in the working directory, and network access is enabled only so that `agentgather` can reach the room."
+            "`codex exec` runs one non-interactive turn; the workspace-write sandbox keeps writes in the working directory, and network access is enabled only so that `agentgather` can reach the room. Codex names its sessions itself, so turns after the first continue the newest Codex session of the working directory (`codex exec resume --last`): give the runner a directory no other Codex session uses."
         }
         WakeRecipe::Gemini => {
-            "Gemini CLI's -p runs headless; --allowed-tools lets it run only `agentgather` shell commands without asking."
+            "Gemini CLI's -p runs headless; --allowed-tools lets it run only `agentgather` shell commands without asking. Turns continue one session: --session-id on turn 1, --resume after."
         }
         WakeRecipe::Script => {
             "A plain shell turn, no model: it reads the messages that woke it and replies. Save it as answer.sh:"
@@ -220,7 +263,7 @@ pub fn recipe_text(r: WakeRecipe) -> String {
     };
     let script = if r == WakeRecipe::Script { SCRIPT } else { "" };
     format!(
-        "# Wake recipe: {}\n\n{note}\n{script}\nRun (in the home of the participant that joined the room):\n  agentgather wake --exec {quoted}\n\nThe runner starts this once per batch of messages that concern you, with the ids in\nAGENTGATHER_WAKE_IDS and the previous cursor in AGENTGATHER_SINCE_ID; room text is\nnever passed in argv or the environment: the agent reads it itself, with the CLI or\nthe room's tools.\n",
+        "# Wake recipe: {}\n\n{note}\n{script}\nRun (in the home of the participant that joined the room):\n  agentgather wake --exec {quoted}\n\nThe runner starts this once per batch of messages that concern you, with the ids in\nAGENTGATHER_WAKE_IDS, the previous cursor in AGENTGATHER_SINCE_ID, and the session it\ncontinues in AGENTGATHER_SESSION and AGENTGATHER_TURN (`wake --fresh` starts a new\none); room text is\nnever passed in argv or the environment: the agent reads it itself, with the CLI or\nthe room's tools.\n",
         r.name()
     )
 }

@@ -17,6 +17,7 @@
 //! (arguments that do not fit a schema are turned into such a result by the SDK's router).
 
 mod approvals;
+mod push;
 pub mod render;
 mod topics;
 
@@ -76,11 +77,17 @@ pub fn run(home: Home) -> Result<(), McpError> {
         .map_err(McpError::Runtime)?;
     crate::session::declare_reach_in_background(&home, crate::protocol::reach::Reach::Live);
     let tools = RoomTools::new(home);
+    let (home, share) = (tools.home.clone(), tools.waits.clone());
     let result = runtime.block_on(async move {
         let service = tools
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| McpError::Initialize(e.to_string()))?;
+        // Inside a wake turn the runner holds the participant's wait; a second one
+        // would supersede it.
+        if !crate::session::in_wake_turn() {
+            tokio::spawn(push::watch(home, share, service.peer().clone()));
+        }
         service
             .waiting()
             .await
@@ -266,6 +273,8 @@ fn alias_arg(to: &str) -> Result<String, CallToolResult> {
 #[derive(Clone)]
 pub struct RoomTools {
     home: Arc<Home>,
+    /// `room_wait` calls in flight, shared with the live-push watcher.
+    waits: Arc<push::WaitShare>,
     /// The `instructions` of the handshake, naming the identity current at start-up.
     instructions: Arc<str>,
     tool_router: ToolRouter<RoomTools>,
@@ -281,6 +290,7 @@ impl RoomTools {
         RoomTools {
             instructions: server_instructions(identity).into(),
             home: Arc::new(home),
+            waits: Arc::default(),
             tool_router: Self::tool_router() + Self::topic_router() + Self::approval_router(),
         }
     }
@@ -489,6 +499,8 @@ impl RoomTools {
             Err(e) => return Ok(failure_of(&e)),
         };
         let since = p.since_id.unwrap_or(session.creds.cursor);
+        // The live-push watcher stays parked while this call holds the wait.
+        let _call = self.waits.call();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(timeout);
         let progress = request.meta.get_progress_token();
@@ -538,6 +550,7 @@ impl RoomTools {
                 }
                 continue;
             }
+            self.waits.delivered(w.next_since_id);
             return Ok(self.wait_result(session, w).await);
         }
         if let Some(e) = last_error {
@@ -690,12 +703,30 @@ impl RoomTools {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for RoomTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "agentgather",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(self.instructions.to_string())
+        // Claude Code listens for channel notifications from a server that declares this.
+        let mut experimental = rmcp::model::ExperimentalCapabilities::new();
+        experimental.insert(push::CHANNEL_CAPABILITY.to_string(), Default::default());
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_experimental_with(experimental)
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "agentgather",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(self.instructions.to_string())
+    }
+
+    /// The revisions with `initialize`: under the newer ones a server cannot speak
+    /// unprompted, and Claude Code then ignores the channel (SPEC §11.2).
+    fn supported_protocol_versions(
+        &self,
+    ) -> std::borrow::Cow<'static, [rmcp::model::ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(rmcp::model::ProtocolVersion::known_up_to(
+            &rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE,
+        ))
     }
 }
 

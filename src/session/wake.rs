@@ -23,10 +23,14 @@ use crate::protocol::message::Message;
 use crate::protocol::reach::{Reach, WakeEvent};
 use crate::store::fsutil::{read_json, write_json};
 
-/// How many of the participant's own message ids are remembered (replies to them wake).
 /// The variable that names a turn's ids (SPEC §8.2); set in every turn, and only there.
 pub const WAKE_IDS_VAR: &str = "AGENTGATHER_WAKE_IDS";
+/// The harness session a turn continues (SPEC §11.1): a UUID kept in the wake cursor.
+pub const SESSION_VAR: &str = "AGENTGATHER_SESSION";
+/// Which turn of that session this is: 1 for the first it ever ran, counting up.
+pub const TURN_VAR: &str = "AGENTGATHER_TURN";
 
+/// How many of the participant's own message ids are remembered (replies to them wake).
 const OWN_IDS: usize = 2_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -37,6 +41,8 @@ pub struct WakeConfig {
     pub turn_timeout: Duration,
     pub max_turns_per_hour: u32,
     pub grace: Duration,
+    /// Start a new harness session instead of continuing the stored one.
+    pub fresh: bool,
 }
 
 /// The runner's durable state: `<home>/credentials/<room>/<alias>.wake.json`.
@@ -52,6 +58,30 @@ pub struct WakeCursor {
     /// The participant's own recent message ids.
     #[serde(default)]
     pub own: VecDeque<u64>,
+    /// The harness session woken turns continue (absent in cursors of older versions:
+    /// the next start makes one).
+    #[serde(default)]
+    pub session: Option<String>,
+    /// How many turns that session has started.
+    #[serde(default)]
+    pub turns: u64,
+}
+
+impl WakeCursor {
+    /// Drops the stored session so the next turn starts a new one, as turn 1.
+    fn start_session(&mut self) {
+        self.session = Some(uuid::Uuid::new_v4().to_string());
+        self.turns = 0;
+    }
+
+    /// Counts a turn of the session (made first if there is none) and names it.
+    fn next_turn(&mut self) -> (String, u64) {
+        if self.session.is_none() {
+            self.start_session();
+        }
+        self.turns += 1;
+        (self.session.clone().unwrap_or_default(), self.turns)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +96,8 @@ pub enum RunnerEvent {
     Started {
         triggers: Vec<Trigger>,
         since: u64,
+        session: String,
+        turn: u64,
     },
     Finished(TurnReport),
     /// The hourly turn cap is reached; the next turn waits this long.
@@ -78,6 +110,9 @@ pub enum RunnerEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnReport {
     pub ids: Vec<u64>,
+    /// The harness session the turn continued, and its turn number in it.
+    pub session: String,
+    pub turn: u64,
     pub from: Vec<String>,
     pub since_id: u64,
     /// The exit code, or `None` when a signal ended it.
@@ -136,6 +171,15 @@ pub fn concerns(m: &Message, alias: &str, own: &VecDeque<u64>) -> bool {
             || m.topic_id.is_some_and(|t| own.contains(&t)))
 }
 
+/// Remembers one of the participant's own message ids (the newest [`OWN_IDS`]), so that
+/// replies to it and comments on it count as concerning them.
+pub fn remember_own(own: &mut VecDeque<u64>, id: u64) {
+    own.push_back(id);
+    if own.len() > OWN_IDS {
+        own.pop_front();
+    }
+}
+
 /// Runs until the room closes, the participant is removed, or `stop` is set (SIGINT,
 /// SIGTERM); a running turn then gets `grace` to finish.
 pub fn run(
@@ -147,7 +191,7 @@ pub fn run(
     let client = session.client(super::CALL_TIMEOUT);
     client.set_reach(Reach::Wake, None)?;
     let path = cursor_path(&session);
-    let cursor = match read_json::<WakeCursor>(&path)? {
+    let mut cursor = match read_json::<WakeCursor>(&path)? {
         Some(c) => c,
         None => {
             let status = client.status()?;
@@ -163,6 +207,9 @@ pub fn run(
             }
         }
     };
+    if cfg.fresh || cursor.session.is_none() {
+        cursor.start_session();
+    }
     write_json(&path, &cursor)?;
     let state: State = Arc::new((
         Mutex::new(Shared {
@@ -182,7 +229,7 @@ pub fn run(
     let mut starts: VecDeque<Instant> = VecDeque::new();
     let mut capped = false;
     loop {
-        let (batch, since, scanned) = {
+        let (batch, since, scanned, session, turn) = {
             let mut g = lock(&state);
             loop {
                 if stop.load(Ordering::SeqCst) {
@@ -222,18 +269,32 @@ pub fn run(
                     .map(|(g, _)| g)
                     .unwrap_or_else(|p| p.into_inner().0);
             }
-            (g.cursor.pending.clone(), g.cursor.since, g.cursor.scanned)
+            // The turn is counted before it runs, so a restart after `kill -9` mid-turn
+            // resumes the session the cut-off turn had started.
+            let (session, turn) = g.cursor.next_turn();
+            write_json(&path, &g.cursor)?;
+            (
+                g.cursor.pending.clone(),
+                g.cursor.since,
+                g.cursor.scanned,
+                session,
+                turn,
+            )
         };
         starts.push_back(Instant::now());
         let _ = client.wake_report(WakeEvent::Started);
         on_event(&RunnerEvent::Started {
             triggers: batch.clone(),
             since,
+            session: session.clone(),
+            turn,
         });
         let ids: Vec<u64> = batch.iter().map(|t| t.id).collect();
-        let out = run_turn(cfg, &env.with(&ids, since), &stop)?;
+        let out = run_turn(cfg, &env.with(&ids, since, &session, turn), &stop)?;
         let mut report = TurnReport {
             ids: ids.clone(),
+            session,
+            turn,
             from: distinct_senders(&batch),
             since_id: since,
             exit_code: out.exit_code,
@@ -299,10 +360,7 @@ fn hold_wait(session: &Session, state: &State, path: &Path) {
                 continue;
             }
             if m.from == alias {
-                g.cursor.own.push_back(m.id);
-                if g.cursor.own.len() > OWN_IDS {
-                    g.cursor.own.pop_front();
-                }
+                remember_own(&mut g.cursor.own, m.id);
             } else if concerns(m, &alias, &g.cursor.own) {
                 g.cursor.pending.push(Trigger {
                     id: m.id,
@@ -350,11 +408,13 @@ impl TurnEnv {
         }
     }
 
-    fn with(&self, ids: &[u64], since: u64) -> TurnEnv {
+    fn with(&self, ids: &[u64], since: u64, session: &str, turn: u64) -> TurnEnv {
         let mut vars = self.vars.clone();
         let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
         vars.push((WAKE_IDS_VAR.into(), ids.join(",")));
         vars.push(("AGENTGATHER_SINCE_ID".into(), since.to_string()));
+        vars.push((SESSION_VAR.into(), session.to_string()));
+        vars.push((TURN_VAR.into(), turn.to_string()));
         TurnEnv { vars }
     }
 }

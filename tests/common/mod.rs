@@ -66,6 +66,8 @@ pub fn command(home: &TempHome, args: &[&str]) -> Command {
         .env("HOME", &home.root)
         .env_remove("AGENTGATHER_WAKE_IDS")
         .env_remove("AGENTGATHER_SINCE_ID")
+        .env_remove("AGENTGATHER_SESSION")
+        .env_remove("AGENTGATHER_TURN")
         .env_remove("RUST_LOG")
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
