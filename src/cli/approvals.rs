@@ -162,8 +162,11 @@ pub fn setup_text(ctx: &Ctx, _harness: ApprovalHarness) -> (String, serde_json::
         None => format!("{exe} approve-hook"),
     };
     let register = match &home {
-        Some(h) => format!("claude mcp add agentgather --env {h} -- {exe} mcp"),
-        None => format!("claude mcp add agentgather -- {exe} mcp"),
+        Some(_) => format!(
+            "agentgather setup claude --home {}",
+            shell_quote(&ctx.home.root.to_string_lossy())
+        ),
+        None => "agentgather setup claude".to_string(),
     };
     let settings = json!({
         "hooks": {
