@@ -944,42 +944,82 @@ fn wait_heartbeat_with_timeout_ms() {
 }
 
 #[test]
-fn newer_wait_supersedes_older() {
+fn two_faces_of_one_participant_hold_waits_side_by_side() {
+    // Audit round two, NL4: a wake runner and `attend` (or the MCP adapter and a model's
+    // room_wait) of one participant superseded each other in a tight loop. Both waits now
+    // stay held until there is news, and a post answers both.
+    let r = TestRoom::start("wait-two-faces");
+    let bob = r.invite("bob", "agent");
+    let last = r.last_id();
+    let port = r.port;
+    let faces: Vec<_> = (0..2)
+        .map(|_| {
+            let token = bob.token.clone();
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                let v = Req::get(&wait_path("bob", last, 15_000))
+                    .token(&token)
+                    .send(port)
+                    .json();
+                (t0.elapsed(), v)
+            })
+        })
+        .collect();
+    r.until_waiting("bob");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        faces.iter().all(|f| !f.is_finished()),
+        "a wait of one face ended the other's"
+    );
+    let m = r.say(&r.token, "for both faces");
+    for f in faces {
+        let (took, v) = f.join().unwrap();
+        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        assert_eq!(v["messages"][0]["id"], m["id"], "{v}");
+    }
+}
+
+#[test]
+fn a_wait_past_the_bound_supersedes_the_participants_oldest() {
     let r = TestRoom::start("wait-supersede");
     let bob = r.invite("bob", "agent");
     let last = r.last_id();
     let port = r.port;
-    let token = bob.token.clone();
-    let first = std::thread::spawn(move || {
-        let t0 = Instant::now();
-        let v = Req::get(&wait_path("bob", last, 15_000))
-            .token(&token)
-            .send(port)
-            .json();
-        (t0.elapsed(), v)
-    });
+    let hold = |token: String| {
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let v = Req::get(&wait_path("bob", last, 15_000))
+                .token(&token)
+                .send(port)
+                .json();
+            (t0.elapsed(), v)
+        })
+    };
+    let first = hold(bob.token.clone());
     r.until_waiting("bob");
-    let token = bob.token.clone();
-    let second = std::thread::spawn(move || {
-        Req::get(&wait_path("bob", last, 15_000))
-            .token(&token)
-            .send(port)
-            .json()
-    });
+    // Three more fill the bound of four; give each time to register, in order.
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(hold(bob.token.clone()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!first.is_finished(), "four waits fit");
+    others.push(hold(bob.token.clone()));
     let (took, v) = first.join().unwrap();
     assert!(
         took < Duration::from_secs(5),
-        "the older wait answered after {took:?}, not when superseded"
+        "the oldest wait answered after {took:?}, not when superseded"
     );
     assert_eq!(v["heartbeat"], true, "{v}");
     assert_eq!(v["keep_waiting"], true, "{v}");
     assert_eq!(v["messages"], json!([]));
-    // The newer one is still held: a post answers it.
-    r.until_waiting("bob");
-    let m = r.say(&r.token, "for the newer wait");
-    let v = second.join().unwrap();
-    assert_eq!(v["heartbeat"], false, "{v}");
-    assert_eq!(v["messages"][0]["id"], m["id"]);
+    // The newer ones are still held: a post answers them.
+    let m = r.say(&r.token, "for the newer waits");
+    for o in others {
+        let (_, v) = o.join().unwrap();
+        assert_eq!(v["heartbeat"], false, "{v}");
+        assert_eq!(v["messages"][0]["id"], m["id"]);
+    }
 }
 
 #[test]
@@ -1243,6 +1283,20 @@ fn status_fields_read_receipts_and_no_secrets() {
 
 // ---------------------------------------------------------------------------------------
 // /invite, /remove
+
+/// The first visit of an invited person names who invited them: `/profile` says so.
+#[test]
+fn profile_names_the_inviter() {
+    let r = TestRoom::start("inviter");
+    let carol = r.invite_http("carol", "human").token;
+    let (s, v) = r.get("/profile", Some(&carol));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["invited_by"], "operator", "{v}");
+    // The host was invited by no one: the field is absent.
+    let (s, v) = r.get("/profile", Some(&r.token));
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("invited_by").is_none(), "{v}");
+}
 
 #[test]
 fn invite_and_remove_over_http() {

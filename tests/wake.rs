@@ -371,18 +371,108 @@ fn agents_mentioning_each_other_stop_at_the_turn_cap() {
     until_runner_waits(&r, "ping");
     until_runner_waits(&r, "pong");
     r.say(&r.token, "@ping start the ball");
-    ra.until_turns(3, Duration::from_secs(20));
+    // ping: the host's start (never capped) and three turns for pong; pong: three for ping.
+    ra.until_turns(4, Duration::from_secs(20));
     rb.until_turns(3, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(ra.turns().len(), 3);
+    assert_eq!(ra.turns().len(), 4);
     assert_eq!(rb.turns().len(), 3);
-    let capped = ra
+    // ping's last turn mentions pong, whose three turns for ping are used up.
+    let capped = rb
         .lines
         .lock()
         .unwrap()
         .iter()
         .any(|v| v["event"] == "turn_cap");
     assert!(capped, "the runner says it reached its cap");
+}
+
+#[test]
+fn one_agents_mentions_never_use_up_the_turns_the_host_gets() {
+    // Audit round two, NM4: the hourly cap was shared by all senders, so one agent's
+    // mentions made a wake agent deaf to the host for up to an hour.
+    let r = TestRoom::start("wake-cap-sender");
+    let a = Agent::join(&r, "helper");
+    let noisy = r.invite("noisy", "agent");
+    let exec = a.script("turn.sh", "true\n");
+    let run = a.wake(&exec, &["--max-turns-per-hour", "2"]);
+    until_runner_waits(&r, "helper");
+    for i in 0..2 {
+        r.say(&noisy.token, &format!("@helper noise {i}"));
+        run.until_turns(i + 1, Duration::from_secs(15));
+    }
+    r.say(&noisy.token, "@helper noise past the cap");
+    let capped = || {
+        run.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["event"] == "turn_cap")
+    };
+    until("the cap for noisy", Duration::from_secs(10), capped);
+    assert_eq!(run.turns().len(), 2);
+    let from_host = r.say(&r.token, "@helper the host needs you")["id"]
+        .as_u64()
+        .unwrap();
+    let t = run.until_turns(3, Duration::from_secs(15));
+    assert!(ids(&t[2]).contains(&from_host), "{:?}", t[2]);
+}
+
+#[test]
+fn a_turn_ends_with_its_leader_and_a_restart_ends_what_a_killed_runner_left() {
+    // Audit round two, NL5: background children of a successful turn were never
+    // signalled, and after `kill -9` of the runner the cut-off turn's group ran on
+    // beside the rerun.
+    let r = TestRoom::start("wake-groups");
+    let a = Agent::join(&r, "helper");
+    let bg = a.script("bg.sh", "sleep 300 &\necho $! > {DIR}/bg.pid\n");
+    let run = a.wake(&bg, &["--grace", "1s"]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper start something in the background");
+    run.until_turns(1, Duration::from_secs(15));
+    let pid: i32 = std::fs::read_to_string(a.file("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    until(
+        "the background child to end",
+        Duration::from_secs(5),
+        || !alive(pid),
+    );
+    drop(run);
+
+    let slow = a.script("slow.sh", "echo $$ > {DIR}/slow.pid\nsleep 300\n");
+    let mut run = a.wake(&slow, &[]);
+    until_runner_waits(&r, "helper");
+    r.say(&r.token, "@helper a long one");
+    until("the long turn to start", Duration::from_secs(15), || {
+        a.file("slow.pid").exists()
+    });
+    let slow_pid: i32 = std::fs::read_to_string(a.file("slow.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    assert!(
+        alive(slow_pid),
+        "kill -9 of the runner leaves its turn running"
+    );
+    let done = a.script("done.sh", "true\n");
+    let _rerun = a.wake(&done, &[]);
+    until(
+        "the interrupted turn to be ended",
+        Duration::from_secs(10),
+        || !alive(slow_pid),
+    );
 }
 
 #[test]

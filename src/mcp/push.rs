@@ -7,11 +7,11 @@
 //! the model reads room text only through `room_read`, quoted as external advice, so a
 //! notification can never carry an instruction that looks like the user's own.
 //!
-//! One wait per participant is what the server keeps: a `room_wait` call of the model
-//! supersedes the watcher's wait, and the watcher stays parked until the call returns,
-//! then goes on after what the call delivered. A wait that is superseded at once again
-//! and again (another face of this participant holds one too) backs off, so two faces
-//! never take turns in a tight loop.
+//! While a `room_wait` call of the model runs, the model hears the room through it: the
+//! watcher stays parked until the call returns, then goes on after what the call
+//! delivered, so nothing is announced twice. A wait that ends at once again and again
+//! (superseded: the participant holds the server's bound of waits elsewhere) backs off,
+//! so faces of one participant never take turns in a tight loop.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

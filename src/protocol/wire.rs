@@ -231,6 +231,9 @@ pub struct ProfileAnswer {
     pub reach: Reach,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_every_s: Option<u64>,
+    /// Who invited this participant (an alias): the first visit names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
 }
 
 /// `POST /invite` and `room invite --json`: the new participant's token and the three

@@ -1,14 +1,22 @@
 //! The wait hub. A held `/wait` sleeps on a `watch` channel that the room bumps on every
 //! change (message, brief, close), so waking a thousand waiters is one send and no file
-//! is read again. Each participant holds at most one wait: a newer one supersedes the
-//! older, which answers at once as a heartbeat.
+//! is read again.
+//!
+//! A participant may hold a few waits at once ([`WAITS_PER_PARTICIPANT`]): the documented
+//! set-ups run two faces of one participant side by side (a wake runner and `attend`, or
+//! the MCP adapter's own wait and a model's `room_wait`). With one wait each, every new
+//! wait superseded the other face's, which asked again at once, and the two took turns in
+//! a tight loop. Past the bound, a new wait supersedes the participant's oldest, which
+//! answers at once as a heartbeat, so one participant still holds a bounded number.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, watch};
 
-#[derive(Default)]
+/// How many waits one participant may hold at once.
+pub const WAITS_PER_PARTICIPANT: usize = 4;
+
 struct Held {
     generation: u64,
     superseded: Arc<Notify>,
@@ -16,7 +24,8 @@ struct Held {
 
 pub struct WaitHub {
     changed: watch::Sender<u64>,
-    held: Mutex<HashMap<usize, Held>>,
+    /// Each participant's held waits, oldest first.
+    held: Mutex<HashMap<usize, VecDeque<Held>>>,
     next_generation: Mutex<u64>,
 }
 
@@ -31,11 +40,11 @@ pub struct HeldWait<'a> {
 impl Drop for HeldWait<'_> {
     fn drop(&mut self) {
         let mut held = self.hub.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held
-            .get(&self.who)
-            .is_some_and(|h| h.generation == self.generation)
-        {
-            held.remove(&self.who);
+        if let Some(waits) = held.get_mut(&self.who) {
+            waits.retain(|h| h.generation != self.generation);
+            if waits.is_empty() {
+                held.remove(&self.who);
+            }
         }
     }
 }
@@ -61,7 +70,8 @@ impl WaitHub {
         self.changed.subscribe()
     }
 
-    /// Registers `who`'s new held wait, superseding any older one.
+    /// Registers `who`'s new held wait; past [`WAITS_PER_PARTICIPANT`] it supersedes
+    /// their oldest.
     pub fn hold(&self, who: usize) -> HeldWait<'_> {
         let generation = {
             let mut g = self
@@ -72,16 +82,17 @@ impl WaitHub {
             *g
         };
         let superseded = Arc::new(Notify::new());
-        let old = self.held.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            who,
-            Held {
-                generation,
-                superseded: superseded.clone(),
-            },
-        );
-        if let Some(old) = old {
-            old.superseded.notify_one();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let waits = held.entry(who).or_default();
+        if waits.len() >= WAITS_PER_PARTICIPANT
+            && let Some(oldest) = waits.pop_front()
+        {
+            oldest.superseded.notify_one();
         }
+        waits.push_back(Held {
+            generation,
+            superseded: superseded.clone(),
+        });
         HeldWait {
             hub: self,
             who,
@@ -98,7 +109,7 @@ impl WaitHub {
             .contains_key(&who)
     }
 
-    /// How many waits are held.
+    /// How many participants hold a wait.
     pub fn held_count(&self) -> usize {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -110,20 +121,32 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn newer_wait_supersedes_older() {
+    async fn two_faces_hold_side_by_side_and_a_wait_past_the_bound_supersedes_the_oldest() {
         let hub = WaitHub::default();
         let first = hub.hold(7);
         assert!(hub.is_holding(7));
         let second = hub.hold(7);
+        // Two faces of one participant: neither is superseded.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), first.superseded.notified())
+                .await
+                .is_err()
+        );
+        let more: Vec<_> = (2..WAITS_PER_PARTICIPANT).map(|_| hub.hold(7)).collect();
+        let past = hub.hold(7);
         tokio::time::timeout(Duration::from_secs(1), first.superseded.notified())
             .await
             .unwrap();
-        drop(first);
         assert!(
-            hub.is_holding(7),
-            "dropping the superseded wait keeps the newer one"
+            tokio::time::timeout(Duration::from_millis(100), second.superseded.notified())
+                .await
+                .is_err(),
+            "only the oldest is superseded"
         );
-        drop(second);
+        drop(first);
+        assert!(hub.is_holding(7), "the others still hold");
+        assert_eq!(hub.held_count(), 1);
+        drop((second, more, past));
         assert!(!hub.is_holding(7));
     }
 

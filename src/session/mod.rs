@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod state;
 pub mod topics;
 pub mod wake;
+mod wake_cap;
 
 use std::io::Read;
 use std::path::Path;

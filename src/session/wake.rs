@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::wake_cap::TurnCap;
 use super::{Backoff, Session, SessionError, is_transient};
 use crate::client::ClientError;
 use crate::protocol::message::Message;
@@ -32,7 +33,10 @@ pub const TURN_VAR: &str = "AGENTGATHER_TURN";
 
 /// How many of the participant's own message ids are remembered (replies to them wake).
 const OWN_IDS: usize = 2_000;
-const HOUR: Duration = Duration::from_secs(3600);
+/// The most trigger ids one turn is given (the rest wait for the next turn): the ids go
+/// into the environment, which has a size limit, and a long backlog must not fail every
+/// start (audit round two, NL5).
+pub const MAX_BATCH: usize = 200;
 
 /// `agentgather wake` options.
 #[derive(Debug, Clone)]
@@ -65,6 +69,13 @@ pub struct WakeCursor {
     /// How many turns that session has started.
     #[serde(default)]
     pub turns: u64,
+    /// The room's creation time: a room made anew under the same id starts a new cursor.
+    #[serde(default)]
+    pub room_created_at: Option<String>,
+    /// The process group of the turn running now, so a runner restarted after `kill -9`
+    /// can end what the cut-off turn left running.
+    #[serde(default)]
+    pub running_group: Option<i32>,
 }
 
 impl WakeCursor {
@@ -191,26 +202,43 @@ pub fn run(
     let client = session.client(super::CALL_TIMEOUT);
     client.set_reach(Reach::Wake, None)?;
     let path = cursor_path(&session);
-    let mut cursor = match read_json::<WakeCursor>(&path)? {
-        Some(c) => c,
-        None => {
-            let status = client.status()?;
-            let start = status
-                .participants
-                .iter()
-                .find(|p| p.alias == status.me)
-                .map_or(0, |p| p.read_through_id);
-            WakeCursor {
-                scanned: start,
-                since: start,
-                ..Default::default()
-            }
+    let status = client.status()?;
+    let fresh_cursor = || {
+        let start = status
+            .participants
+            .iter()
+            .find(|p| p.alias == status.me)
+            .map_or(0, |p| p.read_through_id);
+        WakeCursor {
+            scanned: start,
+            since: start,
+            room_created_at: status.created_at.clone(),
+            ..Default::default()
         }
+    };
+    let mut cursor = match read_json::<WakeCursor>(&path)? {
+        Some(c) if c.room_created_at.is_some() && c.room_created_at != status.created_at => {
+            eprintln!(
+                "agentgather: room {} was made anew since this runner last ran; starting from its current state",
+                session.creds.room
+            );
+            end_left_over_turn(&c);
+            fresh_cursor()
+        }
+        Some(mut c) => {
+            c.room_created_at = status.created_at.clone();
+            end_left_over_turn(&c);
+            c.running_group = None;
+            c
+        }
+        None => fresh_cursor(),
     };
     if cfg.fresh || cursor.session.is_none() {
         cursor.start_session();
     }
     write_json(&path, &cursor)?;
+    let mut cap = TurnCap::new(cfg.max_turns_per_hour);
+    cap.learn(&status.participants);
     let state: State = Arc::new((
         Mutex::new(Shared {
             cursor,
@@ -226,7 +254,6 @@ pub fn run(
     let env = TurnEnv::of(&session);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
     let mut not_before = Instant::now();
-    let mut starts: VecDeque<Instant> = VecDeque::new();
     let mut capped = false;
     loop {
         let (batch, since, scanned, session, turn) = {
@@ -241,23 +268,26 @@ pub fn run(
                 if let Some(end) = g.end {
                     return Ok(end);
                 }
-                let now = Instant::now();
-                while starts
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= HOUR)
-                {
-                    starts.pop_front();
+                let unknown = cap.unknown(&g.cursor.pending);
+                if !unknown.is_empty() {
+                    // A sender the roster did not name yet: ask it, outside the lock.
+                    drop(g);
+                    if let Ok(st) = client.status() {
+                        cap.learn(&st.participants);
+                    }
+                    cap.assume_agents(&unknown);
+                    g = lock(&state);
+                    continue;
                 }
-                let cap_free = starts.len() < cfg.max_turns_per_hour as usize;
-                if !g.cursor.pending.is_empty() && now >= not_before && cap_free {
+                let now = Instant::now();
+                let pending = !g.cursor.pending.is_empty();
+                let blocked = cap.blocked(&g.cursor.pending, now);
+                if pending && now >= not_before && blocked.is_none() {
                     capped = false;
                     break;
                 }
-                if !g.cursor.pending.is_empty() && !cap_free && !capped {
+                if let Some(wait) = blocked.filter(|_| pending && !capped) {
                     capped = true;
-                    let wait = starts
-                        .front()
-                        .map_or(HOUR, |t| HOUR - now.duration_since(*t));
                     on_event(&RunnerEvent::Capped { wait });
                 }
                 let tick = not_before
@@ -273,15 +303,10 @@ pub fn run(
             // resumes the session the cut-off turn had started.
             let (session, turn) = g.cursor.next_turn();
             write_json(&path, &g.cursor)?;
-            (
-                g.cursor.pending.clone(),
-                g.cursor.since,
-                g.cursor.scanned,
-                session,
-                turn,
-            )
+            let batch: Vec<Trigger> = g.cursor.pending.iter().take(MAX_BATCH).cloned().collect();
+            (batch, g.cursor.since, g.cursor.scanned, session, turn)
         };
-        starts.push_back(Instant::now());
+        cap.record(&batch, Instant::now());
         let _ = client.wake_report(WakeEvent::Started);
         on_event(&RunnerEvent::Started {
             triggers: batch.clone(),
@@ -290,7 +315,17 @@ pub fn run(
             turn,
         });
         let ids: Vec<u64> = batch.iter().map(|t| t.id).collect();
-        let out = run_turn(cfg, &env.with(&ids, since, &session, turn), &stop)?;
+        let record_group = |pgid: Option<i32>| -> Result<(), SessionError> {
+            let mut g = lock(&state);
+            g.cursor.running_group = pgid;
+            write_json(&path, &g.cursor)?;
+            Ok(())
+        };
+        let out = run_turn(cfg, &env.with(&ids, since, &session, turn), &stop, |pgid| {
+            record_group(Some(pgid))
+        });
+        record_group(None)?;
+        let out = out?;
         let mut report = TurnReport {
             ids: ids.clone(),
             session,
@@ -313,7 +348,12 @@ pub fn run(
             backoff.reset();
             let mut g = lock(&state);
             g.cursor.pending.retain(|t| !ids.contains(&t.id));
-            g.cursor.since = scanned;
+            // What is still queued (past one batch) is read from just before it.
+            g.cursor.since = g
+                .cursor
+                .pending
+                .first()
+                .map_or(scanned, |t| t.id.saturating_sub(1).max(since));
             write_json(&path, &g.cursor)?;
         } else {
             let delay = backoff.next_delay();
@@ -419,6 +459,60 @@ impl TurnEnv {
     }
 }
 
+/// Whether any process of group `pgid` is alive.
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the group exists.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+/// SIGTERM to what is left of a group, then SIGKILL once `grace` has passed.
+fn end_group(pgid: i32, grace: Duration) {
+    if !group_alive(pgid) {
+        return;
+    }
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while group_alive(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(pgid, libc::SIGKILL);
+}
+
+/// Ends what a turn cut off by `kill -9` of its runner left running: its process group,
+/// when a process of that group still carries the turn's session in its environment (a
+/// recycled group id of someone else's is left alone). Linux only (`/proc`).
+fn end_left_over_turn(c: &WakeCursor) {
+    let (Some(pgid), Some(session)) = (c.running_group, c.session.as_deref()) else {
+        return;
+    };
+    let marker = format!("{SESSION_VAR}={session}");
+    let ours = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let dir = e.path();
+            let in_group = std::fs::read_to_string(dir.join("stat"))
+                .ok()
+                .is_some_and(|stat| {
+                    // After the command name's closing parenthesis: state, ppid, pgrp.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok())
+                        == Some(pgid)
+                });
+            in_group
+                && std::fs::read(dir.join("environ"))
+                    .ok()
+                    .is_some_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        });
+    if ours {
+        eprintln!(
+            "agentgather: ending what the interrupted turn left running (process group {pgid})"
+        );
+        signal_group(pgid, libc::SIGKILL);
+    }
+}
+
 fn signal_group(pgid: i32, sig: i32) {
     // SAFETY: kill(2) with a negative pid signals the process group; no memory involved.
     unsafe {
@@ -433,6 +527,7 @@ fn run_turn(
     cfg: &WakeConfig,
     env: &TurnEnv,
     stop: &AtomicBool,
+    on_spawn: impl FnOnce(i32) -> Result<(), SessionError>,
 ) -> Result<TurnOutcome, SessionError> {
     let io = |e: std::io::Error| SessionError::Invalid(format!("cannot run the wake command: {e}"));
     let err_out = || -> Stdio {
@@ -453,6 +548,7 @@ fn run_turn(
         .spawn()
         .map_err(io)?;
     let pgid = child.id() as i32;
+    on_spawn(pgid)?;
     let mut timed_out = false;
     let mut kill_at: Option<Instant> = None;
     let mut stop_at: Option<Instant> = None;
@@ -477,6 +573,11 @@ fn run_turn(
     if timed_out || stop_at.is_some() {
         // Whatever of the group outlived its leader goes too.
         signal_group(pgid, libc::SIGKILL);
+    } else {
+        // A turn ends with its leader: what it left running in the background gets
+        // SIGTERM, then SIGKILL after `grace` (a `setsid` child has left the group and
+        // is beyond reach).
+        end_group(pgid, cfg.grace);
     }
     Ok(TurnOutcome {
         exit_code: if timed_out { None } else { status.code() },

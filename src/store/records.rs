@@ -80,6 +80,9 @@ pub struct ParticipantRecord {
     /// The highest message id delivered to this participant.
     #[serde(default)]
     pub read_through_id: u64,
+    /// The alias of the host who invited them (absent for the host, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
     /// SPEC §8 (absent from older files: manual, nothing requested).
     #[serde(flatten)]
     pub reach: ReachRecord,

@@ -167,6 +167,7 @@ impl Room {
             attention: Attention::Manual,
             removed: false,
             read_through_id: 0,
+            invited_by: None,
             reach: Default::default(),
         };
         write_private(&dir.join("brief.md"), new.brief.as_bytes())?;
@@ -693,6 +694,7 @@ impl Room {
             attention: Attention::Manual,
             removed: false,
             read_through_id: 0,
+            invited_by: Some(self.participants[who].alias.clone()),
             reach: Default::default(),
         });
         let idx = self.participants.len() - 1;

@@ -266,6 +266,16 @@ class Driver:
             f.write(base64.b64decode(data))
         return path
 
+    def screenshot_scaled(self, name, scale):
+        """The viewport at `scale` (a smaller PNG, for the README)."""
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        w, h = self.js("return [innerWidth, innerHeight]")
+        v = self.cdp("Page.captureScreenshot", {"format": "png", "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": scale}})
+        path = os.path.join(ARTIFACTS, name + ".png")
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(v["data"]))
+        return path
+
     def console(self):
         try:
             return self.s("POST", "/se/log", {"type": "browser"})
@@ -426,8 +436,11 @@ JS_UNSAFE_DOM = """
 const found = [];
 for (const e of document.querySelectorAll('body *')) {
   const tag = e.tagName.toLowerCase();
+  // the page's own icons are inline SVG (class icon, aria-hidden, no room data in them)
+  const ownIcon = tag === 'svg' && e.getAttribute('class') === 'icon' && e.getAttribute('aria-hidden') === 'true'
+      && [...e.children].every(k => k.tagName.toLowerCase() === 'path' && k.attributes.length === 1);
   if (['script', 'img', 'iframe', 'object', 'embed', 'svg', 'math', 'style', 'link', 'meta', 'base', 'form', 'video', 'audio', 'source'].includes(tag)
-      && !(tag === 'form' && (e.id === 'composer' || e.id === 'namer'))) found.push(tag + (e.id ? '#' + e.id : ''));
+      && !(tag === 'form' && (e.id === 'composer' || e.id === 'namer')) && !ownIcon) found.push(tag + (e.id ? '#' + e.id : ''));
   for (const a of e.attributes) {
     if (/^on/i.test(a.name)) found.push(tag + '[' + a.name + ']');
     if (a.name === 'style' && e.id !== 'input') found.push(tag + '[style]'); // the composer's height is set through CSSOM

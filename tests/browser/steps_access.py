@@ -123,7 +123,7 @@ def step_keyboard(d, c):
         f = d.js(JS_FOCUSED)
         assert f and f["outline"], "a visible focus ring on %r" % f
         stops.append(f["id"])
-    assert_eq(stops, ["tb-people", "tb-brief", "tb-topics", "tb-system", "timeline"], "tab order")
+    assert_eq(stops, ["tb-search", "tb-topics", "tb-brief", "tb-people", "tb-system"], "tab order")
     # The reply action is reachable by keyboard (Shift+Tab back from the composer), shows
     # when focused, and Enter starts a reply; Esc in the composer cancels it.
     d.click("#input")
@@ -145,7 +145,7 @@ def step_keyboard(d, c):
     time.sleep(0.2)
     d.click("#tb-people")
     assert visible(d, "#rail"), "rail open"
-    assert_eq(d.js("return document.activeElement.id"), "rail", "focus moves into the rail that covers the timeline")
+    assert_eq(d.js("return document.activeElement.id"), "people", "focus moves into the drawer that covers the timeline")
     d.keys(ESC)
     assert not visible(d, "#rail"), "Esc closes the rail"
     assert_eq(d.js("return document.activeElement.id"), "tb-people", "focus back on the rail's button")

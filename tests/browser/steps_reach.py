@@ -104,13 +104,17 @@ def step_reach_roster(d, c):
 
         def settled():
             got = d.js(JS_PEOPLE)
-            return all(a in got and got[a]["reach"] == r and got[a]["reachable"] == ("true" if n else "false")
-                       for a, (r, n, _) in want.items())
+            ok = all(a in got and got[a]["reach"] == r and got[a]["reachable"] == ("true" if n else "false")
+                     for a, (r, n, _) in want.items())
+            return got if ok else None
+        # One snapshot of the list is checked whole: the next /status redraw may catch a
+        # live agent between two of its waits.
         deadline = time.time() + 15
-        while not settled():
+        got = settled()
+        while not got:
             assert time.time() < deadline, "the roster never showed every reach: %r" % d.js(JS_PEOPLE)
             time.sleep(0.2)
-        got = d.js(JS_PEOPLE)
+            got = settled()
         for alias, (reach, now, warn) in want.items():
             g = got[alias]
             assert_eq(g["filled"], now, "%s: a filled dot only when reachable now" % alias)

@@ -69,7 +69,16 @@ def listed(d, tid, status=None):
         tid, status, timeout=8, what="topic %d listed%s" % (tid, " as " + status if status else ""))
 
 
+def show_topics(d):
+    """Opens the rail (a drawer on a phone) at its topics tab."""
+    if not visible(d, "#rail"):
+        d.click("#tb-people")
+    if not visible(d, "#topics"):
+        d.click("#tab-topics")
+
+
 def open_thread(d, tid):
+    show_topics(d)
     if not visible(d, "#topics-browse"):
         d.click("#topic-back")
     set_select(d, "#topics-filter", "")
@@ -82,7 +91,8 @@ def step_topics_panel(d, c):
     d.switch(c.alice_tab)
     d.viewport(1280, 800)
     d.js("window.__noReload = 1")
-    assert visible(d, "#topics") and visible(d, "#search"), "topics and search panels in the rail"
+    show_topics(d)
+    assert visible(d, "#topics") and visible(d, "#tb-search"), "the topics panel in the rail, search in the top bar"
     # Topics opened over HTTP show up in the panel, live.
     t1 = topic(c, c.curly["token"], title="Parser bug in 0.2", text="The parser drops **bold** inside lists.", tags=["parser"])
     t2 = topic(c, c.room.host_token, title="Release notes draft", text="Who writes them?")
@@ -365,7 +375,9 @@ def step_topic_search(d, c):
     old = c.room.post(c.curly["token"], "the zebraquartz migration is half done")
     new = c.room.post(c.room.host_token, "ZebraQuartz migration finished, thanks")
     c.room.post(c.curly["token"], "unrelated chatter about zebras")
-    d.js("document.getElementById('search-input').focus()")
+    # Search is its own overlay, opened from the top bar, its input focused.
+    d.click("#tb-search")
+    d.wait_for("return document.activeElement && document.activeElement.id === 'search-input'", what="the search overlay")
     d.type("#search-input", "zebraquartz migration")
     d.keys("\ue007")
     ids = d.wait_for("const r = [...document.querySelectorAll('#search-results .sr-hit')].map(b => Number(b.dataset.id)); return r.length ? r : null",
@@ -373,6 +385,16 @@ def step_topic_search(d, c):
     assert_eq(ids, [new["id"], old["id"]], "both words, any case, newest first")
     marks = d.js("return [...document.querySelectorAll('#search-results mark')].map(m => m.textContent.toLowerCase())")
     assert "zebraquartz" in marks and "migration" in marks, marks
+    # In view at 1280x800 without scrolling anything: every result's box is inside the window.
+    boxes = d.js("return [...document.querySelectorAll('#search-results .sr-hit')].map(b => { const r = b.getBoundingClientRect(); return [r.top, r.bottom, innerHeight]; })")
+    assert all(0 <= t and b <= h for (t, b, h) in boxes), "search results in view: %r" % boxes
+    check_layout(d, "search overlay 1280")
+    for scheme in ("light", "dark"):
+        d.color_scheme(scheme)
+        time.sleep(0.2)
+        d.screenshot("search-overlay-1280x800-%s" % scheme)
+        axe_check(d, "search overlay %s" % scheme)
+    d.color_scheme(None)
     assert "2 messages" in d.js("return document.getElementById('search-state').textContent")
     # A topic title is searchable too.
     d.js("document.getElementById('search-input').value = ''")
@@ -388,13 +410,18 @@ def step_topic_search(d, c):
                " && document.querySelectorAll('#search-results .sr-hit').length === 2", what="two results")
     d.click('#search-results .sr-hit[data-id="%d"]' % old["id"])
     d.wait_for("return document.getElementById('m' + arguments[0]).classList.contains('flash')", old["id"], what="the message flashed")
+    assert not visible(d, "#search-overlay"), "choosing a result closes the overlay"
     none = "no-such-word-%d" % int(time.time())
+    d.click("#tb-search")
     d.js("document.getElementById('search-input').value = ''")
     d.type("#search-input", none)
     d.keys("\ue007")
     d.wait_for("return document.getElementById('search-state').textContent.startsWith('No messages match')", what="no results")
     d.click("#search-clear")
     assert_eq(d.js("return document.querySelectorAll('#search-results li').length"), 0, "cleared")
+    d.keys("\ue00c")
+    assert not visible(d, "#search-overlay"), "Esc closes the overlay"
+    assert_eq(d.js("return document.activeElement.id"), "tb-search", "focus back on the search button")
 
 
 def step_topic_layout(d, c):
@@ -408,8 +435,7 @@ def step_topic_layout(d, c):
             d.viewport(w, h, mobile=(w < 500))
             time.sleep(0.2)
             assert_eq(d.js("return document.scrollingElement.scrollTop"), 0, "the page itself never scrolls")
-            if w < 500 and not visible(d, "#rail"):
-                d.click("#tb-people")
+            show_topics(d)
             listed(d, t)
             open_thread(d, t)
             check_layout(d, "%s thread %dx%d" % (who, w, h))
@@ -575,8 +601,8 @@ def step_topics_top_bar(d, c):
                 assert not visible(d, "#topics"), "the panel is hidden until asked for"
             assert visible(d, "#tb-topics"), "the button shows at %d px" % w
             check_layout(d, "top bar %dx%d" % (w, h))
-            # by keyboard: Tab from the brief button, then Enter
-            d.js("document.getElementById('tb-brief').focus()")
+            # by keyboard: Tab from the search button, then Enter
+            d.js("document.getElementById('tb-search').focus()")
             d.keys("\ue004")
             assert_eq(d.js("return document.activeElement.id"), "tb-topics", "Tab reaches the topics button")
             d.keys("\ue007")

@@ -12,7 +12,9 @@ Screenshots (1280x800 and 375x740, light and dark) go to target/browser-artifact
 
 This file holds the core steps and the runner; harness.py the WebDriver client and the
 room under test; steps_reading.py (Markdown, seen-by, long history) and steps_access.py
-(assets, accessibility, keyboard, notifications, installing) the rest. axe-core is
+(assets, accessibility, keyboard, notifications, installing), steps_topics.py (topics,
+questions, search) and steps_room_views.py (names, cards, the drawer, the first visit, the
+host's invite/brief/remove, the truth after close, the screenshot gallery) the rest. axe-core is
 vendored in vendor/ for the accessibility step only.
 
     python3 tests/browser/test_browser.py            # run everything
@@ -56,6 +58,7 @@ from steps_access import step_assets_served, step_accessibility, step_keyboard, 
 from steps_reading import step_markdown, step_seen_by, step_long_history
 from steps_reach import step_reach_roster
 from steps_topics import TOPIC_STEPS
+from steps_room_views import OPEN_ROOM_STEPS, step_truth_after_close
 from steps_approvals import APPROVAL_STEPS
 
 
@@ -308,6 +311,7 @@ def step_brief_updated(d, c):
     d.wait_for("return [...document.querySelectorAll('#rows .row.system')].some(r => r.textContent.includes('Room Brief'))", what="brief system row")
     check_layout(d, "brief updated")
     d.screenshot("brief-updated-1280x800")
+    d.click("#tab-brief")  # the rail's Brief tab (the top bar's Brief button would mark it seen)
     d.click("#brief-ack")
     assert not visible(d, "#brief-badge") and not visible(d, "#tb-brief-badge"), "mark cleared"
     # Seen is remembered across a reload.
@@ -453,8 +457,8 @@ def step_rename_updates_rows(d, c):
 
 
 def step_two_tabs_one_wait(d, c):
-    # The server holds one /wait per participant. Two tabs of alice must not supersede
-    # each other: one leads (holds the wait), the other follows through the leader, and
+    # The server holds a few /waits per participant, but tabs need not each hold one:
+    # one leads (holds the wait), the other follows through the leader, and
     # takes over when the leader's tab closes.
     d.switch(c.alice_tab)
     d.wait_for("return document.documentElement.dataset.waitLeader === '1'", what="the only tab leading")
@@ -469,7 +473,7 @@ def step_two_tabs_one_wait(d, c):
     d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the following tab")
     d.switch(c.alice_tab)
     d.wait_for("return !!document.getElementById('m' + arguments[0])", m["id"], timeout=5, what="the post in the leading tab")
-    # Across both tabs, alice keeps one held wait (no superseding back and forth).
+    # Across both tabs, alice keeps a held wait.
     deadline = time.time() + 5
     while True:
         st, v = c.room.api("GET", "status", c.room.host_token)
@@ -561,7 +565,10 @@ def step_room_closed_guest(d, c):
     writes = d.js("const w = [...document.querySelectorAll('.topic-write, .tc-opts, .tp-comment, .tp-status-row, .tp-new')];"
                   " return [w.length, w.filter(e => e.getClientRects().length > 0).map(e => e.id || e.className)];")
     assert writes[0] > 0 and writes[1] == [], "topic write controls in a closed room: %r" % (writes,)
+    d.click("#tab-topics")
     assert visible(d, "#topics"), "the topics panel stays readable"
+    shown = d.js("return [...document.querySelectorAll('.topic-write, .tc-opts, .tp-comment, .tp-status-row, .tp-new')].filter(e => e.getClientRects().length > 0).length")
+    assert_eq(shown, 0, "no topic write controls with the topics panel shown")
     d.viewport(375, 740, mobile=True)
     time.sleep(0.3)
     check_layout(d, "closed guest 375")
@@ -609,9 +616,11 @@ STEPS = [
     step_two_tabs_one_wait,
     step_reach_roster,
     *TOPIC_STEPS,
+    *OPEN_ROOM_STEPS,
     *APPROVAL_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,
+    step_truth_after_close,
     step_long_history,
     step_no_token_in_urls,
 ]

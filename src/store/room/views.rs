@@ -49,6 +49,7 @@ impl Room {
             is_host: p.is_host,
             reach: p.reach.reach,
             poll_every_s: p.reach.poll_every_s,
+            invited_by: p.invited_by.clone(),
         }
     }
 

@@ -6,6 +6,7 @@ import { api } from "./session.js";
 import { knownAliases, renderRich, plainText } from "./markdown.js";
 import { nameOf, scrollToBottom, ingest, updateEmpty, rowsEl } from "./timeline.js";
 import { revealMessage } from "./history.js";
+import { avatar } from "./icons.js";
 import { showGate, setClosed } from "./screens.js";
 
 // ---- pending sends (local echo, retry) ----
@@ -19,7 +20,9 @@ function addPending(item) {
   renderRich(item.text, text, knownAliases(null));
   const st = el("div", "send-state");
   body.append(text, st);
-  li.append(t, who, body);
+  const head = el("div", "head");
+  head.append(who, t);
+  li.append(avatar(state.me, nameOf(state.me)), head, body);
   $("pending").append(li);
   state.pending.set(item.cid, { item, el: li, st });
   updateEmpty();
@@ -108,7 +111,7 @@ export function autogrow() {
   input.style.overflowY = input.scrollHeight + 2 > max ? "auto" : "hidden";
 }
 
-function setReply(id) {
+export function setReply(id) {
   state.replyTo = id;
   const box = $("replying");
   if (!id) {
@@ -232,8 +235,6 @@ export function wireComposer() {
   });
   $("replying-cancel").addEventListener("click", () => setReply(null));
   rowsEl().addEventListener("click", (e) => {
-    const r = e.target.closest("button.act");
-    if (r) return setReply(Number(r.dataset.reply));
     const ref = e.target.closest("button.ref");
     if (ref) return revealMessage(Number(ref.dataset.target));
   });

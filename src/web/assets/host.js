@@ -1,4 +1,5 @@
-// Host-only controls: close the room, export the log.
+// Host-only controls in the top bar: close the room, export the log. (Inviting is
+// invite.js, editing the brief briefedit.js, removing someone roster.js.)
 
 import { $, el } from "./util.js";
 import { state } from "./state.js";
@@ -9,20 +10,24 @@ import { setClosed, toast } from "./screens.js";
 export function wireHost() {
   const hc = $("host-controls");
   if (!state.isHost) {
-    hc.remove(); // guests never get these controls, not even hidden
+    // guests never get these controls, not even hidden
+    hc.remove();
+    for (const n of document.querySelectorAll(".host-only, #invite-form, #brief-editor")) n.remove();
     return;
   }
   hc.hidden = false;
+  for (const n of document.querySelectorAll(".host-only")) n.hidden = false;
   const close = $("btn-close");
+  const label = $("btn-close-label");
   let armed = 0;
   close.addEventListener("click", async () => {
     if (state.closed) return;
     if (!armed) {
-      close.textContent = "Confirm close";
+      label.textContent = "Confirm close";
       close.classList.add("armed");
       armed = setTimeout(() => {
         armed = 0;
-        close.textContent = "Close room";
+        label.textContent = "Close room";
         close.classList.remove("armed");
       }, 5000);
       return;
@@ -36,7 +41,7 @@ export function wireHost() {
       toast("The room is closed.");
     } catch (e) {
       toast("Could not close the room: " + e.message, true);
-      close.textContent = "Close room";
+      label.textContent = "Close room";
       close.classList.remove("armed");
     } finally {
       close.disabled = false;

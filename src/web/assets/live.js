@@ -41,11 +41,12 @@ function applyWait(r) {
   return false;
 }
 
-// The server holds one /wait per participant, so two tabs of one person would keep
-// superseding each other. Tabs of a participant elect a leader with a Web Lock: the
+// The server holds at most four /waits per participant, so a person's many tabs would
+// supersede each other, and each would cost a connection. Tabs of a participant elect a leader with a Web Lock: the
 // leader long-polls and shares every answer on a BroadcastChannel, the others apply
 // what it shares, and the next in line takes over as soon as the leader's tab goes.
 export function startLive() {
+  state.liveStarted = true; // this participant's page follows the room from here on
   if (!navigator.locks || typeof BroadcastChannel !== "function") return waitLoop();
   const key = "agentgather.wait:" + location.pathname + ":" + state.room + ":" + state.me;
   state.tabs = new BroadcastChannel(key);

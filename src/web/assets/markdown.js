@@ -218,6 +218,7 @@ function codeBlock(lines, i, fence, into) {
   const pre = el("pre", "code-block");
   pre.append(el("code", null, code.join("\n")));
   if (fence.info) pre.dataset.lang = fence.info.slice(0, 40);
+  pre.tabIndex = 0; // a long line scrolls sideways: the keyboard can reach it too
   const copy = el("button", "copy", "Copy");
   copy.type = "button";
   // its visible text is its name ("Copy", then "Copied"), so a label never contradicts it

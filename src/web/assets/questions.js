@@ -14,22 +14,25 @@ import { fillApprovalCard } from "./approvals.js";
 
 // The card of a topic message (filled from the index, or from the message alone when the
 // index does not have it yet).
-export function topicCard(msg) {
+// `body` (the topic's text, drawn by the caller) sits inside the card, under its title.
+export function topicCard(msg, body) {
   const card = el("div", "tc");
   card.dataset.topic = String(msg.id);
   card.setAttribute("role", "group");
   card._msg = msg;
+  card._body = body || null;
   fillCard(card);
   return card;
 }
 
-// A comment's link to its topic, above the comment's text.
-export function topicRef(msg) {
+// A comment's link to its topic, above the comment's text (`inline`: inside a sentence,
+// as in a topic update's line).
+export function topicRef(msg, inline) {
   const t = topics.get(msg.topic_id);
-  const b = el("button", "tc-ref");
+  const b = el("button", inline ? "tc-ref tc-ref-inline" : "tc-ref");
   b.type = "button";
   b.dataset.openTopic = String(msg.topic_id);
-  b.append(el("span", "tc-ref-mark", "on topic"));
+  if (!inline) b.append(el("span", "tc-ref-mark", "on topic"));
   b.append(el("span", "tc-ref-title", "#" + msg.topic_id + (t ? " " + t.title : "")));
   b.title = "Open topic #" + msg.topic_id;
   return b;
@@ -95,8 +98,9 @@ function fillCard(card) {
   card.classList.toggle("tc-done", t.status !== "open");
   card.setAttribute("aria-label", (question ? "Question" : "Topic") + " #" + id + ": " + t.title);
   const head = el("div", "tc-head");
-  head.append(el("span", "tc-kind", question ? "Question" : "Topic"), statusPill(t.status), el("strong", "tc-title", t.title));
+  head.append(el("span", "tc-kind", (question ? "Question" : "Topic") + " #" + id), statusPill(t.status), el("strong", "tc-title", t.title));
   card.append(head);
+  if (card._body) card.append(card._body); // (empty when the text only repeated the title)
   if (question && t.to) card.append(el("div", "tc-to", "Asked to " + nameOf(t.to) + (t.to === state.me ? " (you)" : "")));
   if (question) {
     const st = el("div", "tc-state");
@@ -107,6 +111,8 @@ function fillCard(card) {
       if (t.answer.option) st.append(el("strong", "tc-choice", t.answer.option));
       if (t.answer.text) st.append(el("span", "tc-answer-text", (t.answer.option ? " — " : "") + t.answer.text));
       st.append(el("span", "tc-by", " by " + nameOf(String(t.answer.by))));
+    } else if (state.closed) {
+      st.append(el("span", "tc-state-label", "Not answered; the room is closed."));
     } else if (t.status === "open") {
       st.append(el("span", "tc-state-label", mayAnswer(t) ? "Your answer:" : "Waiting for " + (t.to ? nameOf(t.to) : "an answer") + "…"));
     } else {

@@ -91,7 +91,7 @@ export function updateSeen() {
 function describe(row) {
   const id = Number(row.dataset.id);
   const m = state.byId.get(id);
-  const t = row.querySelector(":scope > time.t");
+  const t = row.querySelector("time.t");
   if (!m || !t) return;
   const people = others().filter((p) => p.alias !== m.from);
   const seen = people.filter((p) => readThrough(p) >= id).map((p) => nameOf(p.alias));

@@ -16,56 +16,27 @@ import { wireAlerts } from "./alerts.js";
 import { startLive } from "./live.js";
 import { markBriefSeen, loadBrief } from "./brief.js";
 import { autogrow, wireComposer } from "./composer.js";
-import { setHideSystem, renderStatus, refreshStatus, tickTtl } from "./roster.js";
+import { setHideSystem, renderStatus, refreshStatus, tickTtl, wireRoster } from "./roster.js";
 import { wireHost } from "./host.js";
 import { loadTopics, topicsReady, wireTopics } from "./topics.js";
 import { wireCards } from "./questions.js";
 import { wireApprovals } from "./approvals.js";
 import { wireSearch } from "./search.js";
+import { wireRail } from "./rail.js";
+import { drawIcons } from "./icons.js";
+import { wireActions, showLinked } from "./actions.js";
 
-// ---- rail (brief, topics, people) ----
-const wide = window.matchMedia("(min-width: 761px)");
-let opener = null; // the top-bar button that opened the rail: Esc gives focus back to it
-function setRail(open, from) {
-  document.body.classList.toggle("rail-open", open);
-  $("tb-people").setAttribute("aria-expanded", open ? "true" : "false");
-  opener = open ? from || opener : null;
-}
-function wireRail() {
-  setRail(wide.matches);
-  wide.addEventListener("change", () => setRail(wide.matches));
-  $("tb-people").addEventListener("click", () => {
-    const open = !document.body.classList.contains("rail-open");
-    setRail(open, $("tb-people"));
-    // on a phone the rail covers the timeline: focus goes into it (Esc brings it back)
-    if (open && !wide.matches) $("rail").focus({ preventScroll: true });
-  });
-  // the topics panel has its own button: the rail opens at it, with focus in it
-  $("tb-topics").addEventListener("click", () => {
-    setRail(true, $("tb-topics"));
-    $("topics").scrollIntoView({ block: "start" });
-    $("topics").focus({ preventScroll: true });
-  });
-  $("tb-brief").addEventListener("click", () => {
-    setRail(true, $("tb-brief"));
-    $("brief").scrollIntoView({ block: "start" });
-    markBriefSeen();
-  });
+// ---- page-wide keys and wiring of the top bar's own buttons ----
+function wirePage() {
+  wireRail();
+  drawIcons();
+  $("tb-brief").addEventListener("click", markBriefSeen);
   $("brief-ack").addEventListener("click", markBriefSeen);
-  document.querySelector(".main").addEventListener("click", () => {
-    if (!wide.matches && document.body.classList.contains("rail-open")) setRail(false);
-  });
   $("tb-system").addEventListener("click", () => setHideSystem(!document.body.classList.contains("hide-system")));
-  // Keyboard: "/" goes to the composer (unless typing somewhere), Esc closes the rail that
-  // covers the timeline on a phone and returns focus to the button that opened it.
+  // "/" goes to the composer (unless typing somewhere)
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && !wide.matches && document.body.classList.contains("rail-open")) {
-      const back = opener || $("tb-people");
-      setRail(false);
-      back.focus();
-    }
     const typing = e.target instanceof Element && e.target.closest("input, textarea, select, [contenteditable]");
-    if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing && !state.closed && !$("room").hidden) {
+    if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing && !state.closed && !$("room").hidden && $("search-overlay").hidden) {
       e.preventDefault();
       $("input").focus();
     }
@@ -97,7 +68,7 @@ async function boot() {
   }
   let named = false;
   if (profile.kind === "human" && !profile.display_name) {
-    profile = await pickName(profile);
+    profile = await pickName(profile, early);
     if (state.stopped) return;
     named = true;
   }
@@ -123,7 +94,9 @@ async function boot() {
   state.readFrom = mine ? Number(mine.read_through_id || 0) : 0;
   renderStatus(status);
   wireHost();
-  wireRail();
+  wirePage();
+  wireActions();
+  wireRoster();
   wireComposer();
   wireHistory();
   wireReceipts();
@@ -149,6 +122,17 @@ async function boot() {
     $("input").focus();
   }
   startLive();
+  showLinked();
+  // the host's invite form and brief editor load after the first message (a guest's page
+  // never loads them)
+  if (state.isHost) {
+    Promise.all([import("./invite.js"), import("./briefedit.js")])
+      .then(([invite, editor]) => {
+        invite.wireInvite();
+        editor.wireBriefEditor();
+      })
+      .catch((e) => toast("Could not load the host's tools: " + e.message, true));
+  }
   setInterval(() => {
     if (!state.closed) refreshStatus();
   }, STATUS_EVERY_MS);

@@ -5,7 +5,8 @@ import { state, HIDE_SYSTEM_KEY } from "./state.js";
 import { api } from "./session.js";
 import { nameOf, renameSenders } from "./timeline.js";
 import { updateSeen } from "./receipts.js";
-import { showGate, setClosed, updateTitle } from "./screens.js";
+import { showGate, setClosed, updateTitle, toast } from "./screens.js";
+import { avatar } from "./icons.js";
 import { loadBrief } from "./brief.js";
 import { markWaiting } from "./approvals.js";
 
@@ -14,7 +15,8 @@ export function setHideSystem(on) {
   document.body.classList.toggle("hide-system", on);
   const b = $("tb-system");
   b.setAttribute("aria-pressed", on ? "true" : "false");
-  b.textContent = on ? "Show system" : "Hide system";
+  $("tb-system-label").textContent = on ? "Show system" : "Hide system";
+  b.setAttribute("aria-label", on ? "Show system rows" : "Hide system rows");
   try {
     localStorage.setItem(HIDE_SYSTEM_KEY, on ? "1" : "0");
   } catch (e) {
@@ -37,11 +39,17 @@ export function renderStatus(s) {
   state.expiresAt = s.expires_at ? Date.parse(s.expires_at) : null;
   tickTtl();
   const active = (s.participants || []).filter((p) => !p.removed);
-  const attending = active.filter((p) => p.attendance_state === "attending").length;
+  const attending = open ? active.filter((p) => p.attendance_state === "attending").length : 0;
+  const word = active.length === 1 ? " person" : " people";
+  const people = active.length + word;
+  $("tb-people-n").textContent = String(active.length);
+  $("tb-people-n").append(el("span", "tb-label", word));
   const btn = $("tb-people");
-  btn.textContent = active.length + (active.length === 1 ? " person" : " people");
-  btn.title = attending + " attending now · show or hide the people list";
-  $("people-count").textContent = active.length + " · " + attending + " attending";
+  btn.title = (open ? attending + " attending now" : "the room is closed") + " · show or hide the people list";
+  btn.setAttribute("aria-label", people + (open ? ", " + attending + " attending" : "") + ": people list");
+  // a closed room has no one attending: the count says the room is closed instead
+  $("people-count").textContent = active.length + " · " + (open ? attending + " attending" : "room closed");
+  $("tab-people-n").textContent = String(active.length);
   const meP = state.roster.get(state.me);
   $("tb-me").textContent = meP ? nameOf(state.me) : state.me || "";
   $("tb-me").title = "You are @" + state.me + (state.isHost ? " (host)" : "");
@@ -56,11 +64,12 @@ export function renderStatus(s) {
 function renderRoster(s) {
   const ul = $("roster");
   ul.textContent = "";
-  const list = (s.participants || []).filter((p) => !p.removed);
+  const closed = s.room_status !== "open";
+  const list = (s.participants || []).filter((p) => !p.removed).map((p) => truthOf(p, closed));
   list.sort((a, b) => (b.is_host - a.is_host) || (a.alias === state.me ? -1 : b.alias === state.me ? 1 : 0));
   for (const p of list) {
     const li = el("li", "person");
-    const stateName = String(p.attendance_state || p.attention || "");
+    const stateName = String(closed ? "room_closed" : p.attendance_state || p.attention || "");
     li.dataset.alias = p.alias;
     li.dataset.state = stateName;
     // The dot is observed reach only (SPEC §8.1): filled when the server sees them reachable now.
@@ -70,7 +79,9 @@ function renderRoster(s) {
     li.dataset.reachable = p.reachable_now ? "true" : "false";
     const main = el("div", "person-main");
     const line1 = el("div", "person-line");
-    line1.append(el("span", "person-name", p.display_name || p.alias));
+    const nameEl = el("span", "person-name", p.display_name || p.alias);
+    nameEl.title = "@" + p.alias;
+    line1.append(nameEl);
     if (p.alias === state.me) line1.append(el("span", "tag you", "you"));
     if (p.is_host) line1.append(el("span", "tag host", "host"));
     const line2 = el("div", "person-sub muted");
@@ -89,10 +100,72 @@ function renderRoster(s) {
     li.title = "@" + p.alias + " · " + p.kind + " · " + (p.location || "") + " · attention: " + p.attention +
       (p.attendance_required ? " (required by policy)" : "") + " · last seen " + ago(p.last_seen_age_ms) +
       " · reach " + reachOf(p) + (p.reachable_now ? ", reachable now" : ", not reachable now");
-    li.append(dot, main);
+    const av = avatar(p.alias, p.display_name || p.alias);
+    av.append(dot);
+    li.append(av, main);
+    if (mayRemove(p)) li.append(removeButton(p));
     ul.append(li);
   }
   markWaiting();
+}
+
+// What the roster shows is what is true now: in a closed room no one attends or is
+// reachable; this page's own participant is reachable while the page follows the room
+// live (its tab, or its leader tab, holds the /wait: a /status taken between two waits
+// would say otherwise).
+function truthOf(p, closed) {
+  if (closed) return { ...p, reachable_now: false };
+  if (p.alias === state.me && state.liveStarted && state.connOk && !p.reachable_now) {
+    return { ...p, reachable_now: true, self_live: true };
+  }
+  return p;
+}
+
+// ---- the host removes a participant (two presses, like closing the room) ----
+function mayRemove(p) {
+  return state.isHost && !state.closed && !p.is_host && p.alias !== state.me;
+}
+
+function removeButton(p) {
+  const b = el("button", "link-btn person-remove", "remove");
+  b.type = "button";
+  b.dataset.remove = p.alias;
+  b.setAttribute("aria-label", "Remove " + (p.display_name || p.alias) + " (@" + p.alias + ") from the room");
+  return b;
+}
+
+let armedRemove = null;
+async function onRemoveClick(e) {
+  const b = e.target instanceof Element && e.target.closest(".person-remove");
+  if (!b) return;
+  const alias = b.dataset.remove;
+  if (armedRemove !== alias) {
+    armedRemove = alias;
+    b.textContent = "confirm remove";
+    b.classList.add("armed");
+    setTimeout(() => {
+      if (armedRemove === alias) armedRemove = null;
+      if (b.isConnected) {
+        b.textContent = "remove";
+        b.classList.remove("armed");
+      }
+    }, 5000);
+    return;
+  }
+  armedRemove = null;
+  b.disabled = true;
+  try {
+    await api("POST", "remove", { alias });
+    toast(nameOf(alias) + " was removed from the room.");
+    refreshStatus();
+  } catch (x) {
+    toast("Could not remove " + alias + ": " + x.message, true);
+    b.disabled = false;
+  }
+}
+
+export function wireRoster() {
+  $("roster").addEventListener("click", onRemoveClick);
 }
 
 // ---- reach (SPEC §8): declared, requested, observed ----
@@ -109,7 +182,7 @@ function reachLine(p) {
   const line = el("div", "person-reach muted");
   const every = reach === "poll" && Number(p.poll_every_s) > 0 ? " every " + Number(p.poll_every_s) + "s" : "";
   line.append(el("span", "reach-kind", "reach: " + reach + every), document.createTextNode(" · "));
-  line.append(p.reachable_now ? el("span", "reach-now-text", "reachable now") : el("span", "reach-not-text", "not reachable now"));
+  line.append(p.reachable_now ? el("span", "reach-now-text", p.self_live ? "reachable now (this page)" : "reachable now") : el("span", "reach-not-text", "not reachable now"));
   if (p.last_woken_at) {
     const at = Date.parse(p.last_woken_at);
     if (!isNaN(at)) {

@@ -6,6 +6,7 @@ import { state } from "./state.js";
 import { api } from "./session.js";
 import { closeAc } from "./composer.js";
 import { setBadge } from "./alerts.js";
+import { plainText } from "./markdown.js";
 
 // ---- screens ----
 export function showScreen(which) {
@@ -43,7 +44,42 @@ export function showGate(kind, detail) {
 }
 $("gate-retry").addEventListener("click", () => location.reload());
 
-export function pickName(profile) {
+// The first visit says where you are before it asks anything: the room, who invited you,
+// and what the room is for (the brief's first line), from /status and /brief.
+async function describeInvite(profile, early) {
+  let status = null;
+  let brief = null;
+  try {
+    const s = await early;
+    status = s instanceof Error ? null : s;
+    brief = (await api("GET", "brief")).brief;
+  } catch (e) {
+    /* the form works without them */
+  }
+  const room = status ? String(status.room || "") : "";
+  if (room) {
+    $("namer-room").textContent = "Agent Gather room";
+    $("namer-title").textContent = "You're invited to " + room;
+  }
+  const by = profile.invited_by ? String(profile.invited_by) : "";
+  const people = status && Array.isArray(status.participants) ? status.participants : [];
+  const inviter = people.find((p) => p.alias === by) || (by ? null : people.find((p) => p.is_host));
+  if (inviter) {
+    const name = inviter.display_name ? inviter.display_name + " (@" + inviter.alias + ")" : "@" + inviter.alias;
+    $("namer-invite").textContent = name + (inviter.is_host ? ", the host," : "") + " invited you.";
+  }
+  const line = brief && brief.body ? firstLine(String(brief.body)) : "";
+  $("namer-brief").textContent = line;
+  $("namer-brief").hidden = !line;
+}
+
+// The brief's first non-blank line as plain text (a heading's marks dropped).
+function firstLine(body) {
+  const l = body.split("\n").find((x) => x.trim()) || "";
+  return plainText(l, 200);
+}
+
+export function pickName(profile, early) {
   return new Promise((resolve) => {
     const form = $("namer");
     const input = $("namer-input");
@@ -51,6 +87,7 @@ export function pickName(profile) {
     const btn = $("namer-submit");
     $("namer-intro").textContent =
       "You are joining as “" + profile.alias + "”. Pick the name people will see next to your messages. You can't change it later from here.";
+    describeInvite(profile, early);
     showScreen("namer");
     input.focus();
     input.addEventListener("input", () => {
@@ -99,8 +136,11 @@ export function setClosed() {
   banner.hidden = false;
   const closeBtn = $("btn-close");
   if (closeBtn) closeBtn.hidden = true;
+  const inviteBtn = $("btn-invite");
+  if (inviteBtn) inviteBtn.hidden = true;
   $("tb-ttl").hidden = true;
   closeAc();
+  document.dispatchEvent(new Event("agentgather:closed"));
 }
 
 export function setConn(ok, retryMs) {

@@ -1,11 +1,16 @@
-// Search (SPEC §9.2): a box in the rail; results come newest first from GET /search,
-// each with its sender, time and snippet (the matched words marked); choosing one shows
-// the message in the timeline, loading older pages back to it when needed.
+// Search (SPEC §9.2): its own overlay over the room (the top bar's button, or Ctrl+K);
+// results come newest first from GET /search, each with its sender, time and the message
+// as plain text (Markdown rendered, then flattened) around the first matched word, with
+// the matched words marked; choosing one closes the overlay and shows the message in the
+// timeline, loading older pages back to it when needed.
 
 import { $, el, hashHue, timeEl } from "./util.js";
 import { api } from "./session.js";
 import { nameOf } from "./timeline.js";
 import { revealMessage } from "./history.js";
+import { plainText } from "./markdown.js";
+import { closeDrawer } from "./rail.js";
+import { avatar } from "./icons.js";
 
 const PAGE = 20;
 let query = ""; // the query the results are for
@@ -13,13 +18,29 @@ let lastId = 0; // the oldest result shown: the next page is before it
 let busy = false; // a page is being fetched
 let generation = 0; // bumped by every new query and by clearing: stale answers are dropped
 
-// Shows message `id` in the timeline; on a phone the rail covering it closes first.
+// Shows message `id` in the timeline; the overlay, and on a phone the drawer, close first.
 export function showInTimeline(id) {
-  if (!window.matchMedia("(min-width: 761px)").matches && document.body.classList.contains("rail-open")) {
-    document.body.classList.remove("rail-open");
-    $("tb-people").setAttribute("aria-expanded", "false");
-  }
+  closeSearch(false);
+  closeDrawer();
   revealMessage(id);
+}
+
+let opener = null;
+export function openSearch() {
+  opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  $("search-overlay").hidden = false;
+  document.body.classList.add("search-open");
+  const input = $("search-input");
+  input.focus();
+  input.select();
+}
+
+function closeSearch(refocus) {
+  if ($("search-overlay").hidden) return;
+  $("search-overlay").hidden = true;
+  document.body.classList.remove("search-open");
+  if (refocus && opener && opener.isConnected) opener.focus();
+  opener = null;
 }
 
 // A new query always runs (the answer to an older one is dropped when it arrives);
@@ -51,7 +72,7 @@ async function run(more) {
     for (const hit of r.results || []) {
       const m = hit && hit.message;
       if (!m || typeof m.id !== "number") continue;
-      list.append(resultItem(m, String(hit.snippet || ""), words));
+      list.append(resultItem(m, around(plainText(String(m.text || ""), 4000), words), words));
       lastId = m.id;
     }
     const n = list.children.length;
@@ -84,12 +105,25 @@ function resultItem(m, snippet, words) {
   b.dataset.id = String(m.id);
   const head = el("span", "sr-head");
   const t = timeEl("sr-time", m.ts);
-  head.append(t, el("span", "sr-who c" + hashHue(String(m.from)), nameOf(String(m.from))), el("span", "sr-id", "#" + m.id));
+  head.append(avatar(String(m.from), nameOf(String(m.from)), "av-sm"), el("span", "sr-who c" + hashHue(String(m.from)), nameOf(String(m.from))), t, el("span", "sr-id", "#" + m.id));
   if (m.type && m.type !== "message") head.append(el("span", "sr-type", String(m.type).replace(/_/g, " ")));
   if (m.type === "topic" && m.topic && m.topic.title) head.append(el("span", "sr-title", String(m.topic.title)));
   b.append(head, marked(snippet, words));
   li.append(b);
   return li;
+}
+
+// About 220 characters of the message's plain text around its first matched word.
+function around(text, words) {
+  const lower = text.toLowerCase();
+  let at = -1;
+  for (const w of words) {
+    const j = lower.indexOf(w);
+    if (j !== -1 && (at === -1 || j < at)) at = j;
+  }
+  if (text.length <= 220 || at < 80) return text.length <= 220 ? text : text.slice(0, 220) + "…";
+  const start = Math.max(0, at - 80);
+  return "…" + text.slice(start, start + 220) + (start + 220 < text.length ? "…" : "");
 }
 
 // The snippet as text, with each occurrence of a query word in a <mark>.
@@ -131,6 +165,37 @@ export function wireSearch() {
       e.preventDefault();
       e.stopPropagation();
       clear();
+    }
+  });
+  $("tb-search").addEventListener("click", openSearch);
+  $("search-close").addEventListener("click", () => closeSearch(true));
+  // Esc (with an empty box) or a click on the backdrop closes; Tab stays in the dialog
+  $("search-overlay").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation();
+      closeSearch(true);
+    } else if (e.key === "Tab") {
+      const f = [...$("search").querySelectorAll("button, input")].filter((x) => !x.hidden && !x.disabled && x.getClientRects().length);
+      if (!f.length) return;
+      const first = f[0];
+      const last = f[f.length - 1];
+      if (e.shiftKey && document.activeElement === first) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && document.activeElement === last) {
+        e.preventDefault();
+        first.focus();
+      }
+    }
+  });
+  $("search-overlay").addEventListener("click", (e) => {
+    if (e.target === $("search-overlay")) closeSearch(true);
+  });
+  document.addEventListener("keydown", (e) => {
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "k" || e.key === "K")) {
+      e.preventDefault();
+      openSearch();
     }
   });
   $("search-go").addEventListener("click", () => run(false));

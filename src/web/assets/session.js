@@ -5,6 +5,7 @@
 // in a URL. All paths are relative so the page works under a tunnel prefix (/<slug>/).
 
 const TOKEN_KEY = "agentgather.token:" + location.pathname;
+let linked = 0; // a message named by the link that opened the page (#msg=N)
 
 // ---- admission: token from the fragment into sessionStorage, fragment cleared ----
 (function takeFragmentToken() {
@@ -13,17 +14,34 @@ const TOKEN_KEY = "agentgather.token:" + location.pathname;
   const params = new URLSearchParams(hash);
   const t = params.get("token");
   if (t) sessionStorage.setItem(TOKEN_KEY, t.trim());
+  linked = Number(params.get("msg")) || 0;
   history.replaceState(null, "", location.pathname + location.search);
 })();
 let token = sessionStorage.getItem(TOKEN_KEY);
 // A new invite link opened in this tab only changes the fragment: take it and restart.
 window.addEventListener("hashchange", () => {
-  const t = new URLSearchParams(location.hash.replace(/^#/, "")).get("token");
-  if (!t) return;
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const t = params.get("token");
+  if (!t) {
+    // a message link (#msg=N) opened in the tab already showing the room
+    linked = Number(params.get("msg")) || 0;
+    if (linked) {
+      history.replaceState(null, "", location.pathname + location.search);
+      window.dispatchEvent(new Event("agentgather:linked"));
+    }
+    return;
+  }
   sessionStorage.setItem(TOKEN_KEY, t.trim());
   history.replaceState(null, "", location.pathname + location.search);
   location.reload();
 });
+
+// The message a link named, once (0: none).
+export function takeLinked() {
+  const id = linked;
+  linked = 0;
+  return id;
+}
 
 export function getToken() {
   return token;

@@ -31,4 +31,5 @@ export const state = {
   hasChat: false,
   tabs: null, // BroadcastChannel shared by this participant's tabs
   leader: false, // this tab holds the participant's /wait
+  liveStarted: false, // the /wait loop (this tab's or its leader's) has started
 };

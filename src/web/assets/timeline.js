@@ -12,6 +12,8 @@ import { droppedOlder, noteFresh } from "./history.js";
 import { arrived } from "./alerts.js";
 import { updateSeen } from "./receipts.js";
 import { topicCard, topicRef } from "./questions.js";
+import { avatar, initials } from "./icons.js";
+import { rowActions } from "./actions.js";
 import { namesChanged } from "./topics.js";
 
 // ---- names ----
@@ -21,13 +23,29 @@ export function nameOf(alias) {
   return p && p.display_name ? p.display_name : alias;
 }
 
+let aliasesSeen = "";
+
 // Rows drawn before the roster knew a display name (or before a rename) show the
 // sender's current name once the roster catches up.
 export function renameSenders() {
-  for (const n of document.querySelectorAll("#rows .who[data-alias], #rows .ref-who[data-alias], #pending .who[data-alias]")) {
+  for (const n of document.querySelectorAll("#rows .who[data-alias], #rows .ref-who[data-alias], #rows .who-ref[data-alias], #pending .who[data-alias]")) {
     const name = nameOf(n.dataset.alias);
     if (n.textContent !== name) n.textContent = name;
     markAlias(n);
+  }
+  // a system line drawn before the roster knew someone named them by alias: drawn again
+  const aliases = [...state.roster.keys()].join(" ");
+  if (aliases !== aliasesSeen) {
+    aliasesSeen = aliases;
+    for (const t of document.querySelectorAll("#rows .row.system .text")) {
+      if (typeof t._raw !== "string") continue;
+      t.textContent = "";
+      namedText(t._raw, t);
+    }
+  }
+  for (const a of document.querySelectorAll("#rows .av[data-alias], #pending .av[data-alias]")) {
+    const ini = initials(nameOf(a.dataset.alias));
+    if (a.textContent !== ini) a.textContent = ini;
   }
   namesChanged();
 }
@@ -54,10 +72,12 @@ export function scrollToBottom() {
 
 export function buildRow(msg) {
   const isSystem = msg.type === "system" || msg.from === "system";
+  const isUpdate = msg.type === "topic_update" && typeof msg.topic_id === "number";
   const li = el("li", "row");
   li.id = "m" + msg.id;
   li.dataset.id = String(msg.id);
   if (isSystem) li.classList.add("system");
+  if (isUpdate) li.classList.add("compact");
   if (msg.from === state.me) li.classList.add("mine");
   if (Array.isArray(msg.mentions) && msg.mentions.includes(state.me) && msg.from !== state.me) li.classList.add("mentions-me");
   if (msg.type && msg.type !== "message" && !isSystem) li.classList.add("type-" + String(msg.type).replace(/[^a-z_]/g, ""));
@@ -70,8 +90,22 @@ export function buildRow(msg) {
     who.dataset.alias = String(msg.from);
     markAlias(who);
   }
-
   const body = el("div", "body");
+  li._day = dayKey(d);
+  // A system line or a topic update reads as one quiet sentence with people's names in it.
+  if (isSystem || isUpdate) {
+    const text = el("div", "text");
+    if (isSystem) {
+      text._raw = String(msg.text);
+      namedText(text._raw, text);
+    }
+    else updateLine(msg, text);
+    body.append(text);
+    li.append(body, t, who);
+    return li;
+  }
+  const head = el("div", "head");
+  head.append(who, t);
   if (msg.reply_to) {
     const ref = el("button", "ref");
     ref.type = "button";
@@ -87,31 +121,62 @@ export function buildRow(msg) {
     ref.title = "Show message #" + msg.reply_to;
     body.append(ref);
   }
-  // a topic shows as a card (a question with its answer buttons); a comment links its topic
-  if (msg.type === "topic" && msg.topic) body.append(topicCard(msg));
-  else if (typeof msg.topic_id === "number") body.append(topicRef(msg));
   const textWrap = el("div", "text rich");
   const isTopic = msg.type === "topic" && !!msg.topic; // its card says what it is
-  if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isSystem && !isTopic) {
+  if (msg.type && msg.type !== "message" && msg.type !== "reply" && !isTopic) {
     textWrap.append(el("span", "tag", String(msg.type).replace(/_/g, " ")));
   }
   // a question asked with no details repeats its title as its text: the card shows it
   // an approval's card shows its tool and input; its text repeats them for the log
   const cardSays = isTopic && (msg.topic.kind === "approval" || String(msg.text).trim() === String(msg.topic.title));
   if (!cardSays) renderRich(msg.text, textWrap, knownAliases(msg));
-  body.append(textWrap);
-
-  li.append(t, who, body);
-  if (!isSystem) {
-    const act = el("button", "act", "reply");
-    act.type = "button";
-    act.dataset.reply = String(msg.id);
-    act.title = "Reply to #" + msg.id;
-    act.setAttribute("aria-label", "Reply to message " + msg.id);
-    li.append(act);
+  // a topic's body sits inside its card; a comment links its topic above its text
+  if (isTopic) body.append(topicCard(msg, textWrap));
+  else {
+    if (typeof msg.topic_id === "number") body.append(topicRef(msg));
+    body.append(textWrap);
   }
-  li._day = dayKey(d);
+  li.append(avatar(msg.from, nameOf(msg.from)), head, body, rowActions(msg));
   return li;
+}
+
+// Text that names participants by alias (a system line): each alias of the roster, as a
+// whole word, is shown as its display name with the alias in the tooltip.
+const WORD_RE = /[a-z0-9][a-z0-9_-]*/g;
+export function namedText(text, into) {
+  let at = 0;
+  for (const m of text.matchAll(WORD_RE)) {
+    const before = m.index > 0 ? text[m.index - 1] : "";
+    if (/[A-Za-z0-9_-]/.test(before) || !state.roster.has(m[0])) continue;
+    if (m.index > at) into.append(document.createTextNode(text.slice(at, m.index)));
+    into.append(personRef(m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) into.append(document.createTextNode(text.slice(at)));
+}
+
+function personRef(alias) {
+  const n = el("span", "who-ref", nameOf(alias));
+  n.dataset.alias = alias;
+  n.title = "@" + alias;
+  return n;
+}
+
+// "Sam answered “run longer” on #9 Title" / "Sam marked #9 resolved: note", from the
+// update's fields (its text, written for agents, is in the thread).
+function updateLine(msg, into) {
+  const u = msg.topic_update && typeof msg.topic_update === "object" ? msg.topic_update : {};
+  const a = u.answer && typeof u.answer === "object" ? u.answer : null;
+  if (a) {
+    const said = a.option ? String(a.option) : plainText(String(a.text || ""), 120);
+    into.append(personRef(String(a.by || msg.from)), document.createTextNode(" answered “" + said + "” on "));
+  } else {
+    into.append(personRef(String(msg.from)), document.createTextNode(" marked "));
+  }
+  into.append(topicRef(msg, true));
+  if (!a && u.status) into.append(document.createTextNode(" " + String(u.status)));
+  const note = a ? (a.option && a.text ? String(a.text) : "") : String(u.note || "");
+  if (note) into.append(el("span", "upd-note", ": " + plainText(note, 160)));
 }
 
 export function dayDivider(d) {

@@ -13,6 +13,7 @@ import { nameOf } from "./timeline.js";
 import { toast } from "./screens.js";
 import { topicCard, refreshCards, keepTyped, restoreTyped } from "./questions.js";
 import { showInTimeline } from "./search.js";
+import { openRail } from "./rail.js";
 import { markWaiting } from "./approvals.js";
 
 export const topics = new Map(); // id -> {id, title, status, kind, tags, from, ts, to, options, answer, comments, last_activity_id}
@@ -187,9 +188,11 @@ export function namesChanged() {
 }
 
 // ---- the list ----
+// In a closed room an open topic can no longer be answered: it says "unresolved".
 function statusPill(status) {
-  const p = el("span", "tp-status s-" + status, status);
-  p.title = "Status: " + status;
+  const shown = status === "open" && state.closed ? "unresolved" : status;
+  const p = el("span", "tp-status s-" + status, shown);
+  p.title = "Status: " + shown + (shown !== status ? " (the room closed while it was open)" : "");
   return p;
 }
 export { statusPill };
@@ -216,7 +219,10 @@ function renderList() {
     ul.append(li);
   }
   const open = all.filter((t) => t.status === "open").length;
-  $("topics-count").textContent = all.length ? open + " open · " + all.length : "";
+  const count = !all.length ? "" : state.closed ? all.length + (all.length === 1 ? " topic" : " topics") + " · room closed" : open + " open · " + all.length;
+  $("topics-count").textContent = count;
+  $("tab-topics-n").textContent = open && !state.closed ? String(open) : "";
+  $("tab-topics-n").title = open && !state.closed ? open + " open" : "";
   const empty = $("topics-empty");
   empty.hidden = shown.length > 0 || (!loaded && !all.length); // unknown yet: the load state says so
   empty.textContent = all.length ? "No " + filter + " topics." : "No topics yet.";
@@ -224,14 +230,13 @@ function renderList() {
 
 // ---- one topic's thread ----
 export async function openTopic(id) {
-  openRail();
+  openRail("topics");
   openId = id;
   thread = [];
   $("topic-new").hidden = true;
   $("topics-browse").hidden = true;
   $("topic-view").hidden = false;
   renderThread();
-  $("topics").scrollIntoView({ block: "start" });
   $("topic-title").focus({ preventScroll: true });
   try {
     const r = await api("GET", "topics/" + id);
@@ -315,10 +320,10 @@ function threadItem(m) {
   jump.setAttribute("aria-label", "Show message " + m.id + " in the timeline");
   head.append(time, who, jump);
   li.append(head);
-  if (m.type === "topic") li.append(topicCard(m));
   const body = el("div", "tp-text rich");
   renderRich(String(m.text || ""), body, knownAliases(m));
-  li.append(body);
+  // a topic's text is inside its card
+  li.append(m.type === "topic" ? topicCard(m, body) : body);
   return li;
 }
 
@@ -429,11 +434,6 @@ async function createTopic() {
   }
 }
 
-// The rail holds the panel; on a phone it covers the timeline, so it is opened first.
-function openRail() {
-  document.body.classList.add("rail-open");
-  $("tb-people").setAttribute("aria-expanded", "true");
-}
 
 // Enter sends (Shift+Enter: a new line; never during IME composition).
 function enterSends(input, send) {
@@ -446,6 +446,11 @@ function enterSends(input, send) {
 }
 
 export function wireTopics() {
+  document.addEventListener("agentgather:closed", () => {
+    renderList();
+    refreshCards(null);
+    if (openId) renderThread();
+  });
   $("topics-retry").addEventListener("click", () => loadTopics());
   window.addEventListener("online", retryNow);
   $("topics-filter").addEventListener("change", renderList);
