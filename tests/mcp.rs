@@ -279,6 +279,7 @@ fn mcp_tools_attend_a_room_end_to_end() {
     assert_eq!(
         names,
         [
+            "room_approve",
             "room_ask",
             "room_brief",
             "room_claim",
@@ -822,5 +823,62 @@ fn mcp_claim_tools_claim_list_conflict_and_release() {
     assert_eq!(r["structuredContent"]["released"][0]["id"], id, "{r}");
     let (_, v) = room.get("/claims", Some(&room.token));
     assert_eq!(v["claims"].as_array().unwrap().len(), 1, "{v}");
+    mcp.finish();
+}
+
+/// The open approval's id, once the room shows it.
+fn pending_approval(room: &TestRoom) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = room.get("/topics?kind=approval&status=open", Some(&room.token));
+        if let Some(t) = v["topics"][0]["id"].as_u64() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "the approval never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn mcp_room_approve_answers_in_the_permission_prompt_tool_shape() {
+    let room = TestRoom::start("mcp-approve");
+    let (home, _agent) = join_in_new_home(&room, "agent1");
+    let mut mcp = McpClient::spawn(&home);
+    mcp.initialize();
+    // Claude Code's --permission-prompt-tool input: {tool_name, input, tool_use_id}.
+    let input = json!({"command": "touch /tmp/x", "description": "make x"});
+    for (option, reason, call) in [
+        ("allow", None, "toolu_01"),
+        ("deny", Some("not on a Friday"), "toolu_02"),
+    ] {
+        let id = mcp.start_call(
+            "room_approve",
+            json!({"tool_name": "Bash", "input": input, "tool_use_id": call}),
+        );
+        let topic = pending_approval(&room);
+        let mut body = json!({"option": option});
+        if let Some(r) = reason {
+            body["text"] = json!(r);
+        }
+        let (s, v) = room.post(&format!("/topics/{topic}/answer"), Some(&room.token), &body);
+        assert_eq!(s, 201, "{v}");
+        let r = mcp.call_result(id, Duration::from_secs(30));
+        assert_ne!(r["isError"], true, "{r}");
+        let decision: Value = serde_json::from_str(&text(&r)).expect("the text is JSON");
+        match reason {
+            None => assert_eq!(
+                decision,
+                json!({"behavior": "allow", "updatedInput": input}),
+                "{r}"
+            ),
+            Some(why) => {
+                assert_eq!(decision["behavior"], "deny", "{r}");
+                assert!(
+                    decision["message"].as_str().unwrap().contains(why),
+                    "{decision}"
+                );
+            }
+        }
+    }
     mcp.finish();
 }

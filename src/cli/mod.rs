@@ -3,6 +3,7 @@
 //! room server through [`crate::session`] (the participant side it shares with `mcp`); only when no server holds the room does the
 //! host CLI open the room files itself, through the same [`crate::store::Room`] engine.
 
+mod approvals;
 mod claims;
 mod doctor;
 mod host;
@@ -171,9 +172,24 @@ pub enum Command {
     Man(manual::ManArgs),
     /// Serve this home's participant as MCP tools over stdio (Claude Code, Codex, ...).
     #[command(
-        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer, room_claim, room_release, room_claims."
+        after_help = "Examples:\n  claude mcp add agentgather -- agentgather mcp\n  AGENTGATHER_HOME=~/.agentgather-reviewer agentgather mcp   # speaks MCP on stdin/stdout\n\nTools: room_status, room_brief, room_read, room_send, room_wait, room_handoff, room_ask, room_search, topic_list, topic_show, topic_open, topic_comment, topic_answer, room_claim, room_release, room_claims, room_approve (for --permission-prompt-tool)."
     )]
     Mcp,
+    /// Claude Code PreToolUse hook: put the tool call on stdin to a person in the room, print allow or deny.
+    #[command(
+        name = "approve-hook",
+        after_help = "Set-up: agentgather instructions --approvals claude\nNo answer in time, an unreachable room or a closed room prints a deny."
+    )]
+    ApproveHook(approvals::HookArgs),
+    /// The pending approvals (tool calls waiting for a person).
+    #[command(after_help = "Example:\n  agentgather approvals --json")]
+    Approvals,
+    /// Allow a pending approval (as the host or its approver).
+    #[command(after_help = "Example:\n  agentgather approve 12")]
+    Approve(approvals::AnswerArgs),
+    /// Deny a pending approval, with an optional reason the agent reads.
+    #[command(after_help = "Example:\n  agentgather deny 12 --reason 'not on main'")]
+    Deny(approvals::AnswerArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,5 +361,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Man(a) => manual::man(a),
         Command::Mcp => crate::mcp::run(ctx.home.clone())
             .map_err(|e| CliError::new(Exit::Error, "mcp_error", e.to_string())),
+        Command::ApproveHook(a) => approvals::hook(&ctx, a),
+        Command::Approvals => approvals::list(&ctx),
+        Command::Approve(a) => approvals::answer(&ctx, a, true),
+        Command::Deny(a) => approvals::answer(&ctx, a, false),
     }
 }

@@ -167,6 +167,9 @@ pub struct InstructionsArgs {
     /// or script.
     #[arg(long)]
     pub wake: Option<super::wake::WakeRecipe>,
+    /// Print how to route a harness's permission prompts to the room (claude).
+    #[arg(long)]
+    pub approvals: Option<super::approvals::ApprovalHarness>,
 }
 
 fn cli_next(since: u64) -> String {
@@ -732,6 +735,11 @@ fn write_user_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError>
 }
 
 pub fn instructions(ctx: &Ctx, a: InstructionsArgs) -> Result<(), CliError> {
+    if let Some(h) = a.approvals {
+        let (text, value) = super::approvals::setup_text(ctx, h);
+        ctx.print(&value, || text);
+        return Ok(());
+    }
     if let Some(r) = a.wake {
         let text = super::wake::recipe_text(r);
         let exec = super::wake::recipe_exec(r);

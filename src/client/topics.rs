@@ -1,7 +1,8 @@
-//! The endpoints of SPEC §9 (topics, questions, search), typed.
+//! The endpoints of SPEC §9 (topics, questions, search) and §12 (approvals), typed.
 
 use super::{Client, ClientError};
 use crate::protocol::MessageType;
+use crate::protocol::approval::NewApprovalBody;
 use crate::protocol::topic::{
     AnswerBody, CommentBody, NewTopicBody, SearchAnswer, StatusBody, TopicFilter, TopicPage,
     TopicsAnswer,
@@ -31,6 +32,10 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 impl Client {
     pub fn open_topic(&self, body: &NewTopicBody) -> Result<PostAnswer, ClientError> {
         self.post("/topics", body)
+    }
+
+    pub fn open_approval(&self, body: &NewApprovalBody) -> Result<PostAnswer, ClientError> {
+        self.post("/approvals", body)
     }
 
     pub fn comment(&self, body: &CommentBody) -> Result<PostAnswer, ClientError> {

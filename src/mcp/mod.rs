@@ -16,6 +16,7 @@
 //! tool result with `isError: true` and a reason, never a crash or a bare protocol error
 //! (arguments that do not fit a schema are turned into such a result by the SDK's router).
 
+mod approvals;
 mod claims;
 mod push;
 pub mod render;
@@ -291,7 +292,10 @@ impl RoomTools {
             instructions: server_instructions(identity).into(),
             home: Arc::new(home),
             waits: Arc::default(),
-            tool_router: Self::tool_router() + Self::topic_router() + Self::claim_router(),
+            tool_router: Self::tool_router()
+                + Self::topic_router()
+                + Self::claim_router()
+                + Self::approval_router(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! I/O, so every rule of the contract can be unit-tested in isolation and shared by the
 //! server, the store and the CLI without any of them depending on each other.
 
+pub mod approval;
 pub mod bounds;
 pub mod card;
 pub mod claim;

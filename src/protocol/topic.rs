@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::approval::Approval;
 use super::error::ApiError;
 use super::message::Message;
 use super::participant::str_enum;
@@ -23,6 +24,7 @@ str_enum!(
     TopicKind {
         Discussion = "discussion",
         Question = "question",
+        Approval = "approval",
     }
 );
 
@@ -38,6 +40,9 @@ pub struct TopicMeta {
     pub options: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// On an approval: the tool call put to the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// An answer to a question topic.
@@ -48,6 +53,9 @@ pub struct TopicAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub by: String,
+    /// An approval nobody answered in time (it reads as `deny`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 /// What a `type: "topic_update"` message carries.
@@ -133,6 +141,19 @@ fn one_line(s: &str) -> bool {
     !super::names::is_blank(s) && !s.chars().any(char::is_control)
 }
 
+/// The idempotency key of a topic or approval body, if any: 1-128 bytes, one line.
+pub fn check_client_msg_id(key: Option<&str>) -> Result<(), ApiError> {
+    let max = super::message::CLIENT_MSG_ID_MAX;
+    match key {
+        Some(c) if c.is_empty() || c.len() > max || c.chars().any(char::is_control) => {
+            Err(invalid(format!(
+                "client_msg_id must be a string of 1-{max} bytes without control characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl NewTopicBody {
     /// Validates the body into what the topic message carries (status `open`).
     pub fn validate(&self) -> Result<TopicMeta, ApiError> {
@@ -146,18 +167,14 @@ impl NewTopicBody {
         if super::names::is_blank(&self.text) {
             return Err(invalid("text must not be blank"));
         }
-        if let Some(c) = &self.client_msg_id {
-            let max = super::message::CLIENT_MSG_ID_MAX;
-            if c.is_empty() || c.len() > max || c.chars().any(char::is_control) {
-                return Err(invalid(format!(
-                    "client_msg_id must be a string of 1-{max} bytes without control characters"
-                )));
-            }
-        }
+        check_client_msg_id(self.client_msg_id.as_deref())?;
         if self.tags.len() > TAGS_MAX || !self.tags.iter().all(|t| is_tag(t)) {
             return Err(invalid(format!(
                 "tags must be at most {TAGS_MAX} slugs of a-z, 0-9, '-' and '_' (1-40 each)"
             )));
+        }
+        if self.kind == Some(TopicKind::Approval) {
+            return Err(invalid("approvals are opened with POST /approvals"));
         }
         let kind = self.kind.unwrap_or(if self.options.is_some() {
             TopicKind::Question
@@ -191,6 +208,7 @@ impl NewTopicBody {
             tags,
             options,
             to: self.to.clone(),
+            approval: None,
         })
     }
 }
@@ -241,6 +259,9 @@ pub struct TopicView {
     /// How many comments it has.
     pub comments: u64,
     pub last_activity_id: u64,
+    /// On an approval: the tool call put to the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// `GET /topics`.

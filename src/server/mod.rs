@@ -3,6 +3,7 @@
 //! HTTP with axum on a hyper accept loop of our own, so header timeouts, a connection
 //! cap and a graceful drain are ours to set (hostile clients are expected).
 
+mod approvals;
 mod claims;
 mod durability;
 mod http;
@@ -236,6 +237,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     tokio::spawn(flush_periodically(state.clone()));
     tokio::spawn(claims::expire_periodically(state.clone()));
+    tokio::spawn(approvals::expire_periodically(state.clone()));
 
     let app = routes::router(state.clone());
     let connections = Arc::new(Semaphore::new(cfg.max_connections));

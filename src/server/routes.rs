@@ -58,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/public-url", post(set_public_url))
         .merge(super::topics::routes())
         .merge(super::claims::routes())
+        .merge(super::approvals::routes())
         .route("/wake", post(reach::wake))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

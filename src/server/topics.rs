@@ -35,7 +35,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/search", get(search))
 }
 
-fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+pub(super) fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
     serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
 }
 

@@ -5,6 +5,7 @@
 //! retrying. Neither face re-implements any of it, so `agentgather read` and the MCP
 //! `room_read` can never disagree about the cursor.
 
+pub mod approvals;
 pub mod claims;
 pub mod state;
 pub mod topics;

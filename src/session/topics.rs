@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Backoff, Session, SessionError, is_transient};
-use crate::client::ClientError;
+use crate::client::{Client, ClientError};
 use crate::protocol::message::Message;
 use crate::protocol::token::mint_token;
 use crate::protocol::topic::{NewTopicBody, TopicAnswer};
@@ -31,15 +31,36 @@ pub fn answer_in(m: &Message, id: u64) -> Option<&TopicAnswer> {
 impl Session {
     /// Opens a topic with a fresh `client_msg_id`, retrying while the server is
     /// unreachable (a repeat returns the original topic, never a second one).
-    pub fn open_topic(&self, mut body: NewTopicBody) -> Result<Message, SessionError> {
-        let key = mint_token().map_err(|e| SessionError::Invalid(format!("no randomness: {e}")))?;
-        body.client_msg_id = Some(format!("cli-{}", &key[4..]));
+    pub fn open_topic(&self, body: NewTopicBody) -> Result<Message, SessionError> {
+        self.post_keyed(None, |client, key| {
+            let mut body = body.clone();
+            body.client_msg_id = Some(key.to_string());
+            client.open_topic(&body).map(|a| a.message)
+        })
+    }
+
+    /// Runs `post` with one `client_msg_id` (`key`, or a fresh one), retrying it while
+    /// the server is unreachable: the server answers a repeat with the original, so a
+    /// retry never makes a second message.
+    pub(super) fn post_keyed<T>(
+        &self,
+        key: Option<String>,
+        post: impl Fn(&Client, &str) -> Result<T, ClientError>,
+    ) -> Result<T, SessionError> {
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let t = mint_token()
+                    .map_err(|e| SessionError::Invalid(format!("no randomness: {e}")))?;
+                format!("cli-{}", &t[4..])
+            }
+        };
         let client = self.client(super::CALL_TIMEOUT);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut attempt = 0;
         loop {
-            match client.open_topic(&body) {
-                Ok(answer) => return Ok(answer.message),
+            match post(&client, &key) {
+                Ok(answer) => return Ok(answer),
                 Err(e) if e.is_unreachable() && attempt < 4 => {
                     std::thread::sleep(backoff.next_delay());
                     attempt += 1;

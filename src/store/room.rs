@@ -3,6 +3,7 @@
 //! holds one `Room` behind a mutex; the host CLI opens one briefly when no server runs.
 //! Holding a `Room` means holding the room's lock, so there is never a second writer.
 
+mod approvals;
 mod budget;
 mod claims;
 mod concerns;

@@ -61,6 +61,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("actions.js", JS, include_str!("assets/actions.js")),
     ("invite.js", JS, include_str!("assets/invite.js")),
     ("briefedit.js", JS, include_str!("assets/briefedit.js")),
+    // Approval cards (SPEC §12).
+    ("approvals.js", JS, include_str!("assets/approvals.js")),
 ];
 
 /// No inline script or style, nothing from other origins, no framing. (`manifest-src` lets

@@ -60,6 +60,7 @@ from steps_reach import step_reach_roster
 from steps_topics import TOPIC_STEPS
 from steps_claims import CLAIM_STEPS
 from steps_room_views import OPEN_ROOM_STEPS, step_truth_after_close
+from steps_approvals import APPROVAL_STEPS
 
 
 def step_invite_required(d, c):
@@ -618,6 +619,7 @@ STEPS = [
     *TOPIC_STEPS,
     *CLAIM_STEPS,
     *OPEN_ROOM_STEPS,
+    *APPROVAL_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,
     step_truth_after_close,

@@ -3,11 +3,12 @@
 //! reads the log; and the topic mutations, each a message posted through
 //! [`Room::post`] so rate limit, loop guard, log cap and idempotency apply.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::Room;
 use crate::protocol::bounds::page_takes;
+use crate::protocol::timefmt::parse_ms;
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, StatusBody, TopicAnswer, TopicFields, TopicFilter, TopicKind,
     TopicStatus, TopicUpdate, TopicView,
@@ -20,12 +21,16 @@ struct TopicEntry {
     view: TopicView,
     /// Ids of its comments and updates, oldest first.
     thread: Vec<u64>,
+    /// An approval's expiry (ms since the epoch).
+    expires_ms: Option<i64>,
 }
 
 /// Every topic of the room by id, with its current status, answer and thread.
 #[derive(Default)]
 pub struct TopicIndex {
     topics: HashMap<u64, TopicEntry>,
+    /// Unanswered approvals by expiry, then id: what the expiry timer looks at.
+    pub(super) pending_approvals: BTreeSet<(i64, u64)>,
 }
 
 impl TopicIndex {
@@ -58,9 +63,22 @@ impl TopicIndex {
                 answer: None,
                 comments: 0,
                 last_activity_id: m.id,
+                approval: meta.approval.clone(),
             };
+            let expires_ms = meta
+                .approval
+                .as_ref()
+                .map(|a| parse_ms(&a.expires_at).unwrap_or(0));
+            if let Some(ms) = expires_ms {
+                self.pending_approvals.insert((ms, m.id));
+            }
             let thread = Vec::new();
-            self.topics.insert(m.id, TopicEntry { view, thread });
+            let entry = TopicEntry {
+                view,
+                thread,
+                expires_ms,
+            };
+            self.topics.insert(m.id, entry);
             return;
         }
         let Some(entry) = m.topic_id.and_then(|t| self.topics.get_mut(&t)) else {
@@ -73,6 +91,9 @@ impl TopicIndex {
                 entry.view.status = u.status;
                 if u.answer.is_some() {
                     entry.view.answer = u.answer.clone();
+                    if let Some(ms) = entry.expires_ms {
+                        self.pending_approvals.remove(&(ms, entry.view.id));
+                    }
                 }
             }
             _ => entry.view.comments += 1,
@@ -102,11 +123,11 @@ impl TopicIndex {
     }
 }
 
-fn not_found(id: u64) -> ApiError {
+pub(super) fn not_found(id: u64) -> ApiError {
     ApiError::new(404, "topic_not_found", format!("there is no topic {id}"))
 }
 
-fn forbidden(message: &str) -> ApiError {
+pub(super) fn forbidden(message: &str) -> ApiError {
     ApiError::new(403, "forbidden", message)
 }
 
@@ -158,7 +179,12 @@ impl Room {
         Ok(())
     }
 
-    fn update_input(text: String, id: u64, update: TopicUpdate, to: Vec<String>) -> MessageInput {
+    pub(super) fn update_input(
+        text: String,
+        id: u64,
+        update: TopicUpdate,
+        to: Vec<String>,
+    ) -> MessageInput {
         MessageInput {
             text,
             kind: MessageType::TopicUpdate,
@@ -191,6 +217,11 @@ impl Room {
         body: &StatusBody,
     ) -> Result<Arc<StoredMessage>, ApiError> {
         let topic = self.topic_for(who, id)?;
+        if topic.kind == TopicKind::Approval {
+            return Err(forbidden(
+                "an approval's status follows its answer; answer it with /topics/{id}/answer",
+            ));
+        }
         let me = self.participants[who].alias.clone();
         if me != topic.from && !self.participants[who].is_host {
             return Err(forbidden(
@@ -221,6 +252,57 @@ impl Room {
         body: &AnswerBody,
     ) -> Result<Arc<StoredMessage>, ApiError> {
         let topic = self.topic_for(who, id)?;
+        if topic.kind == TopicKind::Approval {
+            self.check_approval_answer(who, &topic, body)?;
+        } else {
+            self.check_question_answer(who, &topic)?;
+        }
+        body.validate()?;
+        if let Some(o) = &body.option
+            && !topic.options.contains(o)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_option",
+                format!(
+                    "{o:?} is not one of the options: {}",
+                    topic.options.join(", ")
+                ),
+            ));
+        }
+        let me = self.participants[who].alias.clone();
+        let text_part = body.text.clone().filter(|t| !t.trim().is_empty());
+        let mut text = format!("@{} {me} answered {:?}", topic.from, topic.title);
+        if let Some(o) = &body.option {
+            text.push_str(&format!(": {o}"));
+        }
+        if let Some(t) = &text_part {
+            text.push_str("\n\n");
+            text.push_str(t);
+        }
+        let answer = TopicAnswer {
+            option: body.option.clone(),
+            text: text_part,
+            by: me.clone(),
+            expired: false,
+        };
+        let update = TopicUpdate {
+            status: TopicStatus::Answered,
+            note: None,
+            answer: Some(answer),
+        };
+        let to = if topic.from != me && self.is_current(&topic.from) {
+            vec![topic.from.clone()]
+        } else {
+            Vec::new()
+        };
+        let input = Self::update_input(text, id, update, to);
+        self.post(who, input).map(|(m, _)| m)
+    }
+
+    /// Who may answer a question, and when: the addressee (or, with none, anyone but the
+    /// author) or the host, while it is neither closed nor answered.
+    fn check_question_answer(&self, who: usize, topic: &TopicView) -> Result<(), ApiError> {
+        let id = topic.id;
         if topic.kind != TopicKind::Question {
             return Err(ApiError::new(
                 409,
@@ -250,44 +332,7 @@ impl Room {
                 format!("topic {id} is already answered; its author can reopen it"),
             ));
         }
-        body.validate()?;
-        if let Some(o) = &body.option
-            && !topic.options.contains(o)
-        {
-            return Err(ApiError::bad_request(
-                "invalid_option",
-                format!(
-                    "{o:?} is not one of the options: {}",
-                    topic.options.join(", ")
-                ),
-            ));
-        }
-        let text_part = body.text.clone().filter(|t| !t.trim().is_empty());
-        let mut text = format!("@{} {me} answered {:?}", topic.from, topic.title);
-        if let Some(o) = &body.option {
-            text.push_str(&format!(": {o}"));
-        }
-        if let Some(t) = &text_part {
-            text.push_str("\n\n");
-            text.push_str(t);
-        }
-        let answer = TopicAnswer {
-            option: body.option.clone(),
-            text: text_part,
-            by: me.clone(),
-        };
-        let update = TopicUpdate {
-            status: TopicStatus::Answered,
-            note: None,
-            answer: Some(answer),
-        };
-        let to = if topic.from != me && self.is_current(&topic.from) {
-            vec![topic.from.clone()]
-        } else {
-            Vec::new()
-        };
-        let input = Self::update_input(text, id, update, to);
-        self.post(who, input).map(|(m, _)| m)
+        Ok(())
     }
 
     /// `GET /topics`: the topics that pass the filter, latest activity first.

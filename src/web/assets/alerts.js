@@ -6,6 +6,7 @@ import { $ } from "./util.js";
 import { state } from "./state.js";
 import { nameOf } from "./timeline.js";
 import { plainText } from "./markdown.js";
+import { approvalNotice } from "./approvals.js";
 
 const SAY_CHARS = 160; // an announcement reads the start of a message, not all of it
 
@@ -115,6 +116,7 @@ function notify(msgs) {
   if (mine.length) body = "@" + mine[mine.length - 1].from + " mentioned you in " + where;
   else if (pick.length === 1) body = "@" + last.from + " posted in " + where;
   else body = pick.length + " new messages in " + where;
+  body = approvalNotice(pick, where) || body;
   try {
     const n = new window.Notification("Agent Gather · " + where, { body, tag: "agentgather:" + where, silent: !prefs.sound });
     n.onclick = () => {

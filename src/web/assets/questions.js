@@ -10,6 +10,7 @@ import { api } from "./session.js";
 import { nameOf } from "./timeline.js";
 import { toast } from "./screens.js";
 import { topics, viewOf, mayAnswer, noteTopics, openTopic, statusPill } from "./topics.js";
+import { fillApprovalCard } from "./approvals.js";
 
 // The card of a topic message (filled from the index, or from the message alone when the
 // index does not have it yet).
@@ -91,6 +92,7 @@ function fillCard(card) {
   const t = topics.get(id) || (card._msg ? viewOf(card._msg) : null);
   card.textContent = "";
   if (!t) return;
+  if (t.kind === "approval") return fillApprovalCard(card, t);
   const question = t.kind === "question";
   card.classList.toggle("tc-question", question);
   card.classList.toggle("tc-done", t.status !== "open");

@@ -20,6 +20,7 @@ import { setHideSystem, renderStatus, refreshStatus, tickTtl, wireRoster } from 
 import { wireHost } from "./host.js";
 import { loadTopics, topicsReady, wireTopics } from "./topics.js";
 import { wireCards } from "./questions.js";
+import { wireApprovals } from "./approvals.js";
 import { wireSearch } from "./search.js";
 import { wireClaims, loadClaims, claimsReady } from "./claims.js";
 import { wireRail } from "./rail.js";
@@ -103,6 +104,7 @@ async function boot() {
   wireAlerts();
   wireTopics();
   wireCards();
+  wireApprovals();
   wireSearch();
   wireClaims();
   try {

@@ -9,6 +9,7 @@ import { showGate, setClosed, updateTitle, toast } from "./screens.js";
 import { avatar } from "./icons.js";
 import { loadBrief } from "./brief.js";
 import { claimBadge } from "./claims.js";
+import { markWaiting } from "./approvals.js";
 
 // ---- top bar, roster, brief ----
 export function setHideSystem(on) {
@@ -107,6 +108,7 @@ function renderRoster(s) {
     if (mayRemove(p)) li.append(removeButton(p));
     ul.append(li);
   }
+  markWaiting();
 }
 
 // What the roster shows is what is true now: in a closed room no one attends or is

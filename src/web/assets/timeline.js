@@ -136,7 +136,9 @@ export function buildRow(msg) {
     textWrap.append(el("span", "tag", String(msg.type).replace(/_/g, " ")));
   }
   // a question asked with no details repeats its title as its text: the card shows it
-  if (!isTopic || String(msg.text).trim() !== String(msg.topic.title)) renderRich(msg.text, textWrap, knownAliases(msg));
+  // an approval's card shows its tool and input; its text repeats them for the log
+  const cardSays = isTopic && (msg.topic.kind === "approval" || String(msg.text).trim() === String(msg.topic.title));
+  if (!cardSays) renderRich(msg.text, textWrap, knownAliases(msg));
   // a topic's body sits inside its card; a comment links its topic above its text
   if (isTopic) body.append(topicCard(msg, textWrap));
   else {

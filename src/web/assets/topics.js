@@ -14,6 +14,7 @@ import { toast } from "./screens.js";
 import { topicCard, refreshCards, keepTyped, restoreTyped } from "./questions.js";
 import { showInTimeline } from "./search.js";
 import { openRail } from "./rail.js";
+import { markWaiting } from "./approvals.js";
 
 export const topics = new Map(); // id -> {id, title, status, kind, tags, from, ts, to, options, answer, comments, last_activity_id}
 export const STATUSES = ["open", "answered", "resolved", "closed"];
@@ -23,7 +24,7 @@ let thread = []; // that topic's messages (the topic, its comments and updates),
 
 // ---- who may do what (the server decides; these only hide what it would refuse) ----
 export function mayChangeStatus(t) {
-  return !state.closed && (state.isHost || t.from === state.me);
+  return !state.closed && t.kind !== "approval" && (state.isHost || t.from === state.me); // an approval's status follows its answer
 }
 export function mayAnswer(t) {
   if (state.closed || t.kind !== "question" || t.status === "closed") return false;
@@ -39,7 +40,7 @@ export function viewOf(m) {
     id: m.id,
     title: String(t.title || ""),
     status: STATUSES.includes(t.status) ? t.status : "open",
-    kind: t.kind === "question" ? "question" : "discussion",
+    kind: t.kind === "question" || t.kind === "approval" ? t.kind : "discussion",
     tags: Array.isArray(t.tags) ? t.tags.map(String) : [],
     from: String(m.from),
     ts: m.ts,
@@ -48,6 +49,7 @@ export function viewOf(m) {
     answer: null,
     comments: 0,
     last_activity_id: m.id,
+    approval: t.approval && typeof t.approval === "object" ? t.approval : null,
   };
 }
 
@@ -94,6 +96,7 @@ export function noteTopics(msgs) {
   if (touched.size) {
     renderList();
     refreshCards(touched);
+    markWaiting();
   }
   if (openId && (threadGrew || touched.has(openId))) renderThread();
 }
@@ -208,7 +211,7 @@ function renderList() {
     b.dataset.topic = String(t.id);
     const line = el("span", "tp-line");
     line.append(statusPill(t.status), el("span", "tp-title", t.title));
-    const meta = [t.kind === "question" ? "question" : "topic", "#" + t.id, "by " + nameOf(t.from)];
+    const meta = [t.kind === "discussion" ? "topic" : t.kind, "#" + t.id, "by " + nameOf(t.from)];
     if (t.to) meta.push("to " + nameOf(t.to));
     meta.push(t.comments + (t.comments === 1 ? " comment" : " comments"));
     b.append(line, el("span", "tp-meta", meta.join(" · ")));
@@ -273,7 +276,7 @@ function renderThread() {
   meta.textContent = "";
   if (t) {
     const d = parseTs(t.ts);
-    const parts = [(t.kind === "question" ? "Question" : "Topic") + " #" + t.id, "by " + nameOf(t.from)];
+    const parts = [({ question: "Question", approval: "Approval" }[t.kind] || "Topic") + " #" + t.id, "by " + nameOf(t.from)];
     if (t.to) parts.push("to " + nameOf(t.to));
     if (d) parts.push(fmtFull.format(d));
     if (t.tags.length) parts.push("tags: " + t.tags.join(", "));
