@@ -951,19 +951,8 @@ fn two_faces_of_one_participant_hold_waits_side_by_side() {
     let r = TestRoom::start("wait-two-faces");
     let bob = r.invite("bob", "agent");
     let last = r.last_id();
-    let port = r.port;
     let faces: Vec<_> = (0..2)
-        .map(|_| {
-            let token = bob.token.clone();
-            std::thread::spawn(move || {
-                let t0 = Instant::now();
-                let v = Req::get(&wait_path("bob", last, 15_000))
-                    .token(&token)
-                    .send(port)
-                    .json();
-                (t0.elapsed(), v)
-            })
-        })
+        .map(|_| hold_wait(r.port, bob.token.clone(), "bob", last))
         .collect();
     r.until_waiting("bob");
     std::thread::sleep(Duration::from_millis(1500));
@@ -979,22 +968,29 @@ fn two_faces_of_one_participant_hold_waits_side_by_side() {
     }
 }
 
+/// A `/wait` of `alias` after `last`, held on a thread: how long it took, and its answer.
+fn hold_wait(
+    port: u16,
+    token: String,
+    alias: &'static str,
+    last: u64,
+) -> std::thread::JoinHandle<(Duration, Value)> {
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let v = Req::get(&wait_path(alias, last, 15_000))
+            .token(&token)
+            .send(port)
+            .json();
+        (t0.elapsed(), v)
+    })
+}
+
 #[test]
 fn a_wait_past_the_bound_supersedes_the_participants_oldest() {
     let r = TestRoom::start("wait-supersede");
     let bob = r.invite("bob", "agent");
     let last = r.last_id();
-    let port = r.port;
-    let hold = |token: String| {
-        std::thread::spawn(move || {
-            let t0 = Instant::now();
-            let v = Req::get(&wait_path("bob", last, 15_000))
-                .token(&token)
-                .send(port)
-                .json();
-            (t0.elapsed(), v)
-        })
-    };
+    let hold = |token: String| hold_wait(r.port, token, "bob", last);
     let first = hold(bob.token.clone());
     r.until_waiting("bob");
     // Three more fill the bound of four; give each time to register, in order.
