@@ -38,10 +38,6 @@ fn sh(home: &std::path::Path, dir: &std::path::Path, script: &str) -> std::proce
         .expect("run sh")
 }
 
-fn curl_installed() -> bool {
-    Command::new("curl").arg("--version").output().is_ok()
-}
-
 fn card_of(r: &TestRoom, token: &str, alias: &str) -> String {
     r.request(Req::get(&format!("/card?participant={alias}")).token(token))
         .text()
@@ -181,8 +177,7 @@ fn own_posts_neither_end_a_held_wait_nor_come_back_in_it() {
 
 #[test]
 fn the_token_appears_only_in_the_card_and_next_cmd_runs_after_its_set_up_step() {
-    if !curl_installed() {
-        eprintln!("curl is not installed; skipping");
+    if !curl_or_skip("the_token_appears_only_in_the_card_and_next_cmd_runs_after_its_set_up_step") {
         return;
     }
     let r = TestRoom::start("token-once");
@@ -426,8 +421,7 @@ fn after_close_wait_says_how_things_are_and_leave_appends_nothing() {
 /// posts a multi-line reply and leaves, writing no JSON by hand.
 #[test]
 fn a_new_agent_follows_its_card_with_curl_alone() {
-    if !curl_installed() {
-        eprintln!("curl is not installed; skipping");
+    if !curl_or_skip("a_new_agent_follows_its_card_with_curl_alone") {
         return;
     }
     let r = TestRoom::start("new-agent");

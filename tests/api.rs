@@ -2043,17 +2043,7 @@ fn oversized_headers_are_refused_and_the_server_keeps_serving() {
 #[test]
 fn card_commands_work_as_printed() {
     // The card is the no-install interface: its curl lines must run as they are.
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        skip(
-            "card_commands_work_as_printed",
-            "curl",
-            None,
-            "apt-get install -y curl",
-        );
+    if !curl_or_skip("card_commands_work_as_printed") {
         return;
     }
     let r = TestRoom::start("card-curl");

@@ -145,12 +145,12 @@ fn run(claude: &Path, route: Route, decision: &str, reason: &str) -> Option<Outc
     if clicked.status.code() == Some(3) {
         let _ = claude_run.kill();
         let _ = claude_run.wait();
-        let require = std::env::var("AGENTGATHER_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-        assert!(
-            !require,
-            "AGENTGATHER_REQUIRE_BROWSER=1 but Chromium was not found"
+        skip(
+            "approvals_e2e (the person's browser)",
+            "Chromium or chromedriver",
+            Some("AGENTGATHER_REQUIRE_BROWSER"),
+            "apt-get install -y chromium chromium-driver",
         );
-        eprintln!("SKIP: Chromium or chromedriver not found");
         return None;
     }
     let out = wait_output(claude_run, Duration::from_secs(120), "claude");
@@ -202,17 +202,7 @@ fn check_approval(o: &Outcome, option: &str) {
 
 /// Deny, then Allow, through `route`, with every Claude Code under test.
 fn deny_then_allow(route: Route) {
-    let clis = claude_clis();
-    if clis.is_empty() {
-        assert!(
-            !clis_required(),
-            "AGENTGATHER_REQUIRE_AGENT_CLIS=1 but `claude` was not found"
-        );
-        eprintln!(
-            "SKIP: `claude` (npm @anthropic-ai/claude-code) not found; set AGENTGATHER_AGENT_CLIS"
-        );
-        return;
-    }
+    let clis = claude_clis_or_skip(&format!("approvals_e2e ({route:?})"));
     for (label, claude) in &clis {
         println!("Claude Code {label}: {}", version(claude));
         let reason = "not on this machine";

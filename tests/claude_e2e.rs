@@ -235,16 +235,7 @@ fn mentions_wake_real_claude_code_which_reads_and_replies_with_the_mcp_tools_in_
 /// Runs the scenario with every Claude Code under test (the pinned release and
 /// `@latest`), each a failure of its own.
 fn for_each_claude(variant: Variant) {
-    let clis = claude_clis();
-    if clis.is_empty() {
-        skip(
-            &format!("mentions_wake_claude_code ({variant:?})"),
-            "`claude`",
-            Some("AGENTGATHER_REQUIRE_AGENT_CLIS"),
-            "npm install @anthropic-ai/claude-code; set AGENTGATHER_AGENT_CLIS",
-        );
-        return;
-    }
+    let clis = claude_clis_or_skip(&format!("mentions_wake_claude_code ({variant:?})"));
     if std::env::var_os("AGENTGATHER_CLAUDE_LATEST").is_none() {
         eprintln!(
             "note: AGENTGATHER_CLAUDE_LATEST is not set; only the pinned Claude Code is tested"

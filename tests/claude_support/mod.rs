@@ -418,9 +418,19 @@ pub fn claude_clis() -> Vec<(&'static str, PathBuf)> {
     out
 }
 
-/// Whether a missing CLI must fail the test rather than skip it.
-pub fn clis_required() -> bool {
-    std::env::var("AGENTGATHER_REQUIRE_AGENT_CLIS").is_ok_and(|v| v == "1")
+/// [`claude_clis`], or, when there is none, a visible skip of `test` (a failure with
+/// `AGENTGATHER_REQUIRE_AGENT_CLIS=1`).
+pub fn claude_clis_or_skip(test: &str) -> Vec<(&'static str, PathBuf)> {
+    let clis = claude_clis();
+    if clis.is_empty() {
+        crate::common::skip(
+            test,
+            "`claude`",
+            Some("AGENTGATHER_REQUIRE_AGENT_CLIS"),
+            "npm install @anthropic-ai/claude-code; set AGENTGATHER_AGENT_CLIS",
+        );
+    }
+    clis
 }
 
 /// The `claude --version` line.

@@ -36,6 +36,16 @@ pub fn skip(test: &str, missing: &str, require: Option<&str>, install: &str) {
     let _ = err.flush();
 }
 
+/// Whether `curl` runs here (the card's no-install commands need it); when it does not,
+/// `test` is skipped with a visible notice.
+pub fn curl_or_skip(test: &str) -> bool {
+    let found = Command::new("curl").arg("--version").output().is_ok();
+    if !found {
+        skip(test, "curl", None, "apt-get install -y curl");
+    }
+    found
+}
+
 /// The release binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_agentgather");
 
