@@ -91,7 +91,7 @@ fn harness_checks() -> Vec<Check> {
                 Harness::Gemini => "mcp in gemini",
             };
             let setup = format!("agentgather setup {}", h.program());
-            let Some((scope, reg)) = &c.registered else {
+            let Some(reg) = &c.registered else {
                 let why = c.problem.map(|p| format!(" ({p})")).unwrap_or_default();
                 return check(
                     name,
@@ -100,12 +100,14 @@ fn harness_checks() -> Vec<Check> {
                     None,
                 );
             };
+            let scope = reg.scope;
             let home = reg
+                .registration
                 .env
                 .get("AGENTGATHER_HOME")
                 .map_or("the default home".to_string(), |h| h.clone());
-            match c.starts {
-                Some(Ok(server)) => check(
+            match &reg.starts {
+                Ok(server) => check(
                     name,
                     true,
                     format!(
@@ -114,7 +116,7 @@ fn harness_checks() -> Vec<Check> {
                     ),
                     None,
                 ),
-                Some(Err(why)) => check(
+                Err(why) => check(
                     name,
                     false,
                     format!(
@@ -123,7 +125,6 @@ fn harness_checks() -> Vec<Check> {
                     ),
                     Some(setup),
                 ),
-                None => check(name, true, format!("registered with {}", h.title()), None),
             }
         })
         .collect()

@@ -343,10 +343,16 @@ pub fn setup(ctx: &Ctx, a: SetupArgs) -> Result<(), CliError> {
 /// What `doctor` says of one harness on PATH: its registration and whether it starts.
 pub struct HarnessCheck {
     pub harness: Harness,
-    pub registered: Option<(Scope, Registration)>,
-    /// `Ok(server name)` when the registered command answered `initialize`.
-    pub starts: Option<Result<String, String>>,
+    pub registered: Option<Registered>,
     pub problem: Option<String>,
+}
+
+/// A registration found, and whether its command starts.
+pub struct Registered {
+    pub scope: Scope,
+    pub registration: Registration,
+    /// `Ok(server name)` when the registered command answered `initialize`.
+    pub starts: Result<String, String>,
 }
 
 pub fn check_harnesses() -> Vec<HarnessCheck> {
@@ -369,11 +375,13 @@ pub fn check_harnesses() -> Vec<HarnessCheck> {
                     break;
                 }
             }
-            let starts = registered.as_ref().map(|(_, r)| probe(r));
             HarnessCheck {
                 harness: h,
-                registered,
-                starts,
+                registered: registered.map(|(scope, registration)| Registered {
+                    scope,
+                    starts: probe(&registration),
+                    registration,
+                }),
                 problem,
             }
         })
