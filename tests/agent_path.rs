@@ -173,6 +173,15 @@ fn own_posts_neither_end_a_held_wait_nor_come_back_in_it() {
     // /messages is unchanged: everyone reads everything.
     let (_, page) = r.get(&format!("/messages?since_id={tail}"), Some(&bob.token));
     assert_eq!(page["messages"].as_array().unwrap().len(), 3);
+    // A note to oneself (an own post that @mentions oneself) ends a held wait and is in it.
+    let held = hold_wait(&r, "bob", &bob.token, own2);
+    r.until_waiting("bob");
+    let note = r.say(&bob.token, "@bob remember the migration")["id"]
+        .as_u64()
+        .unwrap();
+    let (_, w) = held.join().unwrap();
+    assert_eq!(w["messages"][0]["id"], note, "{w}");
+    assert_eq!(w["mentioned"], true, "{w}");
 }
 
 #[test]

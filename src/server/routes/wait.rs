@@ -3,6 +3,8 @@
 //! words is noise), yet its cursor moves past them, so a client that passes
 //! `next_since_id` back never sees them again. `include_own=1` keeps them (the browser,
 //! whose tabs share one wait, and the wake runner, which tracks its own ids, use it).
+//! A post of one's own that @mentions oneself is not noise but a note addressed to
+//! oneself (a reminder, a test of the room), so it is delivered like anyone's mention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use super::{ApiResult, Caller, S, authenticate, check_participant};
 use crate::protocol::card::wait_command;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::wire::WaitAnswer;
-use crate::protocol::{ApiError, Attention, ParticipantStatus, WAIT_HOLD_MS};
+use crate::protocol::{ApiError, Attention, Message, ParticipantStatus, WAIT_HOLD_MS};
 use crate::server::AppState;
 use crate::server::http::{bearer, ok_json, optional_number, query_param, since_id};
 use crate::store::StoredMessage;
@@ -48,7 +50,7 @@ fn wait_answer(
         scan.scanned = last;
         messages.extend(
             page.into_iter()
-                .filter(|m| scan.include_own || m.msg.from != c.alias),
+                .filter(|m| scan.include_own || delivered_to(&m.msg, &c.alias)),
         );
     }
     if !heartbeat && messages.is_empty() && open && !removed && !s.shutting_down() {
@@ -83,6 +85,12 @@ fn wait_answer(
         brief_version: room.meta.brief_version,
         has_more: next < room.log.last_id(),
     }))
+}
+
+/// Whether a wait hands `m` to `alias`: anyone else's message, or their own that
+/// mentions them.
+fn delivered_to(m: &Message, alias: &str) -> bool {
+    m.from != alias || m.mentions.iter().any(|a| a == alias)
 }
 
 pub(super) async fn wait(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
