@@ -184,3 +184,147 @@ fn no_source_file_is_over_900_lines() {
         .collect();
     assert!(long.is_empty(), "over 900 lines: {long:?}");
 }
+
+/// The files of one flat module folder (`mod.rs` as "mod") and the siblings each one
+/// imports: `super::x` and `crate::<folder>::x` from a file, `x::` from `mod.rs`. A name
+/// that is not a sibling file is an item of `mod.rs`. Test modules are left out.
+fn sibling_imports(folder: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = root().join("src").join(folder);
+    let crate_path = format!("crate::{}::", folder.replace('/', "::"));
+    let mut code_of = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(
+            !path.is_dir(),
+            "{} has a subfolder; teach sibling_imports about it",
+            dir.display()
+        );
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let code = std::fs::read_to_string(&path).unwrap();
+        let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+        let code: Vec<&str> = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        code_of.insert(name, code.join("\n"));
+    }
+    let sibling = |name: &str| {
+        if code_of.contains_key(name) && name != "mod" {
+            name.to_string()
+        } else {
+            "mod".to_string()
+        }
+    };
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut graph = BTreeMap::new();
+    for (name, code) in &code_of {
+        let mut found = BTreeSet::new();
+        let mut paths: Vec<&str> = code.split(crate_path.as_str()).skip(1).collect();
+        if name != "mod" {
+            paths.extend(code.split("super::").skip(1));
+        }
+        for rest in paths {
+            if let Some(list) = rest.strip_prefix('{') {
+                let list = &list[..list.find('}').unwrap_or(list.len())];
+                for item in list.split(',') {
+                    let item = ident(item.trim());
+                    if !item.is_empty() && item != "self" {
+                        found.insert(sibling(&item));
+                    }
+                }
+            } else {
+                let item = ident(rest);
+                if !item.is_empty() && item != "super" {
+                    found.insert(sibling(&item));
+                }
+            }
+        }
+        if name == "mod" {
+            for other in code_of.keys().filter(|n| *n != "mod") {
+                let needle = format!("{other}::");
+                let named = code.match_indices(&needle).any(|(at, _)| {
+                    let before = code[..at].chars().next_back();
+                    before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                });
+                if named {
+                    found.insert(other.clone());
+                }
+            }
+        }
+        found.remove(name);
+        graph.insert(name.clone(), found);
+    }
+    graph
+}
+
+/// A circle of imports in `graph`, if there is one, as the files around it.
+fn a_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut circle = path[at..].to_vec();
+            circle.push(node.to_string());
+            return Some(circle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+/// The folders whose files are layers too: no two import each other, however far round
+/// (`mod.rs` is the top; what it builds lives below it).
+const LAYERED_FOLDERS: &[&str] = &["server"];
+
+#[test]
+fn no_files_of_the_server_or_the_broker_import_each_other_in_a_circle() {
+    for folder in LAYERED_FOLDERS {
+        let graph = sibling_imports(folder);
+        assert!(graph.len() > 5, "{folder}: found {graph:?}");
+        if let Some(circle) = a_circle(&graph) {
+            panic!(
+                "src/{folder}: {} import each other in a circle",
+                circle.join(" → ")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_circle_finder_finds_a_circle() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    let circle = a_circle(&graph(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]));
+    assert_eq!(circle.unwrap().len(), 4);
+    assert_eq!(
+        a_circle(&graph(&[("a", "b"), ("a", "c"), ("b", "c")])),
+        None
+    );
+}

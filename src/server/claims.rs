@@ -2,31 +2,21 @@
 //! every handler: authenticate, one thing under the room lock, wake the hub on a change.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::api::{ApiResult, S, active, durable, typed};
 use super::http::{json_response, ok_json, query_param};
-use super::routes::active;
+use super::state::AppState;
 use crate::protocol::ApiError;
 use crate::protocol::claim::{ClaimAnswer, ClaimView, ClaimsAnswer, NewClaimBody, RenewBody};
 use crate::protocol::glob::Glob;
 use crate::protocol::timefmt::now_ms;
 use crate::store::StoredMessage;
-
-type S = State<Arc<AppState>>;
-type ApiResult = Result<Response, ApiError>;
-
-/// How often claims past their TTL get their `expired` row. Reads never show an expired
-/// claim in between: they filter by the clock.
-const SWEEP: Duration = Duration::from_secs(1);
 
 /// The routes of §13, merged into the main router.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -36,10 +26,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/claims/{id}/release", post(release))
 }
 
-fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
-}
-
 fn claim_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .map_err(|_| ApiError::new(404, "claim_not_found", format!("there is no claim {raw:?}")))
@@ -47,10 +33,7 @@ fn claim_id(raw: &str) -> Result<u64, ApiError> {
 
 /// 201 with the claim and its message, once the message is durable.
 async fn changed(s: &AppState, claim: ClaimView, message: Arc<StoredMessage>) -> ApiResult {
-    let end = s.room().log.end_offset();
-    if let Some(gc) = &s.group_commit {
-        gc.wait(end).await?;
-    }
+    durable(s).await?;
     s.hub.notify();
     let answer = ClaimAnswer {
         ok: true,
@@ -92,18 +75,4 @@ async fn list(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     };
     let claims = s.room().claims(filter.as_ref(), now_ms());
     Ok(ok_json(&ClaimsAnswer { ok: true, claims }))
-}
-
-/// Writes the `expired` rows of claims whose TTL has passed, and wakes the waiters.
-pub async fn expire_periodically(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(SWEEP);
-    loop {
-        tick.tick().await;
-        let rows = state.room().expire_claims(now_ms());
-        match rows {
-            Ok(rows) if !rows.is_empty() => state.hub.notify(),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e.message, "could not expire claims"),
-        }
-    }
 }

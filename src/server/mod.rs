@@ -3,6 +3,7 @@
 //! HTTP with axum on a hyper accept loop of our own, so header timeouts, a connection
 //! cap and a graceful drain are ours to set (hostile clients are expected).
 
+mod api;
 mod approvals;
 mod claims;
 mod durability;
@@ -10,12 +11,16 @@ mod http;
 pub mod hub;
 mod pages;
 mod plain;
+mod reach;
+mod router;
 mod routes;
 mod send_timeout;
+mod state;
 mod topics;
+mod wait;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,13 +28,14 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, watch};
 
 use crate::protocol::timefmt::{now_ms, parse_ms};
-use crate::protocol::{DEFAULT_PORT, Limits};
+use crate::protocol::{ApiError, DEFAULT_PORT, Limits};
 use crate::store::{FsyncMode, Home, LockInfo, Room, RoomOptions, StoreError};
 use hub::WaitHub;
+use state::AppState;
 
 // Kept for the tunnel's host side until it moves to `protocol::url` (its own branch).
+use crate::protocol::url::RoomUrl;
 pub use crate::protocol::url::is_loopback_host;
-use crate::protocol::url::{RoomUrl, origin_of};
 
 /// How `room serve` runs.
 #[derive(Debug, Clone)]
@@ -79,73 +85,6 @@ pub enum ServeError {
     Bind(#[from] crate::net::BindError),
     #[error("{0}")]
     Config(String),
-}
-
-/// Shared by every request.
-pub struct AppState {
-    room: Mutex<Room>,
-    pub hub: WaitHub,
-    /// Each participant's pages in flight.
-    pages: pages::PageReads,
-    public_url: RwLock<String>,
-    local_origin: String,
-    allow_remote: bool,
-    shutdown: watch::Sender<bool>,
-    /// Present with `--fsync batch`: posts wait for a covering sync before their 201.
-    group_commit: Option<durability::GroupCommit>,
-    body_limit: usize,
-    body_timeout: Duration,
-}
-
-impl AppState {
-    /// Locks the room. A poisoned lock (a panic mid-request) still yields the room: every
-    /// mutation writes its files before it changes memory that others rely on.
-    pub fn room(&self) -> MutexGuard<'_, Room> {
-        self.room.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn public_url(&self) -> String {
-        self.public_url
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_public_url(&self, url: &str) {
-        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) =
-            url.trim_end_matches('/').to_string();
-    }
-
-    /// The origins a same-origin write may come from.
-    fn allowed_origins(&self) -> Vec<String> {
-        let mut v = vec![self.local_origin.clone()];
-        if let Some(o) = origin_of(&self.public_url()) {
-            v.push(o);
-        }
-        v
-    }
-
-    /// Reads a request's JSON body within the configured size and time limits.
-    pub async fn read_body(
-        &self,
-        headers: &axum::http::HeaderMap,
-        body: axum::body::Body,
-    ) -> Result<serde_json::Value, crate::protocol::ApiError> {
-        http::read_json(headers, body, self.body_limit, self.body_timeout).await
-    }
-
-    /// Reads a request's body as it came, within the same limits.
-    pub async fn read_bytes(
-        &self,
-        headers: &axum::http::HeaderMap,
-        body: axum::body::Body,
-    ) -> Result<axum::body::Bytes, crate::protocol::ApiError> {
-        http::read_bytes(headers, body, self.body_limit, self.body_timeout).await
-    }
-
-    fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
 }
 
 fn check_config(cfg: &ServeConfig) -> Result<(), ServeError> {
@@ -236,10 +175,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         tokio::spawn(close_at_ttl(state.clone(), at));
     }
     tokio::spawn(flush_periodically(state.clone()));
-    tokio::spawn(claims::expire_periodically(state.clone()));
-    tokio::spawn(approvals::expire_periodically(state.clone()));
+    // Expiry is written here, once a second (reads of claims filter by the clock meanwhile).
+    tokio::spawn(sweep_every_second(state.clone(), "claims", |room| {
+        Ok(!room.expire_claims(now_ms())?.is_empty())
+    }));
+    tokio::spawn(sweep_every_second(
+        state.clone(),
+        "approvals",
+        Room::expire_approvals,
+    ));
 
-    let app = routes::router(state.clone());
+    let app = router::router(state.clone());
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
     let drain = crate::net::Drain::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -308,6 +254,25 @@ async fn close_at_ttl(state: Arc<AppState>, expires_ms: i64) {
     match closed {
         Ok(_) => state.hub.notify(),
         Err(e) => tracing::error!(error = %e.message, "could not close the room at its TTL"),
+    }
+}
+
+/// Once a second, has `expire` record in the log what has run out (`what`: claims whose
+/// TTL passed, approvals whose time is up), and wakes the waiters when it did.
+async fn sweep_every_second(
+    state: Arc<AppState>,
+    what: &'static str,
+    expire: fn(&mut Room) -> Result<bool, ApiError>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let expired = expire(&mut state.room());
+        match expired {
+            Ok(true) => state.hub.notify(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e.message, "could not record the expiry of {what}"),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Uri, header};
 use serde_json::{Map, Value};
 
-use super::AppState;
+use super::state::AppState;
 use crate::protocol::ApiError;
 
 /// Which endpoint's fields the query may carry.

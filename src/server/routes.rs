@@ -1,171 +1,30 @@
 //! The endpoints of SPEC §4. Each handler authenticates, does one thing to the room
 //! under its lock, wakes the hub if the room changed, and answers in the contract's shape.
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::IntoResponse;
 use serde_json::Value;
 
-use super::AppState;
-use super::http::{
-    bearer, check_origin, json_response, ok_json, optional_number, query_param, since_id,
-};
+use super::api::{ApiResult, Caller, S, active, authenticate, check_participant, posted};
+use super::http::{bearer, json_response, ok_json, optional_number, query_param, since_id};
 use super::plain::{PlainPost, post_body};
+use super::reach;
+use super::state::AppState;
 use crate::protocol::card::render_card;
 use crate::protocol::timefmt::now_ms;
-use crate::protocol::url::{RoomUrl, is_loopback_host};
+use crate::protocol::url::RoomUrl;
 use crate::protocol::wire::{
     BriefAnswer, CloseAnswer, CompactStatus, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer,
-    MessagesPage, PolicyAnswer, PostAnswer, PublicUrlAnswer, RemoveAnswer,
+    MessagesPage, PolicyAnswer, PublicUrlAnswer, RemoveAnswer,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, RoomStatus,
 };
-use crate::store::StoredMessage;
 use crate::store::export::Export;
 use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
-
-mod reach;
-mod wait;
-
-type S = State<Arc<AppState>>;
-type ApiResult = Result<Response, ApiError>;
-
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(crate::web::index))
-        .route("/assets/{file}", get(crate::web::asset))
-        .route("/card", get(card))
-        .route("/join", post(join))
-        .route("/brief", get(get_brief).post(set_brief))
-        .route("/attendance", get(get_attendance).post(set_attendance))
-        .route("/profile", get(get_profile).post(set_profile))
-        .route("/messages", get(get_messages).post(post_message))
-        .route("/wait", get(wait::wait))
-        .route("/leave", post(leave))
-        .route("/close", post(close))
-        .route("/status", get(status))
-        .route("/invite", post(invite))
-        .route("/remove", post(remove))
-        .route("/export", get(export))
-        .route("/public-url", post(set_public_url))
-        .merge(super::topics::routes())
-        .merge(super::claims::routes())
-        .merge(super::approvals::routes())
-        .route("/wake", post(reach::wake))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            exposure_guard,
-        ))
-        .with_state(state)
-}
-
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no endpoint {}", uri.path()))
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
-    )
-}
-
-/// SPEC §4 exposure rules: a non-loopback `Host` is refused unless `--allow-remote`, and
-/// writes from another origin are refused always.
-async fn exposure_guard(State(s): S, req: Request, next: Next) -> Response {
-    if !s.allow_remote {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !is_loopback_host(host) {
-            return ApiError::new(
-                403,
-                "insecure_remote",
-                "this room server only answers on loopback; reach it through a TLS tunnel or proxy (see `agentgather tunnel run`)",
-            )
-            .into_response();
-        }
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut allowed = s.allowed_origins();
-        // The page may be opened as localhost or 127.0.0.1: its own loopback origin is
-        // same-origin. (A foreign page cannot claim a loopback Origin.)
-        if let Some(host) = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            && is_loopback_host(host)
-        {
-            allowed.push(format!("http://{}", host.to_ascii_lowercase()));
-        }
-        if let Err(e) = check_origin(req.headers(), &allowed) {
-            return e.into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// An authenticated caller.
-pub(super) struct Caller {
-    pub(super) who: usize,
-    alias: String,
-    token: String,
-    removed: bool,
-    is_host: bool,
-}
-
-fn authenticate(s: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
-    let token = token.ok_or_else(ApiError::unauthorized)?;
-    let mut room = s.room();
-    let who = room
-        .authenticate(token)
-        .ok_or_else(ApiError::unauthorized)?;
-    let p = room.participant(who);
-    let caller = Caller {
-        who,
-        alias: p.alias.clone(),
-        token: token.to_string(),
-        removed: p.removed,
-        is_host: p.is_host,
-    };
-    if !caller.removed {
-        room.touch(who, now_ms());
-    }
-    Ok(caller)
-}
-
-/// The caller, refusing removed participants (410).
-pub(super) fn active(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let c = authenticate(s, bearer(headers))?;
-    if c.removed {
-        return Err(ApiError::removed());
-    }
-    Ok(c)
-}
-
-fn check_participant(uri: &Uri, c: &Caller) -> Result<(), ApiError> {
-    match query_param(uri, "participant") {
-        Some(p) if !p.is_empty() && p != c.alias => Err(ApiError::new(
-            403,
-            "participant_mismatch",
-            format!("this token belongs to {:?}, not {p:?}", c.alias),
-        )),
-        _ => Ok(()),
-    }
-}
 
 fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     body.get(name).and_then(Value::as_str).ok_or_else(|| {
@@ -176,7 +35,7 @@ fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     })
 }
 
-async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+pub(super) async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let token = bearer(&headers)
         .map(str::to_string)
         .or_else(|| query_param(&uri, "token"));
@@ -198,7 +57,7 @@ async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
         .into_response())
 }
 
-async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let decl = reach::join_reach(&body)?;
@@ -232,12 +91,12 @@ fn brief_answer(s: &AppState) -> BriefAnswer {
     }
 }
 
-async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
+pub(super) async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
     active(&s, &headers)?;
     Ok(ok_json(&brief_answer(&s)))
 }
 
-async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let text = str_field(&body, "body")?;
@@ -246,13 +105,13 @@ async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     Ok(ok_json(&brief_answer(&s)))
 }
 
-async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult {
+pub(super) async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult {
     active(&s, &headers)?;
     let policy = s.room().meta.attendance_policy;
     Ok(ok_json(&PolicyAnswer::of(policy)))
 }
 
-async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let raw = str_field(&body, "policy")?;
@@ -268,12 +127,12 @@ async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResul
     Ok(ok_json(&PolicyAnswer::of(policy)))
 }
 
-async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
+pub(super) async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
     Ok(ok_json(&s.room().profile(c.who)))
 }
 
-async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let (name, decl) = reach::profile_body(&body)?;
@@ -287,7 +146,7 @@ async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     Ok(ok_json(&room.profile(c.who)))
 }
 
-async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+pub(super) async fn get_messages(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     let slot = s.pages.slot(c.who).await;
     Ok(slot.answer(messages_page(&s, &c, uri)?))
@@ -347,7 +206,12 @@ fn history_page(s: &AppState, uri: &Uri, before: u64) -> ApiResult {
     Ok(ok_json(&body))
 }
 
-async fn post_message(State(s): S, headers: HeaderMap, uri: Uri, body: Body) -> ApiResult {
+pub(super) async fn post_message(
+    State(s): S,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
     let c = authenticate(&s, bearer(&headers))?;
     if c.removed {
         return Err(ApiError::removed());
@@ -359,31 +223,7 @@ async fn post_message(State(s): S, headers: HeaderMap, uri: Uri, body: Body) -> 
     posted(&s, stored, idempotent).await
 }
 
-/// Answers a post (a message, a topic, a status change, an answer): after the sync that
-/// covers it (with `--fsync batch`; the log's end now is at or past its line), 201 and a
-/// wake, or 200 for an idempotent repeat.
-pub(super) async fn posted(
-    s: &AppState,
-    stored: Arc<StoredMessage>,
-    idempotent: bool,
-) -> ApiResult {
-    let end = s.room().log.end_offset();
-    if let Some(gc) = &s.group_commit {
-        gc.wait(end).await?;
-    }
-    let answer = PostAnswer {
-        ok: true,
-        message: stored,
-        idempotent,
-    };
-    if idempotent {
-        return Ok(ok_json(&answer));
-    }
-    s.hub.notify();
-    Ok(json_response(StatusCode::CREATED, &answer))
-}
-
-async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
+pub(super) async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
     let mut room = s.room();
     // SPEC §10: leaving a closed room changes nothing, and the answer says why.
@@ -408,7 +248,7 @@ async fn leave(State(s): S, headers: HeaderMap) -> ApiResult {
     }))
 }
 
-async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
+pub(super) async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
     let c = active(&s, &headers)?;
     let closed = s.room().close_by(c.who)?;
     s.hub.notify();
@@ -422,7 +262,7 @@ async fn close(State(s): S, headers: HeaderMap) -> ApiResult {
     }))
 }
 
-async fn status(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+pub(super) async fn status(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     let url = s.public_url();
     let body = s.room().status_view(
@@ -438,7 +278,7 @@ async fn status(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     Ok(ok_json(&body))
 }
 
-async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let alias = str_field(&body, "alias")?;
@@ -476,7 +316,7 @@ async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     Ok(json_response(StatusCode::CREATED, &answer))
 }
 
-async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
     let alias = str_field(&body, "alias")?;
@@ -488,7 +328,7 @@ async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     }))
 }
 
-async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
+pub(super) async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     if !c.is_host {
         return Err(ApiError::host_required("export the room"));
@@ -521,7 +361,7 @@ async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
 }
 
 /// Host only: the URL participants should use (the tunnel client sets it).
-async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
+pub(super) async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     if !c.is_host {
         return Err(ApiError::host_required("set the public URL"));

@@ -7,23 +7,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::api::{ApiResult, S, active, posted, typed};
 use super::http::{ok_json, optional_number, query_param};
 use super::plain::{PlainPost, post_body};
-use super::routes::{active, posted};
+use super::state::AppState;
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, SearchAnswer, SearchHit, StatusBody, TopicFilter, TopicKind,
     TopicPage, TopicStatus, TopicsAnswer,
 };
 use crate::protocol::{ApiError, MessageType};
 use crate::store::room::{SearchQuery, search as run_search};
-
-type S = State<Arc<AppState>>;
-type ApiResult = Result<Response, ApiError>;
 
 /// The routes of §9, merged into the main router.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -33,10 +28,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/topics/{id}/status", post(set_status))
         .route("/topics/{id}/answer", post(answer))
         .route("/search", get(search))
-}
-
-pub(super) fn typed<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
 }
 
 fn topic_id(raw: &str) -> Result<u64, ApiError> {

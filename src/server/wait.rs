@@ -12,13 +12,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 
-use super::{ApiResult, Caller, S, authenticate, check_participant};
+use super::api::{ApiResult, Caller, S, authenticate, check_participant};
+use super::http::{bearer, ok_json, optional_number, query_param, since_id};
+use super::state::AppState;
 use crate::protocol::card::wait_command;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::wire::WaitAnswer;
 use crate::protocol::{ApiError, Attention, Message, ParticipantStatus, WAIT_HOLD_MS};
-use crate::server::AppState;
-use crate::server::http::{bearer, ok_json, optional_number, query_param, since_id};
 use crate::store::StoredMessage;
 use crate::store::log::PAGE_MESSAGES;
 

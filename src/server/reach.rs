@@ -4,28 +4,21 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ApiResult, S, active};
+use super::api::{ApiResult, S, active, typed};
+use super::http::ok_json;
 use crate::protocol::ApiError;
 use crate::protocol::reach::{ProfileBody, Reach, ReachBody, ReachDecl, WakeReport};
-use crate::server::http::ok_json;
-
-/// The body as `T`, or 400 `invalid_body` naming what does not fit.
-fn typed<T: DeserializeOwned>(body: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the body does not fit: {e}")))
-}
 
 /// The reach a `/join` body declares, if any.
 pub(super) fn join_reach(body: &Value) -> Result<Option<ReachDecl>, ApiError> {
-    typed::<ReachBody>(body)?.validate()
+    typed::<ReachBody>(body.clone())?.validate()
 }
 
 /// A `/profile` body: the display name and reach it sets, at least one of them.
 pub(super) fn profile_body(body: &Value) -> Result<(Option<String>, Option<ReachDecl>), ApiError> {
-    let p: ProfileBody = typed(body)?;
+    let p: ProfileBody = typed(body.clone())?;
     let decl = p.reach.validate()?;
     if p.display_name.is_none() && decl.is_none() {
         return Err(ApiError::bad_request(
@@ -53,7 +46,7 @@ pub(super) fn requested_reach(body: &Value) -> Result<Option<Reach>, ApiError> {
 pub(super) async fn wake(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
-    let report: WakeReport = typed(&body)?;
+    let report: WakeReport = typed(body)?;
     let answer = s.room().record_wake(c.who, report.event)?;
     Ok(ok_json(&answer))
 }
