@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::protocol::export::{Export, ExportPage};
 use crate::protocol::reach::{Reach, ReachBody, WakeAnswer, WakeEvent, WakeReport};
 use crate::protocol::wire::{
     BriefAnswer, BriefView, CloseAnswer, CompactStatus, ErrorBody, InviteAnswer, JoinAnswer,
@@ -301,6 +302,32 @@ impl Client {
             path.push_str("&include_own=1");
         }
         self.get(&path)
+    }
+
+    /// The room's whole export (host only), put together from its pages.
+    pub fn export(&self) -> Result<Export, ClientError> {
+        let first: ExportPage = self.get("/export?format=json")?;
+        let mut next = first.next();
+        let mut whole = Export {
+            header: first.header,
+            topics: first.topics,
+            messages: first.messages,
+        };
+        while let Some(from) = next {
+            let path = format!("/export?format=json&{}", from.query());
+            let page: ExportPage = self.get(&path)?;
+            next = page.next();
+            if next == Some(from) {
+                return Err(ClientError::Protocol {
+                    url: self.url(&path),
+                    reason: "the export's next page is the page itself".into(),
+                });
+            }
+            whole.topics.extend(page.topics);
+            whole.messages.extend(page.messages);
+        }
+        whole.header.message_count = whole.messages.len() as u64;
+        Ok(whole)
     }
 
     pub fn post_message(&self, body: &PostBody) -> Result<PostAnswer, ClientError> {

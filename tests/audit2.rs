@@ -185,6 +185,216 @@ fn long_messages_page_through_a_default_broker() {
         "{}",
         shown["has_more"]
     );
+
+    // The host's export, page after page: JSON and Markdown both, each page within bounds.
+    let doc = export_json_through(port, slug, &r.token);
+    let got: Vec<u64> = doc
+        .messages
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, want, "the JSON pages are the whole log");
+    let md = export_md_through(port, slug, &r.token);
+    assert_eq!(md.matches("needle ").count(), 45);
+    assert_eq!(
+        md.matches("## Messages").count(),
+        1,
+        "one heading per section"
+    );
+    assert_eq!(md.matches("# Agent Gather room").count(), 1);
+    // And the CLI of a host away from the room's files puts the pages back into one
+    // document, the same as the one made from the files.
+    let away = host_home_elsewhere(&r);
+    let o = cli(&away, &["export", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let paged: Value = serde_json::from_slice(&o.stdout).expect("export JSON");
+    let o = r.cli(&["export", "--format", "json"]);
+    let whole: Value = serde_json::from_slice(&o.stdout).expect("export JSON");
+    assert_eq!(paged["messages"], whole["messages"]);
+    assert_eq!(paged["topics"], whole["topics"]);
+    let count = paged["messages"].as_array().unwrap().len();
+    assert_eq!(paged["message_count"], count);
+    let paged_md = stdout(&cli(&away, &["export"]));
+    let whole_md = stdout(&r.cli(&["export"]));
+    let without_time = |md: &str| -> String {
+        md.lines()
+            .filter(|l| !l.starts_with("- Exported: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_time(&paged_md), without_time(&whole_md));
+}
+
+/// A home of the host's own that is not the room's (the host on another machine): its
+/// CLI reaches the room only through the server.
+fn host_home_elsewhere(r: &TestRoom) -> TempHome {
+    let away = TempHome::new("audit2-away");
+    let url: String = r
+        .url
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let uri = format!(
+        "agentgather://join?room={}&alias={}&url={url}&token={}",
+        r.room, r.alias, r.token
+    );
+    let o = cli(&away, &["room", "join", &uri]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    away
+}
+
+/// The JSON export through the broker, every page checked by [`fits`].
+struct ExportDoc {
+    topics: Vec<Value>,
+    messages: Vec<Value>,
+    pages: usize,
+}
+
+fn export_json_through(port: u16, slug: &str, token: &str) -> ExportDoc {
+    let mut doc = ExportDoc {
+        topics: Vec::new(),
+        messages: Vec::new(),
+        pages: 0,
+    };
+    let mut next = String::new();
+    loop {
+        let v = fits(&get_via(
+            port,
+            slug,
+            &format!("/export?format=json{next}"),
+            token,
+        ));
+        doc.pages += 1;
+        doc.topics
+            .extend(v["topics"].as_array().unwrap().iter().cloned());
+        doc.messages
+            .extend(v["messages"].as_array().unwrap().iter().cloned());
+        next = match (v["next_after_topic"].as_u64(), v["next_after_id"].as_u64()) {
+            (Some(t), _) => format!("&after_topic={t}"),
+            (None, Some(m)) => format!("&after_id={m}"),
+            (None, None) => break,
+        };
+        assert_eq!(v["has_more"], true);
+        assert!(doc.pages < 1000, "paging never ends");
+    }
+    assert!(doc.pages > 1, "one page held everything");
+    doc
+}
+
+/// The Markdown export through the broker: pages follow `x-agentgather-next`, each a 200
+/// within bounds; their concatenation.
+fn export_md_through(port: u16, slug: &str, token: &str) -> String {
+    let mut md = String::new();
+    let mut next = String::new();
+    for _ in 0..1000 {
+        let r = get_via(port, slug, &format!("/export?format=md{next}"), token);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.len() < RESPONSE_LIMIT / 2 + 65_536,
+            "{}",
+            r.body.len()
+        );
+        md.push_str(&r.text());
+        match r.header("x-agentgather-next") {
+            Some(q) => next = format!("&{q}"),
+            None => return md,
+        }
+    }
+    panic!("paging never ends");
+}
+
+/// Every item of the list at `path` (under `key`), page after page through the broker
+/// with the cursor `next_<cursor>` as `?<cursor>=`; each page fits, and there is more
+/// than one.
+fn list_through(
+    port: u16,
+    slug: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    cursor: &str,
+) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut query = String::new();
+    for pages in 1..100 {
+        let v = fits(&get_via(port, slug, &format!("{path}{query}"), token));
+        items.extend(v[key].as_array().unwrap().iter().cloned());
+        if v["has_more"] != true {
+            assert!(pages > 1, "one page held every item of {path}");
+            return items;
+        }
+        let next = v[format!("next_{cursor}")].as_u64().expect("a cursor");
+        query = format!("?{cursor}={next}");
+    }
+    panic!("paging {path} never ends");
+}
+
+/// Lists that are not messages page too: forty approvals with 16 KB inputs (a `/topics`
+/// list of 640 KB) and forty claims of fifty 300-character paths (600 KB of `/claims`)
+/// were single answers past the broker's limit. Through a default broker each page fits,
+/// the pages hold every item, and the CLI reads them all.
+#[test]
+fn topic_and_claim_lists_page_through_a_default_broker() {
+    let r = TestRoom::start("audit2-lists");
+    let slug = "audit2-lists";
+    let (broker, _t) = default_broker(&r, slug);
+    let port = broker.port;
+    let agents: Vec<Invite> = (0..4)
+        .map(|i| r.invite_http(&format!("a{i}"), "agent"))
+        .collect();
+    let input = json!({ "command": "z".repeat(16 * 1024 - 64) });
+    for i in 0..40 {
+        let a = &agents[i % agents.len()];
+        let (s, v) = r.post(
+            "/approvals",
+            Some(&a.token),
+            &json!({"tool": "Bash", "input": input, "timeout_s": 3600}),
+        );
+        assert_eq!(s, 201, "approval {i}: {v}");
+        let paths: Vec<String> = (0..50)
+            .map(|p| format!("c{i}/p{p}/{}", "d".repeat(290)))
+            .collect();
+        let (s, v) = r.post(
+            "/claims",
+            Some(&a.token),
+            &json!({"paths": paths, "exclusive": false}),
+        );
+        assert_eq!(s, 201, "claim {i}: {v}");
+    }
+
+    // /topics: latest activity first, a page at a time.
+    let topics = list_through(port, slug, &r.token, "/topics", "topics", "before_activity");
+    assert_eq!(topics.len(), 40);
+    let activity: Vec<u64> = topics
+        .iter()
+        .map(|t| t["last_activity_id"].as_u64().unwrap())
+        .collect();
+    assert!(activity.windows(2).all(|w| w[0] > w[1]), "{activity:?}");
+    // /claims: by id, a page at a time.
+    let claims = list_through(port, slug, &r.token, "/claims", "claims", "after_id");
+    assert_eq!(claims.len(), 40);
+
+    // The CLI (and the MCP adapter and the guard, through the same client) read every page.
+    let listed = r.cli_json(&["topic", "list", "--json"]);
+    assert_eq!(
+        listed["topics"].as_array().unwrap().len(),
+        40,
+        "{}",
+        listed["has_more"]
+    );
+    let listed = r.cli_json(&["claims", "--json"]);
+    assert_eq!(listed["claims"].as_array().unwrap().len(), 40);
+
+    // The export's topics (640 KB of them) page as well, before the messages.
+    let doc = export_json_through(port, slug, &r.token);
+    assert_eq!(doc.topics.len(), 40);
+    assert_eq!(doc.messages.len(), r.all_messages().len());
+    let md = export_md_through(port, slug, &r.token);
+    assert_eq!(md.matches("### Topic #").count(), 40);
+    assert_eq!(md.matches("## Topics").count(), 1);
 }
 
 /// NH1: a room of 1,000 ordinary messages of 1,100 characters: a new agent's first

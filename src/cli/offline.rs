@@ -89,6 +89,8 @@ impl Offline {
         TopicsAnswer {
             ok: true,
             topics: self.room.topics(filter),
+            has_more: false,
+            next_before_activity: None,
         }
     }
 

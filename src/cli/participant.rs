@@ -22,7 +22,7 @@ use crate::session::{
     self, Backoff, CALL_TIMEOUT, CliState, Credentials, JoinTarget, Session, handoff_text,
     is_transient, load_credentials, save_state, set_current,
 };
-use crate::store::export::Export;
+use crate::store::export;
 
 #[derive(Args, Debug)]
 pub struct JoinArgs {
@@ -682,20 +682,20 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), CliError> {
     }
     let s = ctx.session()?;
     let c = &s.creds;
+    let markdown = a.format == "md";
     let text = if ctx.home.room_exists(&c.room) {
-        let e = Export::load_readonly(&ctx.home, &c.room)?;
-        if a.format == "md" {
-            e.to_markdown()
+        let e = export::load_readonly(&ctx.home, &c.room)?;
+        if markdown {
+            e.to_markdown(|m| &m.msg)
         } else {
             serde_json::to_string_pretty(&e).map_err(|e| CliError::msg(e.to_string()))?
         }
     } else {
-        let client = s.client(Duration::from_secs(120));
-        if a.format == "md" {
-            client.get_text("/export?format=md")?
+        let e = s.client(Duration::from_secs(120)).export()?;
+        if markdown {
+            e.to_markdown(|m| m)
         } else {
-            serde_json::to_string_pretty(&client.get::<serde_json::Value>("/export?format=json")?)
-                .map_err(|e| CliError::msg(e.to_string()))?
+            serde_json::to_string_pretty(&e).map_err(|e| CliError::msg(e.to_string()))?
         }
     };
     match a.output {

@@ -35,15 +35,28 @@ impl Client {
     }
 
     /// The live claims; those overlapping `path` when given.
+    /// Read page by page.
     pub fn claims(&self, path: Option<&str>) -> Result<ClaimsAnswer, ClientError> {
-        match path {
-            None => self.get("/claims"),
-            Some(p) => {
-                let q = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("path", p)
-                    .finish();
-                self.get(&format!("/claims?{q}"))
+        let page = |after: u64| -> Result<ClaimsAnswer, ClientError> {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(p) = path {
+                q.append_pair("path", p);
             }
+            if after > 0 {
+                q.append_pair("after_id", &after.to_string());
+            }
+            self.get(&format!("/claims?{}", q.finish()))
+        };
+        let mut all = page(0)?;
+        while let (true, Some(after)) = (all.has_more, all.next_after_id) {
+            let next = page(after)?;
+            if next.next_after_id == Some(after) {
+                break;
+            }
+            all.claims.extend(next.claims);
+            all.has_more = next.has_more;
+            all.next_after_id = next.next_after_id;
         }
+        Ok(all)
     }
 }

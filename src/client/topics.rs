@@ -50,13 +50,28 @@ impl Client {
         self.post(&format!("/topics/{id}/answer"), body)
     }
 
+    /// Every topic `filter` lets through, latest activity first, read page by page.
     pub fn topics(&self, filter: &TopicFilter) -> Result<TopicsAnswer, ClientError> {
-        let q = query(&[
-            ("status", filter.status.map(|s| s.to_string())),
-            ("kind", filter.kind.map(|k| k.to_string())),
-            ("tag", filter.tag.clone()),
-        ]);
-        self.get(&format!("/topics?{q}"))
+        let page = |before: Option<u64>| -> Result<TopicsAnswer, ClientError> {
+            let q = query(&[
+                ("status", filter.status.map(|s| s.to_string())),
+                ("kind", filter.kind.map(|k| k.to_string())),
+                ("tag", filter.tag.clone()),
+                ("before_activity", before.map(|b| b.to_string())),
+            ]);
+            self.get(&format!("/topics?{q}"))
+        };
+        let mut all = page(None)?;
+        while let (true, Some(before)) = (all.has_more, all.next_before_activity) {
+            let next = page(Some(before))?;
+            if next.next_before_activity == Some(before) {
+                break;
+            }
+            all.topics.extend(next.topics);
+            all.has_more = next.has_more;
+            all.next_before_activity = next.next_before_activity;
+        }
+        Ok(all)
     }
 
     /// One page of a topic's thread: the messages after `after_id`.

@@ -114,11 +114,7 @@ fn topic_line(t: &TopicView) -> String {
     }
     let mut out = format!("{head}:\n{}", quote(&t.title));
     if let Some(a) = &t.answer {
-        let what = [a.option.as_deref(), a.text.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" — ");
+        let what = a.what(" — ");
         out.push_str(&format!("\nanswered by {}:\n{}", a.by, quote(&what)));
     }
     out
@@ -344,11 +340,7 @@ impl RoomTools {
             .await;
         Ok(match got {
             Ok((_, (topic, AskOutcome::Answered(a)))) => {
-                let what = [a.option.as_deref(), a.text.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" — ");
+                let what = a.what(" — ");
                 success(
                     format!(
                         "Topic #{} was answered by {}. {EXTERNAL_NOTICE}\n\n{}",

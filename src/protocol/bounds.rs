@@ -27,9 +27,49 @@ pub fn page_takes(held: usize, next: usize) -> bool {
     held == 0 || held.saturating_add(next) <= PAGE_BYTES
 }
 
+/// How many bytes `item` takes in a JSON answer.
+pub fn json_len<T: serde::Serialize>(item: &T) -> usize {
+    serde_json::to_vec(item).map_or(0, |v| v.len())
+}
+
+/// The items of a page that already holds `held` bytes: those of `items` that fit by
+/// their JSON size (see [`page_takes`]), in order, with `held` counted up; and whether any
+/// were left out. Lists that are not messages (topics, claims, an export's topics) page
+/// with this.
+pub fn fill_page<T: serde::Serialize>(
+    held: &mut usize,
+    items: impl IntoIterator<Item = T>,
+) -> (Vec<T>, bool) {
+    let mut page = Vec::new();
+    for item in items {
+        let size = json_len(&item);
+        if !page_takes(*held, size) {
+            return (page, true);
+        }
+        *held += size;
+        page.push(item);
+    }
+    (page, false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_fills_a_page_and_says_what_it_left_out() {
+        let big = "x".repeat(PAGE_BYTES / 3);
+        let mut held = 0;
+        let (page, more) = fill_page(&mut held, vec![big.clone(); 5]);
+        assert_eq!((page.len(), more), (2, true));
+        assert!(held <= PAGE_BYTES);
+        let mut held = 0;
+        let (page, more) = fill_page(&mut held, vec!["a", "b"]);
+        assert_eq!((page, more), (vec!["a", "b"], false));
+        let mut held = PAGE_BYTES;
+        let (page, more) = fill_page(&mut held, vec!["a"]);
+        assert!(page.is_empty() && more, "a full page takes nothing more");
+    }
 
     #[test]
     fn a_page_always_takes_one_and_then_stops_at_the_bound() {

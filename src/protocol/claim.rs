@@ -188,11 +188,17 @@ pub struct ClaimAnswer<M = super::Message> {
     pub message: M,
 }
 
-/// `GET /claims`.
+/// `GET /claims[?after_id=N]`: the live claims by id, as many as a page holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimsAnswer {
     pub ok: bool,
     pub claims: Vec<ClaimView>,
+    /// More live claims follow this page.
+    #[serde(default)]
+    pub has_more: bool,
+    /// With `has_more`: the `after_id` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after_id: Option<u64>,
 }
 
 /// The 409 body: the error contract plus the claims in the way.

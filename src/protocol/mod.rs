@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod card;
 pub mod claim;
 pub mod error;
+pub mod export;
 pub mod glob;
 pub mod mentions;
 pub mod message;

@@ -58,6 +58,17 @@ pub struct TopicAnswer {
     pub expired: bool,
 }
 
+impl TopicAnswer {
+    /// The chosen option and the text, those given, joined by `separator`.
+    pub fn what(&self, separator: &str) -> String {
+        [self.option.as_deref(), self.text.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+}
+
 /// What a `type: "topic_update"` message carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicUpdate {
@@ -269,6 +280,12 @@ pub struct TopicView {
 pub struct TopicsAnswer {
     pub ok: bool,
     pub topics: Vec<TopicView>,
+    /// More topics (with older activity) follow this page.
+    #[serde(default)]
+    pub has_more: bool,
+    /// With `has_more`: the `before_activity` of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before_activity: Option<u64>,
 }
 
 /// `GET /topics/{id}`: the topic and a page of its thread (the topic, comments, updates),

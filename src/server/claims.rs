@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 
 use super::api::{ApiResult, S, active, durable, typed};
-use super::http::{json_response, ok_json, query_param};
+use super::http::{json_response, ok_json, optional_number, query_param};
 use super::state::AppState;
 use crate::protocol::ApiError;
 use crate::protocol::claim::{ClaimAnswer, ClaimView, ClaimsAnswer, NewClaimBody, RenewBody};
@@ -73,6 +73,13 @@ async fn list(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
             Glob::parse(&p).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?,
         ),
     };
-    let claims = s.room().claims(filter.as_ref(), now_ms());
-    Ok(ok_json(&ClaimsAnswer { ok: true, claims }))
+    let after = optional_number(&uri, "after_id")?.unwrap_or(0);
+    let (claims, has_more) = s.room().claims_page(filter.as_ref(), now_ms(), after);
+    let next_after_id = has_more.then(|| claims.last().map(|c| c.id)).flatten();
+    Ok(ok_json(&ClaimsAnswer {
+        ok: true,
+        claims,
+        has_more,
+        next_after_id,
+    }))
 }

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use serde_json::Value;
 
@@ -13,6 +13,7 @@ use super::plain::{PlainPost, post_body};
 use super::reach;
 use super::state::AppState;
 use crate::protocol::card::render_card;
+use crate::protocol::export::ExportCursor;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::RoomUrl;
 use crate::protocol::wire::{
@@ -22,7 +23,7 @@ use crate::protocol::wire::{
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, RoomStatus,
 };
-use crate::store::export::Export;
+use crate::store::export;
 use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
 
@@ -328,35 +329,68 @@ pub(super) async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiRe
     }))
 }
 
+/// `GET /export?format=json|md[&after_topic=N|&after_id=N]`: the room's export a page
+/// at a time (topics, then messages), so no answer passes the page bound. JSON pages say
+/// `has_more` and where the next starts; a Markdown page names its next page's query in
+/// `x-agentgather-next`, and the pages concatenate into the whole transcript.
 pub(super) async fn export(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let c = active(&s, &headers)?;
     if !c.is_host {
         return Err(ApiError::host_required("export the room"));
     }
     let format = query_param(&uri, "format").unwrap_or_else(|| "json".into());
-    let export = Export::from_room(&s.room())?;
-    match format.as_str() {
-        "json" => Ok(ok_json(&export)),
-        "md" | "markdown" => {
-            let name = format!("attachment; filename=\"{}.md\"", export.room);
-            Ok((
-                StatusCode::OK,
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        "text/markdown; charset=utf-8".to_string(),
-                    ),
-                    (header::CACHE_CONTROL, "no-store".to_string()),
-                    (header::CONTENT_DISPOSITION, name),
-                ],
-                export.to_markdown(),
-            )
-                .into_response())
-        }
-        other => Err(ApiError::bad_request(
+    if !matches!(format.as_str(), "json" | "md" | "markdown") {
+        return Err(ApiError::bad_request(
             "invalid_format",
-            format!("format must be md or json, got {other:?}"),
+            format!("format must be md or json, got {format:?}"),
+        ));
+    }
+    let from = export_cursor(&uri)?;
+    let slot = s.pages.slot(c.who).await;
+    let page = export::page(&s.room(), from)?;
+    if format == "json" {
+        return Ok(slot.answer(ok_json(&page)));
+    }
+    let name = format!("attachment; filename=\"{}.md\"", page.header.room);
+    let mut response = (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8".to_string(),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        export::page_markdown(&page, from),
+    )
+        .into_response();
+    if let Some(next) = page
+        .next()
+        .and_then(|n| HeaderValue::from_str(&n.query()).ok())
+    {
+        response.headers_mut().insert(EXPORT_NEXT, next);
+    }
+    Ok(slot.answer(response))
+}
+
+/// The header of a Markdown export page that names the query of the next page.
+const EXPORT_NEXT: &str = "x-agentgather-next";
+
+/// Where an export page starts: `after_topic=N` or `after_id=N` (not both); the first
+/// page without either.
+fn export_cursor(uri: &Uri) -> Result<ExportCursor, ApiError> {
+    match (
+        optional_number(uri, "after_topic")?,
+        optional_number(uri, "after_id")?,
+    ) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_query",
+            "send after_topic or after_id, not both",
         )),
+        (Some(after), None) => Ok(ExportCursor::Topics { after }),
+        (None, Some(after)) => Ok(ExportCursor::Messages { after }),
+        (None, None) => Ok(ExportCursor::START),
     }
 }
 

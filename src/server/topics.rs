@@ -84,8 +84,17 @@ async fn list_topics(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
         kind: parse_param(&uri, "kind", TopicKind::parse, TopicKind::choices())?,
         tag: query_param(&uri, "tag").filter(|t| !t.is_empty()),
     };
-    let topics = s.room().topics(&filter);
-    Ok(ok_json(&TopicsAnswer { ok: true, topics }))
+    let before = optional_number(&uri, "before_activity")?;
+    let (topics, has_more) = s.room().topics_page(&filter, before);
+    let next_before_activity = has_more
+        .then(|| topics.last().map(|t| t.last_activity_id))
+        .flatten();
+    Ok(ok_json(&TopicsAnswer {
+        ok: true,
+        topics,
+        has_more,
+        next_before_activity,
+    }))
 }
 
 /// `GET /topics/{id}?after_id=N`: the thread a page at a time, like `/messages`.

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use super::StoreError;
 use super::fsutil::open_private_append;
 use crate::protocol::Message;
+use crate::protocol::bounds::page_takes;
 
 /// When appends reach stable storage, beyond the page cache. Every mode writes the line
 /// before the 201, so a process crash never loses an acknowledged message; the modes
@@ -430,15 +431,23 @@ impl MessageLog {
         since: u64,
         limit: usize,
     ) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
+        self.read_since_into(since, limit, 0)
+    }
+
+    /// [`Self::read_since`] for a page that already holds `held` bytes: what still fits
+    /// (nothing, if the next message does not and the page is not empty).
+    pub fn read_since_into(
+        &self,
+        since: u64,
+        limit: usize,
+        held: usize,
+    ) -> Result<Vec<Arc<StoredMessage>>, StoreError> {
         let from = self.index.partition_point(|e| e.id <= since);
         let most = self.index.len().min(from.saturating_add(limit));
         let mut to = from;
-        let mut bytes = 0usize;
-        while to < most {
+        let mut bytes = held;
+        while to < most && page_takes(bytes, self.index[to].len as usize) {
             bytes += self.index[to].len as usize;
-            if bytes > PAGE_BYTES && to > from {
-                break;
-            }
             to += 1;
         }
         self.read_entries(from, to)

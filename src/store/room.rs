@@ -296,6 +296,11 @@ impl Room {
         self.meta.status == RoomStatus::Open
     }
 
+    /// Every topic by id (exports read it a page at a time).
+    pub(super) fn topic_index(&self) -> &TopicIndex {
+        &self.topic_index
+    }
+
     pub fn brief(&self) -> &str {
         &self.brief
     }

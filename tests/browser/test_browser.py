@@ -502,14 +502,19 @@ def step_two_tabs_one_wait(d, c):
 
 def step_host_export_and_close(d, c):
     d.switch(c.host_tab)
+    # more than one page of export (pages stop at 512 KB): the page puts the pages together
+    marker = "export-bulk "
+    for i in range(30):
+        c.room.post(c.room.host_token, marker + str(i) + " " + "e" * 23900)
     for fmt in ("md", "json"):
         before = set(os.listdir(c.driver.downloads))
         d.click("#btn-export")
         assert visible(d, "#export-menu"), "export menu"
         d.click("#export-" + fmt)
         got = d.wait_for("return document.body.dataset.lastExport && document.body.dataset.lastExport.startsWith(arguments[0]) && document.body.dataset.lastExport", c.room.name + "." + fmt, timeout=8, what="the export")
-        size = int(got.split(":")[1])
-        assert size > 200, got
+        size, pages = int(got.split(":")[1]), int(got.split(":")[2])
+        assert size > 30 * 23900, got
+        assert pages > 1, got
         # the file lands in the download directory
         deadline = time.time() + 8
         path = None
@@ -521,12 +526,14 @@ def step_host_export_and_close(d, c):
             time.sleep(0.1)
         if path:
             data = open(path, "rb").read().decode("utf-8", "replace")
-            if fmt == "md":
-                assert "changelog" in data, data[:300]
-            else:
+            assert "changelog" in data, data[:300]
+            assert_eq(data.count(marker), 30, "every bulk message once in the %s export" % fmt)
+            if fmt == "json":
                 j = json.loads(data)
-                assert isinstance(j, dict), type(j)
-                assert "changelog" in data
+                ids = [m["id"] for m in j["messages"]]
+                assert ids == sorted(set(ids)), "the pages' messages in order, none twice"
+                assert_eq(j["message_count"], len(ids), "the count of the whole")
+                assert "has_more" not in j and "ok" not in j, "no paging fields in the file"
             log("export %s downloaded (%d bytes)" % (fmt, len(data)))
         else:
             log("export %s: no file in the download dir (headless downloads off?); the fetch succeeded with %d bytes" % (fmt, size))

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Room, WriteKind};
+use crate::protocol::bounds::fill_page;
 use crate::protocol::claim::{
     ClaimAction, ClaimConflict, ClaimFields, ClaimMeta, ClaimUpdate, ClaimView, NewClaimBody,
     RenewBody, collides, globs_of,
@@ -266,17 +267,27 @@ impl Room {
     /// `GET /claims`: the live claims, oldest first; those overlapping `filter` if given.
     /// A closed room has none.
     pub fn claims(&self, filter: Option<&Glob>, now: i64) -> Vec<ClaimView> {
+        self.claims_page(filter, now, 0).0
+    }
+
+    /// [`Self::claims`] after claim id `after`, as many as one page holds; and whether
+    /// more follow. Only the page's claims are copied.
+    pub fn claims_page(
+        &self,
+        filter: Option<&Glob>,
+        now: i64,
+        after: u64,
+    ) -> (Vec<ClaimView>, bool) {
         if !self.is_open() {
-            return Vec::new();
+            return (Vec::new(), false);
         }
         let mut budget = OVERLAP_BUDGET;
-        self.claim_index
-            .live(now)
-            .filter(|c| {
-                filter.is_none_or(|f| c.globs.iter().any(|g| g.overlaps_within(f, &mut budget)))
-            })
-            .map(|c| c.view.clone())
-            .collect()
+        let live = self.claim_index.live(now).filter(|c| {
+            c.view.id > after
+                && filter.is_none_or(|f| c.globs.iter().any(|g| g.overlaps_within(f, &mut budget)))
+        });
+        let (page, more) = fill_page(&mut 0, live.map(|c| &c.view));
+        (page.into_iter().cloned().collect(), more)
     }
 
     /// Appends a `claim` or `claim_update` row.

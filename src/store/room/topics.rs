@@ -3,11 +3,11 @@
 //! reads the log; and the topic mutations, each a message posted through
 //! [`Room::post`] so rate limit, loop guard, log cap and idempotency apply.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::Room;
-use crate::protocol::bounds::page_takes;
+use crate::protocol::bounds::{fill_page, page_takes};
 use crate::protocol::timefmt::parse_ms;
 use crate::protocol::topic::{
     AnswerBody, NewTopicBody, StatusBody, TopicAnswer, TopicFields, TopicFilter, TopicKind,
@@ -28,7 +28,7 @@ struct TopicEntry {
 /// Every topic of the room by id, with its current status, answer and thread.
 #[derive(Default)]
 pub struct TopicIndex {
-    topics: HashMap<u64, TopicEntry>,
+    topics: BTreeMap<u64, TopicEntry>,
     /// Unanswered approvals by expiry, then id: what the expiry timer looks at.
     pub(super) pending_approvals: BTreeSet<(i64, u64)>,
 }
@@ -120,6 +120,13 @@ impl TopicIndex {
 
     pub fn get(&self, id: u64) -> Option<&TopicView> {
         self.topics.get(&id).map(|e| &e.view)
+    }
+
+    /// The topics after id `after`, by id, each with its thread's ids.
+    pub fn after(&self, after: u64) -> impl Iterator<Item = (&TopicView, &[u64])> {
+        self.topics
+            .range(after.saturating_add(1)..)
+            .map(|(_, e)| (&e.view, e.thread.as_slice()))
     }
 }
 
@@ -337,12 +344,31 @@ impl Room {
 
     /// `GET /topics`: the topics that pass the filter, latest activity first.
     pub fn topics(&self, filter: &TopicFilter) -> Vec<TopicView> {
-        let mut out: Vec<TopicView> = self
+        self.topics_by_activity(filter)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// `GET /topics`: the topics `filter` lets through, latest activity first, whose
+    /// latest activity is before `before` (if given), as many as one page holds; and
+    /// whether more follow. Only the page's topics are copied.
+    pub fn topics_page(&self, filter: &TopicFilter, before: Option<u64>) -> (Vec<TopicView>, bool) {
+        let older = self
+            .topics_by_activity(filter)
+            .into_iter()
+            .filter(|t| before.is_none_or(|b| t.last_activity_id < b));
+        let (page, more) = fill_page(&mut 0, older);
+        (page.into_iter().cloned().collect(), more)
+    }
+
+    fn topics_by_activity(&self, filter: &TopicFilter) -> Vec<&TopicView> {
+        let mut out: Vec<&TopicView> = self
             .topic_index
             .topics
             .values()
-            .filter(|e| filter.matches(&e.view))
-            .map(|e| e.view.clone())
+            .map(|e| &e.view)
+            .filter(|v| filter.matches(v))
             .collect();
         out.sort_by_key(|t| std::cmp::Reverse(t.last_activity_id));
         out

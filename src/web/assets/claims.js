@@ -81,10 +81,15 @@ export function claimsReady() {
 
 export async function loadClaims() {
   try {
-    const r = await api("GET", "claims");
-    for (const c of r.claims || []) {
-      if (!ended.has(c.id)) claims.set(c.id, { ...c, note: c.note ? String(c.note) : "" });
-    }
+    // page after page (by id) until the server says there is no more
+    let after = 0;
+    do {
+      const r = await api("GET", "claims" + (after ? "?after_id=" + after : ""));
+      for (const c of r.claims || []) {
+        if (!ended.has(c.id)) claims.set(c.id, { ...c, note: c.note ? String(c.note) : "" });
+      }
+      after = r.has_more && typeof r.next_after_id === "number" && r.next_after_id > after ? r.next_after_id : 0;
+    } while (after);
     $("claims-state").hidden = true;
   } catch (e) {
     // the messages still carry every claim made from here on; say the list may be partial

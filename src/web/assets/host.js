@@ -76,24 +76,67 @@ export function wireHost() {
   });
 }
 
+/** One page of the export; an error carries the server's message. */
+async function exportPage(query) {
+  const r = await fetch("export?" + query, {
+    headers: { Authorization: "Bearer " + getToken() },
+    cache: "no-store",
+    credentials: "omit",
+  });
+  if (!r.ok) {
+    let msg = "HTTP " + r.status;
+    try {
+      const j = await r.json();
+      if (j && j.message) msg = j.message;
+    } catch (e) {
+      /* not JSON */
+    }
+    throw new Error(msg);
+  }
+  return r;
+}
+
+/** The whole export as one file, page after page (no answer of the room passes its
+ *  page bound), and how many pages it took. */
+async function wholeExport(format) {
+  if (format === "md") {
+    const parts = [];
+    let next = "";
+    do {
+      const r = await exportPage("format=md" + (next ? "&" + next : ""));
+      parts.push(await r.blob());
+      next = r.headers.get("x-agentgather-next") || "";
+    } while (next);
+    return { blob: new Blob(parts, { type: "text/markdown" }), pages: parts.length };
+  }
+  let doc = null;
+  let next = "";
+  let pages = 0;
+  do {
+    const page = await (await exportPage("format=json" + (next ? "&" + next : ""))).json();
+    pages += 1;
+    if (doc) {
+      doc.topics.push(...page.topics);
+      doc.messages.push(...page.messages);
+    } else {
+      doc = page;
+    }
+    next =
+      page.next_after_topic != null
+        ? "after_topic=" + page.next_after_topic
+        : page.next_after_id != null
+          ? "after_id=" + page.next_after_id
+          : "";
+  } while (next);
+  for (const k of ["ok", "has_more", "next_after_topic", "next_after_id"]) delete doc[k];
+  if (!doc.topics.length) delete doc.topics;
+  doc.message_count = doc.messages.length;
+  return { blob: new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" }), pages };
+}
+
 async function doExport(format) {
   try {
-    const r = await fetch("export?format=" + format, {
-      headers: { Authorization: "Bearer " + getToken() },
-      cache: "no-store",
-      credentials: "omit",
-    });
-    if (!r.ok) {
-      let msg = "HTTP " + r.status;
-      try {
-        const j = await r.json();
-        if (j && j.message) msg = j.message;
-      } catch (e) {
-        /* not JSON */
-      }
-      throw new Error(msg);
-    }
-    const blob = await r.blob();
+    const { blob, pages } = await wholeExport(format);
     const name = (state.room || "room").replace(/[^a-z0-9-]/g, "") + "." + format;
     const url = URL.createObjectURL(blob);
     const a = el("a");
@@ -104,7 +147,7 @@ async function doExport(format) {
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60000);
-    document.body.dataset.lastExport = name + ":" + blob.size;
+    document.body.dataset.lastExport = name + ":" + blob.size + ":" + pages;
     toast("Exported " + name + " (" + Math.max(1, Math.round(blob.size / 1024)) + " KB).");
   } catch (e) {
     toast("Export failed: " + e.message, true);

@@ -129,8 +129,13 @@ async function fetchTopics() {
   askAgain = false;
   if (retryMs) showLoadState("Loading the topics again…", false);
   try {
-    const r = await api("GET", "topics");
-    for (const t of r.topics || []) if (t && typeof t.id === "number") topics.set(t.id, t);
+    // page after page (latest activity first) until the server says there is no more
+    let before = null;
+    do {
+      const r = await api("GET", "topics" + (before == null ? "" : "?before_activity=" + before));
+      for (const t of r.topics || []) if (t && typeof t.id === "number") topics.set(t.id, t);
+      before = r.has_more && typeof r.next_before_activity === "number" && r.next_before_activity !== before ? r.next_before_activity : null;
+    } while (before != null);
     loaded = true;
     retryMs = 0;
     showLoadState("", false);
