@@ -153,7 +153,7 @@ async fn host_connection<S>(
             route.detach(conn.id);
         }
         Err(e) => {
-            b.metrics.refusal(e.code);
+            b.counters.refusal(e.code);
             conn.send(&BrokerFrame::Refused {
                 status: e.status,
                 code: e.code.into(),
@@ -270,7 +270,7 @@ fn register(
                     );
                 }
                 conn.send(&registered_frame(b, &existing, c.clone(), base, true));
-                b.metrics.reclaims.fetch_add(1, Ordering::Relaxed);
+                b.counters.reclaims.fetch_add(1, Ordering::Relaxed);
                 b.event("route_reclaimed", &existing.hash, json!({}));
                 Ok(Admitted::Reclaimed(existing))
             }
@@ -355,9 +355,9 @@ async fn confirm(
     }
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
     let counter = if reclaimed {
-        &b.metrics.reclaims
+        &b.counters.reclaims
     } else {
-        &b.metrics.registrations
+        &b.counters.registrations
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let event = if reclaimed {

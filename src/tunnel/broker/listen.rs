@@ -127,8 +127,8 @@ pub(super) async fn serve(
         _ => return,
     };
     match protocol {
-        Protocol::Http1 => &b.metrics.connections_http1,
-        Protocol::H2c => &b.metrics.connections_h2c,
+        Protocol::Http1 => &b.counters.connections_http1,
+        Protocol::H2c => &b.counters.connections_h2c,
     }
     .fetch_add(1, Ordering::Relaxed);
     // Requests started on this connection: an h2 connection that starts none for

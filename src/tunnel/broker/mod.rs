@@ -31,9 +31,10 @@
 //! is confirmed); this file holds the configuration, the shared state and `serve`.
 
 mod conn;
+mod counters;
 mod host;
 mod listen;
-mod metrics;
+mod operators;
 mod peers;
 
 pub use peers::authority as peer_authority;
@@ -203,7 +204,7 @@ struct Broker {
     cfg: BrokerConfig,
     routes: Mutex<HashMap<String, Arc<Route>>>,
     reserved: reserve::Reservations,
-    metrics: Arc<metrics::Metrics>,
+    counters: Arc<counters::Counters>,
     /// Requests without a token, and those the room refused (401/403/410), per address.
     ips: IpLimiter,
     /// Requests with a token, per address.
@@ -444,7 +445,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     };
     let b = Arc::new(Broker {
         reserved,
-        metrics: Arc::default(),
+        counters: Arc::default(),
         ips: IpLimiter::new(cfg.limits.ip_requests_per_min),
         ips_authed: IpLimiter::new(cfg.limits.ip_authed_requests_per_min),
         cfg,
@@ -477,7 +478,7 @@ pub async fn serve(cfg: BrokerConfig) -> Result<(), TunnelError> {
     let following = (!b.cfg.peers.is_empty()).then(|| tokio::spawn(peers::follow(b.clone())));
     if let Some((listener, addr)) = metrics_listener {
         eprintln!("agentgather: broker metrics on http://{addr}/metrics (and /healthz, /readyz)");
-        tokio::spawn(metrics::serve(b.clone(), listener));
+        tokio::spawn(operators::serve(b.clone(), listener));
     }
     let drain = crate::net::Drain::new();
     let connections = Arc::new(Semaphore::new(max_connections));
@@ -527,7 +528,7 @@ mod tests {
             },
             routes: Mutex::new(HashMap::new()),
             reserved: reserve::Reservations::load(None, None),
-            metrics: Arc::default(),
+            counters: Arc::default(),
             ips: IpLimiter::new(1),
             ips_authed: IpLimiter::new(1),
             hash_key: [0; 32],

@@ -58,7 +58,7 @@ pub(super) async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let mut log = Access::new(req.method().as_str(), b.metrics.clone());
+    let mut log = Access::new(req.method().as_str(), b.counters.clone());
     let ip = client_ip(peer, req.headers());
     let outcome = match req.uri().path() {
         TUNNEL_PATH => {

@@ -101,20 +101,35 @@ impl Route {
         self.state().last_seen = Instant::now();
     }
 
+    /// `connected`, `awaiting_reclaim` (its host is gone, its secret may take it back)
+    /// or `reserved` (ended, the slug kept for its secret): the route table's and the
+    /// metrics' word for it.
+    pub fn status(&self) -> &'static str {
+        Self::status_of(&self.state())
+    }
+
+    fn status_of(st: &RouteState) -> &'static str {
+        match (st.conn.is_some(), st.ended) {
+            (true, _) => "connected",
+            (false, false) => "awaiting_reclaim",
+            (false, true) => "reserved",
+        }
+    }
+
+    /// Participant requests being relayed on this route.
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_requests as usize - self.requests.available_permits()
+    }
+
     /// Everything the broker holds about this route (the route table view).
     pub fn metadata(&self) -> serde_json::Value {
-        let (conn, idle, ended) = {
+        let (conn, idle, status) = {
             let st = self.state();
             (
                 st.conn.as_ref().map(|c| c.id),
                 st.last_seen.elapsed(),
-                st.ended,
+                Self::status_of(&st),
             )
-        };
-        let status = match (conn, ended) {
-            (Some(_), _) => "connected",
-            (None, false) => "awaiting_reclaim",
-            (None, true) => "reserved",
         };
         json!({
             "slug": self.slug,
@@ -125,7 +140,7 @@ impl Route {
             "created_at": format_ms(self.created_at_ms),
             "last_seen_at": format_ms(now_ms() - idle.as_millis() as i64),
             "expires_at": format_ms(self.expires_at_ms),
-            "requests_in_flight": self.max_requests as usize - self.requests.available_permits(),
+            "requests_in_flight": self.requests_in_flight(),
         })
     }
 
@@ -168,7 +183,7 @@ impl Route {
                 "the route reached the broker's maximum lifetime; start the tunnel again",
             ));
         }
-        let busy = self.requests.available_permits() < self.max_requests as usize;
+        let busy = self.requests_in_flight() > 0;
         let (last, ended) = {
             let st = self.state();
             (st.last_seen, st.ended)
