@@ -23,11 +23,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::Broker;
 use super::conn::HostConn;
 use super::refusal::{Refusal, draining, ip_limited};
 use super::route::{Route, RouteState};
 use super::secrets::{digest, new_credentials, verify};
+use super::state::Broker;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
 use crate::tunnel::protocol::{

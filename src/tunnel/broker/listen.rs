@@ -20,7 +20,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::Broker;
+use super::state::Broker;
 use crate::net::DrainWatch;
 
 /// What every HTTP/2 connection opens with (RFC 9113 §3.4).

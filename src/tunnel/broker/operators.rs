@@ -18,8 +18,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::Broker;
 use super::counters::family;
+use super::state::Broker;
 
 /// The Prometheus text exposition of `b`.
 fn render(b: &Broker) -> String {

@@ -26,9 +26,9 @@ use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::Broker;
 use super::peers::{self, PeerError, RESERVATIONS_PATH};
 use super::secrets::{hmac_sha256, is_lower_hex};
+use super::state::Broker;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::token::to_hex;

@@ -1,5 +1,6 @@
-//! A slug's route: ephemeral metadata (never room data), its limits, and the reaper that
-//! ends routes past their lifetime or idle timeout.
+//! A slug's route: ephemeral metadata (never room data), its limits, and when it is due
+//! to end (past its lifetime or idle timeout). It knows nothing of the table that holds
+//! it, so the route and its host connection can be read and tested alone.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -8,7 +9,6 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::Broker;
 use super::conn::HostConn;
 use super::secrets::digest;
 use crate::protocol::timefmt::{format_ms, now_ms};
@@ -195,47 +195,6 @@ impl Route {
             ));
         }
         None
-    }
-}
-
-/// Ends routes past their lifetime or idle timeout.
-pub(super) async fn reap(b: Arc<Broker>) {
-    let idle = b.cfg.limits.idle_timeout;
-    let period = (idle.min(b.cfg.limits.max_lifetime) / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut last_sweep = Instant::now();
-    loop {
-        tokio::time::sleep(period).await;
-        let now = Instant::now();
-        let mut expired = Vec::new();
-        // At its lifetime a route is gone; idle, it ends but keeps its slug reserved.
-        b.routes().retain(|_, r| match r.expiry(now, idle) {
-            Some(why) => {
-                expired.push((r.clone(), why));
-                why.0 != Code::RouteLifetimeExpired
-            }
-            None => true,
-        });
-        for (route, (code, message)) in expired {
-            if let Some(conn) = route.end() {
-                conn.close_route(code, message);
-            }
-            b.event("route_closed", &route.hash, json!({"code": code.as_str()}));
-            b.reserved.changed();
-        }
-        let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
-        // The save syncs a file when something changed: on the blocking pool, so a slow
-        // disk never stalls the requests this worker relays.
-        let saver = b.clone();
-        let _ = tokio::task::spawn_blocking(move || saver.reserved.save(&table)).await;
-        if last_sweep.elapsed() > Duration::from_secs(10) {
-            b.ips.sweep();
-            b.ips_authed.sweep();
-            for r in b.routes().values() {
-                r.sweep_shares(|n| b.route_share(n), now);
-            }
-            last_sweep = Instant::now();
-        }
     }
 }
 
