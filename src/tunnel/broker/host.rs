@@ -261,14 +261,8 @@ fn register(
     if let Some(existing) = routes.get(slug).cloned() {
         return match claim.reclaim {
             Some(c) if existing.owned_by(c) => {
-                let old = existing.attach(conn.clone());
+                existing.serve_by(conn);
                 drop(routes);
-                if let Some(old) = old.filter(|o| o.id != conn.id) {
-                    old.close_route(
-                        Code::RouteReplaced,
-                        "another connection holding this route's secret took it over",
-                    );
-                }
                 conn.send(&registered_frame(b, &existing, c.clone(), base, true));
                 b.counters.reclaims.fetch_add(1, Ordering::Relaxed);
                 b.event("route_reclaimed", &existing.hash, json!({}));
@@ -347,12 +341,7 @@ async fn confirm(
     super::push::announce(b, &route.slug, route.expires_at_ms).await;
     // Another connection with the secret may have taken the route meanwhile; the newest
     // one serves it, as with any reclaim.
-    if let Some(old) = route.attach(conn.clone()).filter(|o| o.id != conn.id) {
-        old.close_route(
-            Code::RouteReplaced,
-            "another connection holding this route's secret took it over",
-        );
-    }
+    route.serve_by(conn);
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
     let counter = if reclaimed {
         &b.counters.reclaims
@@ -451,7 +440,7 @@ async fn serve_host<S>(
                     Ok(Inbound::Close) => return,
                     Ok(Inbound::Other) => {}
                     Err(e) => {
-                        conn.close_route(Code::ProtocolError, &e.to_string());
+                        conn.hang_up(Code::ProtocolError, &e.to_string());
                         return;
                     }
                 }
@@ -497,14 +486,8 @@ fn on_host_frame(b: &Arc<Broker>, route: &Arc<Route>, conn: &Arc<HostConn>, f: H
                 refuse(Code::RouteAuthFailed, &auth_failed().message);
                 return true;
             }
-            route.take_conn();
             b.remove_route(route);
-            b.event(
-                "route_closed",
-                &route.hash,
-                json!({"code": Code::RouteReleased.as_str()}),
-            );
-            conn.close_route(Code::RouteReleased, "the route is released");
+            b.close_route(route, Code::RouteReleased, "the route is released");
             false
         }
         HostFrame::Response {

@@ -1,6 +1,12 @@
-//! A slug's route: ephemeral metadata (never room data), its limits, and when it is due
-//! to end (past its lifetime or idle timeout). It knows nothing of the table that holds
-//! it, so the route and its host connection can be read and tested alone.
+//! A slug's route: ephemeral metadata (never room data), its limits, the host connection
+//! that serves it, and when it is due to end (past its lifetime or idle timeout).
+//!
+//! A route is the one owner of its end: whether the reaper, a release, a takeover or a
+//! drain ends it, [`Route::close`] and [`Route::serve_by`] are where its connection is
+//! taken and told why, so no end can leave a host serving a route the table forgot, or
+//! forget to tell the host. The connection ([`super::conn`]) only carries the words and
+//! hangs up. A route knows nothing of the table that holds it, so it can be read and
+//! tested alone.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -64,12 +70,21 @@ impl Route {
         self.state().conn.as_ref().is_some_and(|c| c.id == conn_id)
     }
 
-    /// Binds the route to `conn`, returning the connection it replaces.
-    pub fn attach(&self, conn: Arc<HostConn>) -> Option<Arc<HostConn>> {
-        let mut st = self.state();
-        st.last_seen = Instant::now();
-        st.ended = false;
-        st.conn.replace(conn)
+    /// Serves the route by `conn` from now on: the newest connection holding the secret
+    /// wins, and one it replaces is told so and hung up.
+    pub fn serve_by(&self, conn: &Arc<HostConn>) {
+        let replaced = {
+            let mut st = self.state();
+            st.last_seen = Instant::now();
+            st.ended = false;
+            st.conn.replace(conn.clone())
+        };
+        if let Some(old) = replaced.filter(|o| o.id != conn.id) {
+            old.hang_up(
+                Code::RouteReplaced,
+                "another connection holding this route's secret took it over",
+            );
+        }
     }
 
     /// Unbinds `conn_id` if it still serves the route (the route waits for a reclaim).
@@ -81,20 +96,24 @@ impl Route {
         }
     }
 
-    pub fn take_conn(&self) -> Option<Arc<HostConn>> {
-        self.state().conn.take()
-    }
-
     pub fn is_ended(&self) -> bool {
         self.state().ended
     }
 
-    /// Ends the route for participants, keeping the slug for its secret; returns the
-    /// connection that served it.
-    pub fn end(&self) -> Option<Arc<HostConn>> {
-        let mut st = self.state();
-        st.ended = true;
-        st.conn.take()
+    /// Ends the route for participants (a table that keeps it keeps only its slug, for
+    /// its secret) and tells its host why; returns the requests still in flight on the
+    /// connection that served it. Every end of a route comes through here.
+    pub fn close(&self, code: Code, message: &str) -> usize {
+        let conn = {
+            let mut st = self.state();
+            st.ended = true;
+            st.conn.take()
+        };
+        conn.map_or(0, |conn| {
+            let busy = conn.in_flight();
+            conn.hang_up(code, message);
+            busy
+        })
     }
 
     pub fn touch(&self) {

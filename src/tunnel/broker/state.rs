@@ -233,28 +233,30 @@ impl Broker {
         }
     }
 
+    /// Closes `route` (see [`Route::close`]) and logs it; returns the requests still in
+    /// flight on its connection.
+    pub fn close_route(&self, route: &Route, code: Code, message: &str) -> usize {
+        let busy = route.close(code, message);
+        self.event("route_closed", &route.hash, json!({"code": code.as_str()}));
+        busy
+    }
+
     /// Tells every host the broker is going away; returns the requests still in flight.
     pub fn close_all(&self) -> usize {
         let routes: Vec<Arc<Route>> = self.routes().drain().map(|(_, r)| r).collect();
         // Their slugs stay reserved for their hosts across the restart.
         self.reserved.changed();
         self.reserved.save(&routes);
-        let mut busy = 0usize;
-        for route in routes {
-            if let Some(conn) = route.take_conn() {
-                busy += conn.in_flight();
-                conn.close_route(
+        routes
+            .iter()
+            .map(|route| {
+                self.close_route(
+                    route,
                     Code::BrokerShutdown,
                     "the broker is restarting; reconnect and reclaim the route",
-                );
-            }
-            self.event(
-                "route_closed",
-                &route.hash,
-                json!({"code": Code::BrokerShutdown.as_str()}),
-            );
-        }
-        busy
+                )
+            })
+            .sum()
     }
 }
 
@@ -292,10 +294,7 @@ pub(super) async fn reap(b: Arc<Broker>) {
             None => true,
         });
         for (route, (code, message)) in expired {
-            if let Some(conn) = route.end() {
-                conn.close_route(code, message);
-            }
-            b.event("route_closed", &route.hash, json!({"code": code.as_str()}));
+            b.close_route(&route, code, message);
             b.reserved.changed();
         }
         let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
