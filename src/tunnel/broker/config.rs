@@ -50,6 +50,20 @@ impl Default for BrokerLimits {
     }
 }
 
+impl BrokerLimits {
+    /// The latest a route held from `now_ms` on may end: `--max-lifetime` from now.
+    pub fn lifetime_end(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.max_lifetime.as_millis() as i64)
+    }
+
+    /// The end of a route whose holder asks for `expires_at_ms` (a returning host's
+    /// route id, a peer's push): never past [`lifetime_end`](Self::lifetime_end), so no
+    /// one keeps a slug here longer than this instance would give it.
+    pub fn capped_end(&self, now_ms: i64, expires_at_ms: i64) -> i64 {
+        expires_at_ms.min(self.lifetime_end(now_ms))
+    }
+}
+
 /// How the broker finds the room a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Routing {

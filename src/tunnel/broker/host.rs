@@ -297,10 +297,10 @@ fn register(
         return Err(Code::BrokerFull.error("this broker holds as many routes as it may; try later"));
     }
     check_owner_caps(b, &routes, claim.ip, key)?;
-    let lifetime_end = now_wall.saturating_add(b.cfg.limits.max_lifetime.as_millis() as i64);
+    let lifetime_end = b.cfg.limits.lifetime_end(now_wall);
     let reclaimed = returning.is_some();
     let (creds, expires_at_ms) = match returning {
-        Some((c, exp)) => (c, exp.min(lifetime_end)),
+        Some((c, exp)) => (c, b.cfg.limits.capped_end(now_wall, exp)),
         None => {
             let c = new_credentials(b.cfg.route_key.as_deref(), slug, lifetime_end)
                 .map_err(|e| Code::Internal.error(e.to_string()))?;
