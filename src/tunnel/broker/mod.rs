@@ -27,8 +27,8 @@
 //! 1. Leaves, importing nothing of the broker: [`config`] (the options), [`counters`]
 //!    (what is counted, bumped from every layer above), [`secrets`] (route secrets).
 //! 2. [`refusal`] (refusals and the access log, which counts), [`conn`] (a host
-//!    connection's multiplexed streams), [`route`] (a slug's route over its connection),
-//!    [`reserve`] (slugs kept across restarts).
+//!    connection's multiplexed streams), [`route`] (a slug's route over its connection,
+//!    and the one owner of its end), [`reserve`] (slugs kept across restarts).
 //! 3. [`state`]: the shared state with the route table, and its reaper.
 //! 4. What the other instances hold: [`peers`] (asked every second) and [`push`] (told
 //!    before a new slug is confirmed).
