@@ -156,8 +156,9 @@ impl HostConn {
         self.streams().len()
     }
 
-    /// Ends the route on this connection: tell the host why, then hang up.
-    pub fn close_route(&self, code: Code, message: &str) {
+    /// Tells the host why it is cut off, then hangs up. Whether a route ends with it is
+    /// not this connection's to decide: the route that it serves owns its end.
+    pub fn hang_up(&self, code: Code, message: &str) {
         self.send(&BrokerFrame::Closed {
             code: code.as_str().into(),
             message: message.into(),

@@ -23,11 +23,11 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use super::Broker;
 use super::conn::HostConn;
 use super::refusal::{Refusal, draining, ip_limited};
 use super::route::{Route, RouteState};
 use super::secrets::{digest, new_credentials, verify};
+use super::state::Broker;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
 use crate::tunnel::protocol::{
@@ -153,7 +153,7 @@ async fn host_connection<S>(
             route.detach(conn.id);
         }
         Err(e) => {
-            b.metrics.refusal(e.code);
+            b.counters.refusal(e.code);
             conn.send(&BrokerFrame::Refused {
                 status: e.status,
                 code: e.code.into(),
@@ -261,16 +261,10 @@ fn register(
     if let Some(existing) = routes.get(slug).cloned() {
         return match claim.reclaim {
             Some(c) if existing.owned_by(c) => {
-                let old = existing.attach(conn.clone());
+                existing.serve_by(conn);
                 drop(routes);
-                if let Some(old) = old.filter(|o| o.id != conn.id) {
-                    old.close_route(
-                        Code::RouteReplaced,
-                        "another connection holding this route's secret took it over",
-                    );
-                }
                 conn.send(&registered_frame(b, &existing, c.clone(), base, true));
-                b.metrics.reclaims.fetch_add(1, Ordering::Relaxed);
+                b.counters.reclaims.fetch_add(1, Ordering::Relaxed);
                 b.event("route_reclaimed", &existing.hash, json!({}));
                 Ok(Admitted::Reclaimed(existing))
             }
@@ -303,10 +297,10 @@ fn register(
         return Err(Code::BrokerFull.error("this broker holds as many routes as it may; try later"));
     }
     check_owner_caps(b, &routes, claim.ip, key)?;
-    let lifetime_end = now_wall.saturating_add(b.cfg.limits.max_lifetime.as_millis() as i64);
+    let lifetime_end = b.cfg.limits.lifetime_end(now_wall);
     let reclaimed = returning.is_some();
     let (creds, expires_at_ms) = match returning {
-        Some((c, exp)) => (c, exp.min(lifetime_end)),
+        Some((c, exp)) => (c, b.cfg.limits.capped_end(now_wall, exp)),
         None => {
             let c = new_credentials(b.cfg.route_key.as_deref(), slug, lifetime_end)
                 .map_err(|e| Code::Internal.error(e.to_string()))?;
@@ -347,17 +341,12 @@ async fn confirm(
     super::push::announce(b, &route.slug, route.expires_at_ms).await;
     // Another connection with the secret may have taken the route meanwhile; the newest
     // one serves it, as with any reclaim.
-    if let Some(old) = route.attach(conn.clone()).filter(|o| o.id != conn.id) {
-        old.close_route(
-            Code::RouteReplaced,
-            "another connection holding this route's secret took it over",
-        );
-    }
+    route.serve_by(conn);
     conn.send(&registered_frame(b, &route, creds, base, reclaimed));
     let counter = if reclaimed {
-        &b.metrics.reclaims
+        &b.counters.reclaims
     } else {
-        &b.metrics.registrations
+        &b.counters.registrations
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let event = if reclaimed {
@@ -451,7 +440,7 @@ async fn serve_host<S>(
                     Ok(Inbound::Close) => return,
                     Ok(Inbound::Other) => {}
                     Err(e) => {
-                        conn.close_route(Code::ProtocolError, &e.to_string());
+                        conn.hang_up(Code::ProtocolError, &e.to_string());
                         return;
                     }
                 }
@@ -497,14 +486,8 @@ fn on_host_frame(b: &Arc<Broker>, route: &Arc<Route>, conn: &Arc<HostConn>, f: H
                 refuse(Code::RouteAuthFailed, &auth_failed().message);
                 return true;
             }
-            route.take_conn();
             b.remove_route(route);
-            b.event(
-                "route_closed",
-                &route.hash,
-                json!({"code": Code::RouteReleased.as_str()}),
-            );
-            conn.close_route(Code::RouteReleased, "the route is released");
+            b.close_route(route, Code::RouteReleased, "the route is released");
             false
         }
         HostFrame::Response {

@@ -20,7 +20,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::Broker;
+use super::state::Broker;
 use crate::net::DrainWatch;
 
 /// What every HTTP/2 connection opens with (RFC 9113 §3.4).
@@ -127,8 +127,8 @@ pub(super) async fn serve(
         _ => return,
     };
     match protocol {
-        Protocol::Http1 => &b.metrics.connections_http1,
-        Protocol::H2c => &b.metrics.connections_h2c,
+        Protocol::Http1 => &b.counters.connections_http1,
+        Protocol::H2c => &b.counters.connections_h2c,
     }
     .fetch_add(1, Ordering::Relaxed);
     // Requests started on this connection: an h2 connection that starts none for

@@ -28,9 +28,9 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::Broker;
 use super::reserve::Saved;
 use super::secrets::{hmac_sha256, is_lower_hex};
+use super::state::Broker;
 use crate::protocol::ApiError;
 use crate::protocol::token::to_hex;
 

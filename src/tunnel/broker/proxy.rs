@@ -16,13 +16,14 @@ use hyper::{Request, StatusCode};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::config::Routing;
 use super::conn::{Chunk, Head, HostConn};
 use super::refusal::{
     Access, Refusal, draining, host_disconnected, host_failure, ip_limited, not_found,
     request_too_large, response_too_large, unavailable,
 };
 use super::route::Route;
-use super::{Broker, Routing};
+use super::state::Broker;
 use crate::tunnel::protocol::{
     BrokerFrame, CHUNK_BYTES, Code, HEALTH_PATH, PROTOCOL_VERSION, ROUTE_CHECK_PATH, ROUTES_PATH,
     TLS_ASK_PATH, TUNNEL_PATH, forwards_request_header, forwards_response_header, header_pairs,
@@ -58,7 +59,7 @@ pub(super) async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let mut log = Access::new(req.method().as_str(), b.metrics.clone());
+    let mut log = Access::new(req.method().as_str(), b.counters.clone());
     let ip = client_ip(peer, req.headers());
     let outcome = match req.uri().path() {
         TUNNEL_PATH => {

@@ -26,9 +26,9 @@ use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::Broker;
 use super::peers::{self, PeerError, RESERVATIONS_PATH};
 use super::secrets::{hmac_sha256, is_lower_hex};
+use super::state::Broker;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::token::to_hex;
@@ -164,8 +164,14 @@ impl PushedEntry {
 }
 
 /// Takes a pushed reservation (the body of `POST /reservations`) into what `b` keeps
-/// for its peers, once its MAC proves an instance of this deployment sent it.
-pub(super) async fn receive(b: &Broker, body: hyper::body::Incoming) -> Result<(), PushRefused> {
+/// for its peers, once its MAC proves an instance of this deployment sent it. The route's
+/// end is capped by this instance's `--max-lifetime`, as for its own routes: a peer (or
+/// anyone holding the route key) cannot keep a slug here longer than a host could.
+pub(super) async fn receive<B>(b: &Broker, body: B) -> Result<(), PushRefused>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let Some(key) = b.cfg.route_key.as_deref() else {
         return Err(PushRefused::NoKey);
     };
@@ -176,8 +182,10 @@ pub(super) async fn receive(b: &Broker, body: hyper::body::Incoming) -> Result<(
         .to_bytes();
     let entry: PushedEntry =
         serde_json::from_slice(&body).map_err(|e| PushRefused::Malformed(e.to_string()))?;
-    entry.verify(key, now_ms())?;
-    if b.reserved.pushed(entry.slug_mac, entry.expires_at_ms) {
+    let now = now_ms();
+    entry.verify(key, now)?;
+    let expires_at_ms = b.cfg.limits.capped_end(now, entry.expires_at_ms);
+    if b.reserved.pushed(entry.slug_mac, expires_at_ms) {
         Ok(())
     } else {
         Err(PushRefused::Full)
@@ -288,6 +296,39 @@ mod tests {
             e.verify(b"key", now - FRESH_MS - 1),
             Err(PushRefused::Stale)
         );
+    }
+
+    #[tokio::test]
+    async fn a_pushed_end_is_capped_by_max_lifetime() {
+        use super::super::config::{BrokerConfig, BrokerLimits};
+        let file = std::env::temp_dir().join(format!("ag-push-cap-{}", std::process::id()));
+        let hour = Duration::from_secs(3600);
+        let cfg = BrokerConfig {
+            route_key: Some(b"key".to_vec()),
+            // Never written here: the file only gives the reservations their key.
+            state_file: Some(file),
+            limits: BrokerLimits {
+                max_lifetime: hour,
+                ..BrokerLimits::default()
+            },
+            ..BrokerConfig::default()
+        };
+        let b = Broker::new(cfg, "http://127.0.0.1:1".into()).expect("a broker");
+        let slug_mac = b.reserved.mac("demo").expect("a route key");
+        let sent = now_ms();
+        let ten_years = 10 * 365 * 24 * hour.as_millis() as i64;
+        let entry = PushedEntry::signed(b"key", slug_mac.clone(), sent + ten_years, sent);
+        let body = serde_json::to_vec(&entry).expect("an entry encodes");
+        receive(&b, http_body_util::Full::new(Bytes::from(body)))
+            .await
+            .expect("a genuine push is taken");
+        let kept = b
+            .reserved
+            .pushed_until(&slug_mac)
+            .expect("the push is kept");
+        let hour_ms = hour.as_millis() as i64;
+        assert!(kept >= sent + hour_ms, "{kept} ends before the cap");
+        assert!(kept <= now_ms() + hour_ms, "{kept} outlives --max-lifetime");
     }
 
     #[test]

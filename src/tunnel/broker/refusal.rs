@@ -11,7 +11,7 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 use serde_json::json;
 
-use super::metrics::Metrics;
+use super::counters::Counters;
 use crate::protocol::ApiError;
 use crate::protocol::timefmt::{format_ms, now_ms};
 use crate::tunnel::protocol::Code;
@@ -128,7 +128,7 @@ pub(super) fn host_failure(code: &str) -> ApiError {
 
 /// One line of the access log. Only these fields exist, so nothing else can leak.
 pub(super) struct Access {
-    metrics: Arc<Metrics>,
+    counters: Arc<Counters>,
     pub started: Instant,
     pub method: String,
     pub route: Option<String>,
@@ -141,7 +141,7 @@ pub(super) struct Access {
 }
 
 impl Access {
-    pub fn new(method: &str, metrics: Arc<Metrics>) -> Access {
+    pub fn new(method: &str, counters: Arc<Counters>) -> Access {
         // Methods are a short token; anything odd is logged as OTHER.
         let method = if method.len() <= 10 && method.bytes().all(|b| b.is_ascii_uppercase()) {
             method.to_string()
@@ -149,7 +149,7 @@ impl Access {
             "OTHER".to_string()
         };
         Access {
-            metrics,
+            counters,
             started: Instant::now(),
             method,
             route: None,
@@ -165,7 +165,7 @@ impl Access {
     /// The line so far, moved out (for the body stream that logs when it ends).
     pub fn take(&mut self, status: u16) -> Access {
         Access {
-            metrics: self.metrics.clone(),
+            counters: self.counters.clone(),
             started: self.started,
             method: std::mem::take(&mut self.method),
             route: self.route.take(),
@@ -179,7 +179,7 @@ impl Access {
     }
 
     pub fn write(&self) {
-        self.metrics.request(
+        self.counters.request(
             self.class,
             self.status,
             self.code,

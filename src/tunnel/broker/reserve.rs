@@ -109,6 +109,12 @@ impl Reservations {
         true
     }
 
+    /// Until when a peer's push keeps the slug whose MAC is `slug_mac`.
+    #[cfg(test)]
+    pub fn pushed_until(&self, slug_mac: &str) -> Option<i64> {
+        lock(&self.pushed_by_peers).get(slug_mac).copied()
+    }
+
     /// Records what `peer` holds now (its `/reservations` answer).
     pub fn heard_from(&self, peer: &str, held: Saved) {
         let now = now_ms();

@@ -1,5 +1,12 @@
-//! A slug's route: ephemeral metadata (never room data), its limits, and the reaper that
-//! ends routes past their lifetime or idle timeout.
+//! A slug's route: ephemeral metadata (never room data), its limits, the host connection
+//! that serves it, and when it is due to end (past its lifetime or idle timeout).
+//!
+//! A route is the one owner of its end: whether the reaper, a release, a takeover or a
+//! drain ends it, [`Route::close`] and [`Route::serve_by`] are where its connection is
+//! taken and told why, so no end can leave a host serving a route the table forgot, or
+//! forget to tell the host. The connection ([`super::conn`]) only carries the words and
+//! hangs up. A route knows nothing of the table that holds it, so it can be read and
+//! tested alone.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -8,7 +15,6 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::Broker;
 use super::conn::HostConn;
 use super::secrets::digest;
 use crate::protocol::timefmt::{format_ms, now_ms};
@@ -64,12 +70,21 @@ impl Route {
         self.state().conn.as_ref().is_some_and(|c| c.id == conn_id)
     }
 
-    /// Binds the route to `conn`, returning the connection it replaces.
-    pub fn attach(&self, conn: Arc<HostConn>) -> Option<Arc<HostConn>> {
-        let mut st = self.state();
-        st.last_seen = Instant::now();
-        st.ended = false;
-        st.conn.replace(conn)
+    /// Serves the route by `conn` from now on: the newest connection holding the secret
+    /// wins, and one it replaces is told so and hung up.
+    pub fn serve_by(&self, conn: &Arc<HostConn>) {
+        let replaced = {
+            let mut st = self.state();
+            st.last_seen = Instant::now();
+            st.ended = false;
+            st.conn.replace(conn.clone())
+        };
+        if let Some(old) = replaced.filter(|o| o.id != conn.id) {
+            old.hang_up(
+                Code::RouteReplaced,
+                "another connection holding this route's secret took it over",
+            );
+        }
     }
 
     /// Unbinds `conn_id` if it still serves the route (the route waits for a reclaim).
@@ -81,40 +96,59 @@ impl Route {
         }
     }
 
-    pub fn take_conn(&self) -> Option<Arc<HostConn>> {
-        self.state().conn.take()
-    }
-
     pub fn is_ended(&self) -> bool {
         self.state().ended
     }
 
-    /// Ends the route for participants, keeping the slug for its secret; returns the
-    /// connection that served it.
-    pub fn end(&self) -> Option<Arc<HostConn>> {
-        let mut st = self.state();
-        st.ended = true;
-        st.conn.take()
+    /// Ends the route for participants (a table that keeps it keeps only its slug, for
+    /// its secret) and tells its host why; returns the requests still in flight on the
+    /// connection that served it. Every end of a route comes through here.
+    pub fn close(&self, code: Code, message: &str) -> usize {
+        let conn = {
+            let mut st = self.state();
+            st.ended = true;
+            st.conn.take()
+        };
+        conn.map_or(0, |conn| {
+            let busy = conn.in_flight();
+            conn.hang_up(code, message);
+            busy
+        })
     }
 
     pub fn touch(&self) {
         self.state().last_seen = Instant::now();
     }
 
+    /// `connected`, `awaiting_reclaim` (its host is gone, its secret may take it back)
+    /// or `reserved` (ended, the slug kept for its secret): the route table's and the
+    /// metrics' word for it.
+    pub fn status(&self) -> &'static str {
+        Self::status_of(&self.state())
+    }
+
+    fn status_of(st: &RouteState) -> &'static str {
+        match (st.conn.is_some(), st.ended) {
+            (true, _) => "connected",
+            (false, false) => "awaiting_reclaim",
+            (false, true) => "reserved",
+        }
+    }
+
+    /// Participant requests being relayed on this route.
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_requests as usize - self.requests.available_permits()
+    }
+
     /// Everything the broker holds about this route (the route table view).
     pub fn metadata(&self) -> serde_json::Value {
-        let (conn, idle, ended) = {
+        let (conn, idle, status) = {
             let st = self.state();
             (
                 st.conn.as_ref().map(|c| c.id),
                 st.last_seen.elapsed(),
-                st.ended,
+                Self::status_of(&st),
             )
-        };
-        let status = match (conn, ended) {
-            (Some(_), _) => "connected",
-            (None, false) => "awaiting_reclaim",
-            (None, true) => "reserved",
         };
         json!({
             "slug": self.slug,
@@ -125,7 +159,7 @@ impl Route {
             "created_at": format_ms(self.created_at_ms),
             "last_seen_at": format_ms(now_ms() - idle.as_millis() as i64),
             "expires_at": format_ms(self.expires_at_ms),
-            "requests_in_flight": self.max_requests as usize - self.requests.available_permits(),
+            "requests_in_flight": self.requests_in_flight(),
         })
     }
 
@@ -168,7 +202,7 @@ impl Route {
                 "the route reached the broker's maximum lifetime; start the tunnel again",
             ));
         }
-        let busy = self.requests.available_permits() < self.max_requests as usize;
+        let busy = self.requests_in_flight() > 0;
         let (last, ended) = {
             let st = self.state();
             (st.last_seen, st.ended)
@@ -180,47 +214,6 @@ impl Route {
             ));
         }
         None
-    }
-}
-
-/// Ends routes past their lifetime or idle timeout.
-pub(super) async fn reap(b: Arc<Broker>) {
-    let idle = b.cfg.limits.idle_timeout;
-    let period = (idle.min(b.cfg.limits.max_lifetime) / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut last_sweep = Instant::now();
-    loop {
-        tokio::time::sleep(period).await;
-        let now = Instant::now();
-        let mut expired = Vec::new();
-        // At its lifetime a route is gone; idle, it ends but keeps its slug reserved.
-        b.routes().retain(|_, r| match r.expiry(now, idle) {
-            Some(why) => {
-                expired.push((r.clone(), why));
-                why.0 != Code::RouteLifetimeExpired
-            }
-            None => true,
-        });
-        for (route, (code, message)) in expired {
-            if let Some(conn) = route.end() {
-                conn.close_route(code, message);
-            }
-            b.event("route_closed", &route.hash, json!({"code": code.as_str()}));
-            b.reserved.changed();
-        }
-        let table: Vec<Arc<Route>> = b.routes().values().cloned().collect();
-        // The save syncs a file when something changed: on the blocking pool, so a slow
-        // disk never stalls the requests this worker relays.
-        let saver = b.clone();
-        let _ = tokio::task::spawn_blocking(move || saver.reserved.save(&table)).await;
-        if last_sweep.elapsed() > Duration::from_secs(10) {
-            b.ips.sweep();
-            b.ips_authed.sweep();
-            for r in b.routes().values() {
-                r.sweep_shares(|n| b.route_share(n), now);
-            }
-            last_sweep = Instant::now();
-        }
     }
 }
 

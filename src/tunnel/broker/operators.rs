@@ -1,15 +1,15 @@
-//! The operators' view (`--metrics-addr`): Prometheus text metrics on a listener of their
-//! own, plus `/healthz` (the process answers) and `/readyz` (it takes traffic: not
-//! draining, and past its restart grace), and `/reservations` for the other instances
-//! (GET: the slugs held here, by MAC; POST: a peer's new slug, see [`super::push`]). No
-//! label holds a slug, a token or a path: routes are counted by status, requests by path
-//! class and status, refusals by code.
+//! The operators' listener (`--metrics-addr`): Prometheus text metrics, `/healthz` (the
+//! process answers), `/readyz` (it takes traffic: not draining), and `/reservations` for
+//! the other instances (GET: the slugs held here, by MAC; POST: a peer's new slug, see
+//! [`super::push`]). It is a listener of its own so that operators and peers never share
+//! the public port's limits, and it sits above everything it serves (the route table,
+//! the counters, the peers' lists and pushes): it only reads them or hands a request to
+//! them, and nothing of the request path calls back into it. No label holds a slug, a
+//! token or a path.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -18,66 +18,22 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::Broker;
-use crate::tunnel::lock;
-
-/// Counters the request path bumps; gauges are read from the route table when scraped.
-#[derive(Default)]
-pub(super) struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    refusals: Mutex<BTreeMap<&'static str, u64>>,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    pub registrations: AtomicU64,
-    pub reclaims: AtomicU64,
-    /// Connections accepted on the public port, by protocol: whether the edge proxy
-    /// really multiplexes participants over h2c shows here.
-    pub connections_http1: AtomicU64,
-    pub connections_h2c: AtomicU64,
-}
-
-impl Metrics {
-    /// One request answered: its class, status, refusal code and bytes.
-    pub fn request(
-        &self,
-        class: &'static str,
-        status: u16,
-        code: Option<&'static str>,
-        bytes: (u64, u64),
-    ) {
-        *lock(&self.requests).entry((class, status)).or_default() += 1;
-        if let Some(code) = code {
-            *lock(&self.refusals).entry(code).or_default() += 1;
-        }
-        self.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
-        self.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
-    }
-
-    pub fn refusal(&self, code: &'static str) {
-        *lock(&self.refusals).entry(code).or_default() += 1;
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
+use super::counters::family;
+use super::state::Broker;
 
 /// The Prometheus text exposition of `b`.
 fn render(b: &Broker) -> String {
-    let (mut connected, mut awaiting, mut reserved, mut in_flight, mut waits) = (0, 0, 0, 0, 0);
+    let mut by_status = [("connected", 0), ("awaiting_reclaim", 0), ("reserved", 0)];
+    let (mut in_flight, mut waits) = (0, 0);
     for r in b.routes().values() {
-        let st = r.state();
-        match (st.conn.is_some(), st.ended) {
-            (true, _) => connected += 1,
-            (false, false) => awaiting += 1,
-            (false, true) => reserved += 1,
+        let status = r.status();
+        if let Some((_, n)) = by_status.iter_mut().find(|(s, _)| *s == status) {
+            *n += 1;
         }
-        drop(st);
-        in_flight += r.max_requests as usize - r.requests.available_permits();
+        in_flight += r.requests_in_flight();
         waits += b.cfg.limits.max_waits as usize - r.waits.available_permits();
     }
-    let m = &b.metrics;
+    let connected = by_status[0].1;
     let mut out = String::new();
     family(
         &mut out,
@@ -85,11 +41,7 @@ fn render(b: &Broker) -> String {
         "gauge",
         "Routes in the table, by status.",
     );
-    for (status, n) in [
-        ("connected", connected),
-        ("awaiting_reclaim", awaiting),
-        ("reserved", reserved),
-    ] {
+    for (status, n) in by_status {
         let _ = writeln!(out, "agentgather_broker_routes{{status=\"{status}\"}} {n}");
     }
     family(
@@ -113,81 +65,7 @@ fn render(b: &Broker) -> String {
         "Held /wait requests relayed to hosts.",
     );
     let _ = writeln!(out, "agentgather_broker_held_waits {waits}");
-    family(
-        &mut out,
-        "agentgather_broker_requests_total",
-        "counter",
-        "Requests answered, by path class and status.",
-    );
-    for ((class, status), n) in lock(&m.requests).iter() {
-        let _ = writeln!(
-            out,
-            "agentgather_broker_requests_total{{class=\"{class}\",status=\"{status}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "agentgather_broker_refusals_total",
-        "counter",
-        "Refusals, by code.",
-    );
-    for (code, n) in lock(&m.refusals).iter() {
-        let _ = writeln!(
-            out,
-            "agentgather_broker_refusals_total{{code=\"{code}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "agentgather_broker_relayed_bytes_total",
-        "counter",
-        "Body bytes relayed, by direction.",
-    );
-    let _ = writeln!(
-        out,
-        "agentgather_broker_relayed_bytes_total{{direction=\"in\"}} {}",
-        m.bytes_in.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "agentgather_broker_relayed_bytes_total{{direction=\"out\"}} {}",
-        m.bytes_out.load(Ordering::Relaxed)
-    );
-    family(
-        &mut out,
-        "agentgather_broker_connections_total",
-        "counter",
-        "Connections accepted on the public port, by protocol.",
-    );
-    for (protocol, n) in [("http1", &m.connections_http1), ("h2c", &m.connections_h2c)] {
-        let _ = writeln!(
-            out,
-            "agentgather_broker_connections_total{{protocol=\"{protocol}\"}} {}",
-            n.load(Ordering::Relaxed)
-        );
-    }
-    family(
-        &mut out,
-        "agentgather_broker_registrations_total",
-        "counter",
-        "New routes registered.",
-    );
-    let _ = writeln!(
-        out,
-        "agentgather_broker_registrations_total {}",
-        m.registrations.load(Ordering::Relaxed)
-    );
-    family(
-        &mut out,
-        "agentgather_broker_reclaims_total",
-        "counter",
-        "Routes taken back by their host's secret.",
-    );
-    let _ = writeln!(
-        out,
-        "agentgather_broker_reclaims_total {}",
-        m.reclaims.load(Ordering::Relaxed)
-    );
+    b.counters.render(&mut out);
     out
 }
 
