@@ -295,7 +295,7 @@ fn a_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 
 /// The folders whose files are layers too: no two import each other, however far round
 /// (`mod.rs` is the top; what it builds lives below it).
-const LAYERED_FOLDERS: &[&str] = &["server"];
+const LAYERED_FOLDERS: &[&str] = &["server", "tunnel/broker"];
 
 #[test]
 fn no_files_of_the_server_or_the_broker_import_each_other_in_a_circle() {
