@@ -246,6 +246,94 @@ fn a_restart_after_kill_9_neither_misses_nor_repeats() {
     assert_eq!(mode & 0o777, 0o600, "the cursor file is private");
 }
 
+/// NL5: a room made anew under the same name starts its ids from 1 again; a runner whose
+/// cursor remembered the old room's ids skipped the new room's first mentions. The cursor
+/// is keyed by the room's creation: the new room's first mention starts a turn.
+#[test]
+fn a_room_made_anew_under_the_same_name_wakes_for_its_first_mentions() {
+    let mut r = TestRoom::start("wake-anew");
+    let a = Agent::join(&r, "helper");
+    let exec = a.script(
+        "turn.sh",
+        "echo \"$AGENTGATHER_WAKE_IDS\" >> {DIR}/ids.log\n",
+    );
+    let mut run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    for i in 0..20 {
+        r.say(&r.token, &format!("chatter {i}"));
+    }
+    let old = r.say(&r.token, "@helper in the old room")["id"]
+        .as_u64()
+        .unwrap();
+    run.until_turns(1, Duration::from_secs(15));
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    let cursor_file = a
+        .home
+        .home
+        .join(format!("credentials/{}/helper.wake.json", r.room));
+    let cursor: Value = serde_json::from_slice(&std::fs::read(&cursor_file).unwrap()).unwrap();
+    assert!(cursor["scanned"].as_u64().unwrap() >= old, "{cursor}");
+
+    // The room is made anew under its name, on the same port; the helper joins it again.
+    r.server.kill();
+    std::fs::remove_dir_all(r.home.room_dir(&r.room)).unwrap();
+    let v = start_room(&r.home, &r.room, r.port, &[]);
+    r.token = v["token"].as_str().unwrap().to_string();
+    r.server = Server::spawn(&r.home, r.port, &[]);
+    let again = r.invite("helper", "agent");
+    let uri = again.json["invite_uri"].as_str().unwrap();
+    let o = cli(&a.home, &["room", "join", uri]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(cursor_file.exists(), "the old cursor is still there");
+
+    let run = a.wake(&exec, &[]);
+    until_runner_waits(&r, "helper");
+    let first = r.say(&r.token, "@helper in the new room")["id"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        first < old,
+        "the new room's ids start again (#{first} < #{old})"
+    );
+    let t = run.until_turns(1, Duration::from_secs(15));
+    assert_eq!(ids(&t[0]), [first]);
+}
+
+/// NL5: a runner that was down while hundreds of mentions came started its turn with all
+/// their ids in the environment and failed ("argument list too long"). A turn takes at
+/// most 200 (the oldest); the next turn the rest.
+#[test]
+fn a_turn_takes_at_most_two_hundred_ids_and_the_next_the_rest() {
+    let r = TestRoom::start("wake-batch");
+    let a = Agent::join(&r, "helper");
+    let exec = a.script(
+        "turn.sh",
+        "echo \"$AGENTGATHER_WAKE_IDS\" | tr ',' '\\n' | wc -l >> {DIR}/counts.log\n",
+    );
+    // Three people mention it 250 times while no runner is up (each within its rate).
+    let people: Vec<Invite> = (0..3)
+        .map(|i| r.invite_http(&format!("p{i}"), "human"))
+        .collect();
+    let mut mentions = Vec::new();
+    for i in 0..250 {
+        let p = &people[i % people.len()];
+        mentions.push(
+            r.say(&p.token, &format!("@helper number {i}"))["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let run = a.wake(&exec, &["--max-turns-per-hour", "100"]);
+    let t = run.until_turns(2, Duration::from_secs(30));
+    assert_eq!(ids(&t[0]), mentions[..200], "the oldest 200 first");
+    assert_eq!(ids(&t[1]), mentions[200..], "then the other 50");
+    assert_eq!(t[0]["ok"], true, "{}", t[0]);
+    let counts = std::fs::read_to_string(a.file("counts.log")).unwrap();
+    let counts: Vec<u64> = counts.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(counts, [200, 50]);
+}
+
 /// Logs each turn's session and turn number (SPEC §11.1).
 const SESSION_LOGGER: &str = r#"
 echo "$AGENTGATHER_SESSION $AGENTGATHER_TURN" >> {DIR}/sessions.log
