@@ -13,6 +13,10 @@ pub enum NameError {
     #[error("{0:?} is reserved")]
     Reserved(String),
     #[error(
+        "a route slug is the first label of a host name: at most 63 characters, and no '--' in its 3rd and 4th places (punycode like xn--… could pass for another name) (got {0:?})"
+    )]
+    NotAHostLabel(String),
+    #[error(
         "display name must be 1-60 characters, at least one visible, without control, format, direction or invisible characters"
     )]
     BadDisplayName,

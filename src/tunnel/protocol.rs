@@ -430,9 +430,16 @@ impl fmt::Display for Code {
     }
 }
 
-/// A route slug: the same safe slug as a room id (1-64 of `a-z0-9-`, no edge dash).
+/// A route slug: a safe slug like a room id (`a-z0-9-`, no edge dash) that is also a
+/// plain host-name label, since it names the room's origin (`<slug>.<broker domain>`): at
+/// most 63 characters, and never the IDNA-reserved form with `--` in its 3rd and 4th
+/// places, so no `xn--` label shows in a browser as a look-alike Unicode name.
 pub fn validate_slug(slug: &str) -> Result<(), crate::protocol::NameError> {
-    crate::protocol::validate_room_id(slug)
+    crate::protocol::validate_room_id(slug)?;
+    if slug.len() > 63 || slug.get(2..4) == Some("--") {
+        return Err(crate::protocol::NameError::NotAHostLabel(slug.to_string()));
+    }
+    Ok(())
 }
 
 /// Splits `/<slug>/rest` into the slug and `/rest` (empty when the path is just `/<slug>`).
@@ -564,6 +571,16 @@ mod tests {
         assert!(validate_slug("demo-1").is_ok());
         assert!(validate_slug("_agentgather").is_err());
         assert!(validate_slug("").is_err());
+        // Host-name labels: no punycode (an `xn--` label renders as Unicode, e.g. a
+        // Cyrillic look-alike of another room's name), no reserved `??--`, at most 63.
+        for bad in ["xn--80ak6aa92e", "ab--cd", &"a".repeat(64)] {
+            assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+        assert!(validate_slug(&"a".repeat(63)).is_ok());
+        assert!(
+            validate_slug("a--b").is_ok(),
+            "a double dash elsewhere is plain"
+        );
     }
 
     #[test]
