@@ -257,9 +257,8 @@ fn server_check(room_dir: &Path) -> Check {
             "server",
             true,
             format!(
-                "room serve is running (pid {}, {})",
-                info.pid,
-                info.addr.as_deref().unwrap_or("no address")
+                "room serve is running: {}",
+                crate::store::lock::holder_text(info.pid, &info.purpose, info.addr.as_deref())
             ),
             None,
         ),

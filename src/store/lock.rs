@@ -26,6 +26,22 @@ pub struct LockInfo {
     pub purpose: String,
 }
 
+/// Who holds a lock, in words: "process 41 (room serve) at http://…", or, when the record
+/// was deleted from under its holder (pid 0), that some process does.
+pub fn holder_text(pid: u32, purpose: &str, addr: Option<&str>) -> String {
+    if pid == 0 {
+        return "another process (its record, the room's `lock` file, was deleted)".into();
+    }
+    let mut text = format!("process {pid}");
+    if !purpose.is_empty() {
+        text.push_str(&format!(" ({purpose})"));
+    }
+    if let Some(a) = addr {
+        text.push_str(&format!(" at http://{a}"));
+    }
+    text
+}
+
 /// A held room lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RoomLock {
@@ -155,12 +171,15 @@ mod tests {
         };
         let _held = RoomLock::acquire(&dir, &info).unwrap();
         std::fs::remove_file(dir.join("lock")).unwrap();
+        let refused = RoomLock::acquire(&dir, &info);
         assert!(
-            matches!(
-                RoomLock::acquire(&dir, &info),
-                Err(StoreError::Locked { .. })
-            ),
+            matches!(refused, Err(StoreError::Locked { .. })),
             "a second writer got in after the lock file was deleted"
+        );
+        let said = refused.unwrap_err().to_string();
+        assert!(
+            !said.contains("process 0") && said.contains("was deleted"),
+            "{said}"
         );
         assert!(holder(&dir).unwrap().is_some());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -31,9 +31,8 @@ pub enum StoreError {
     },
     #[error("{path} is not valid: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("the room is in use by process {pid}{}{}; stop it first (or use it: the CLI talks to it)",
-        if purpose.is_empty() { String::new() } else { format!(" ({purpose})") },
-        addr.as_ref().map(|a| format!(" at http://{a}")).unwrap_or_default())]
+    #[error("the room is in use by {}; stop it first (or use it: the CLI talks to it)",
+        lock::holder_text(*pid, purpose, addr.as_deref()))]
     Locked {
         pid: u32,
         addr: Option<String>,
