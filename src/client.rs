@@ -13,11 +13,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::protocol::export::{Export, ExportPage};
-use crate::protocol::reach::{Reach, ReachBody, WakeAnswer, WakeEvent, WakeReport};
+use crate::protocol::reach::{ProfileBody, Reach, ReachBody, WakeAnswer, WakeEvent, WakeReport};
 use crate::protocol::wire::{
-    BriefAnswer, BriefView, CloseAnswer, CompactStatus, ErrorBody, InviteAnswer, JoinAnswer,
-    LeaveAnswer, MessagesPage, PolicyAnswer, PostAnswer, PostBody, ProfileAnswer, PublicUrlAnswer,
-    RemoveAnswer, StatusAnswer, WaitAnswer,
+    BriefAnswer, BriefBody, BriefView, CloseAnswer, CompactStatus, ErrorBody, InviteAnswer,
+    InviteBody, JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer, PolicyBody, PostAnswer,
+    PostBody, ProfileAnswer, PublicUrlAnswer, PublicUrlBody, RemoveAnswer, RemoveBody,
+    StatusAnswer, WaitAnswer,
 };
 use crate::protocol::{AttendancePolicy, Kind, Location};
 
@@ -241,8 +242,13 @@ impl Client {
     }
 
     pub fn set_brief(&self, body: &str) -> Result<BriefView, ClientError> {
-        self.post::<_, BriefAnswer>("/brief", &json!({ "body": body }))
-            .map(|b| b.brief)
+        self.post::<_, BriefAnswer>(
+            "/brief",
+            &BriefBody {
+                body: body.to_string(),
+            },
+        )
+        .map(|b| b.brief)
     }
 
     pub fn policy(&self) -> Result<PolicyAnswer, ClientError> {
@@ -250,7 +256,12 @@ impl Client {
     }
 
     pub fn set_policy(&self, policy: AttendancePolicy) -> Result<PolicyAnswer, ClientError> {
-        self.post("/attendance", &json!({ "policy": policy }))
+        self.post(
+            "/attendance",
+            &PolicyBody {
+                policy: policy.to_string(),
+            },
+        )
     }
 
     /// `POST /join`, declaring a reach when `reach` says one.
@@ -341,14 +352,22 @@ impl Client {
         location: Location,
         reach: Option<Reach>,
     ) -> Result<InviteAnswer, ClientError> {
-        self.post(
-            "/invite",
-            &json!({"alias": alias, "kind": kind, "location": location, "reach": reach}),
-        )
+        let body = InviteBody {
+            alias: alias.to_string(),
+            kind: Some(kind.to_string()),
+            location: Some(location.to_string()),
+            reach: reach.map(|r| r.to_string()),
+        };
+        self.post("/invite", &body)
     }
 
     pub fn remove(&self, alias: &str) -> Result<RemoveAnswer, ClientError> {
-        self.post("/remove", &json!({ "alias": alias }))
+        self.post(
+            "/remove",
+            &RemoveBody {
+                alias: alias.to_string(),
+            },
+        )
     }
 
     pub fn close(&self) -> Result<CloseAnswer, ClientError> {
@@ -356,11 +375,22 @@ impl Client {
     }
 
     pub fn set_public_url(&self, url: &str) -> Result<PublicUrlAnswer, ClientError> {
-        self.post("/public-url", &json!({ "url": url }))
+        self.post(
+            "/public-url",
+            &PublicUrlBody {
+                url: url.to_string(),
+            },
+        )
     }
 
     pub fn set_display_name(&self, name: &str) -> Result<ProfileAnswer, ClientError> {
-        self.post("/profile", &json!({ "display_name": name }))
+        self.post(
+            "/profile",
+            &ProfileBody {
+                display_name: Some(name.to_string()),
+                ..ProfileBody::default()
+            },
+        )
     }
 
     /// A participant's Attend Card (`text/plain`).

@@ -243,6 +243,44 @@ pub struct PostBody {
     pub to: Option<String>,
 }
 
+/// `POST /brief`: the new brief.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BriefBody {
+    pub body: String,
+}
+
+/// `POST /attendance`. The policy travels as text, so an unknown one is its own error
+/// (`invalid_policy`) rather than a body that does not fit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyBody {
+    pub policy: String,
+}
+
+/// `POST /invite`. Kind, location and reach travel as text for the same reason: each
+/// unknown value has its own error code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteBody {
+    pub alias: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<String>,
+}
+
+/// `POST /remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveBody {
+    pub alias: String,
+}
+
+/// `POST /public-url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicUrlBody {
+    pub url: String,
+}
+
 /// `POST /join`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinAnswer {

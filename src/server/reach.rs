@@ -12,13 +12,13 @@ use crate::protocol::ApiError;
 use crate::protocol::reach::{ProfileBody, Reach, ReachBody, ReachDecl, WakeReport};
 
 /// The reach a `/join` body declares, if any.
-pub(super) fn join_reach(body: &Value) -> Result<Option<ReachDecl>, ApiError> {
-    typed::<ReachBody>(body.clone())?.validate()
+pub(super) fn join_reach(body: Value) -> Result<Option<ReachDecl>, ApiError> {
+    typed::<ReachBody>(body)?.validate()
 }
 
 /// A `/profile` body: the display name and reach it sets, at least one of them.
-pub(super) fn profile_body(body: &Value) -> Result<(Option<String>, Option<ReachDecl>), ApiError> {
-    let p: ProfileBody = typed(body.clone())?;
+pub(super) fn profile_body(body: Value) -> Result<(Option<String>, Option<ReachDecl>), ApiError> {
+    let p: ProfileBody = typed(body)?;
     let decl = p.reach.validate()?;
     if p.display_name.is_none() && decl.is_none() {
         return Err(ApiError::bad_request(
@@ -30,16 +30,17 @@ pub(super) fn profile_body(body: &Value) -> Result<(Option<String>, Option<Reach
 }
 
 /// The reach an `/invite` body requests, if any.
-pub(super) fn requested_reach(body: &Value) -> Result<Option<Reach>, ApiError> {
-    match body.get("reach") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_str().and_then(Reach::parse).map(Some).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_reach",
-                format!("reach must be one of {}", Reach::choices()),
-            )
-        }),
-    }
+pub(super) fn requested_reach(reach: Option<&str>) -> Result<Option<Reach>, ApiError> {
+    reach
+        .map(|r| {
+            Reach::parse(r).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_reach",
+                    format!("reach must be one of {}", Reach::choices()),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `POST /wake {event}`: a wake runner's turn report (sets `last_woken_at`, `wake_failing`).

@@ -5,9 +5,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use serde_json::Value;
 
-use super::api::{ApiResult, Caller, S, active, authenticate, check_participant, posted};
+use super::api::{ApiResult, Caller, S, active, authenticate, check_participant, posted, typed};
 use super::http::{bearer, json_response, ok_json, optional_number, query_param, since_id};
 use super::plain::{PlainPost, post_body};
 use super::reach;
@@ -17,8 +16,9 @@ use crate::protocol::export::ExportCursor;
 use crate::protocol::timefmt::now_ms;
 use crate::protocol::url::RoomUrl;
 use crate::protocol::wire::{
-    BriefAnswer, CloseAnswer, CompactStatus, HistoryPage, InviteAnswer, JoinAnswer, LeaveAnswer,
-    MessagesPage, PolicyAnswer, PublicUrlAnswer, RemoveAnswer,
+    BriefAnswer, BriefBody, CloseAnswer, CompactStatus, HistoryPage, InviteAnswer, InviteBody,
+    JoinAnswer, LeaveAnswer, MessagesPage, PolicyAnswer, PolicyBody, PublicUrlAnswer,
+    PublicUrlBody, RemoveAnswer, RemoveBody,
 };
 use crate::protocol::{
     ApiError, AttendancePolicy, Attention, Kind, Location, MessageInput, RoomStatus,
@@ -26,15 +26,6 @@ use crate::protocol::{
 use crate::store::export;
 use crate::store::log::PAGE_MESSAGES;
 use crate::store::room::{Closed, WriteKind};
-
-fn str_field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    body.get(name).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_body",
-            format!("{name} is required and must be a string"),
-        )
-    })
-}
 
 pub(super) async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult {
     let token = bearer(&headers)
@@ -61,7 +52,7 @@ pub(super) async fn card(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResult
 pub(super) async fn join(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
-    let decl = reach::join_reach(&body)?;
+    let decl = reach::join_reach(body)?;
     let posted = {
         let mut room = s.room();
         let posted = room.join(c.who)?;
@@ -99,9 +90,8 @@ pub(super) async fn get_brief(State(s): S, headers: HeaderMap) -> ApiResult {
 
 pub(super) async fn set_brief(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let body = s.read_body(&headers, body).await?;
-    let text = str_field(&body, "body")?;
-    s.room().set_brief(c.who, text)?;
+    let brief: BriefBody = typed(s.read_body(&headers, body).await?)?;
+    s.room().set_brief(c.who, &brief.body)?;
     s.hub.notify();
     Ok(ok_json(&brief_answer(&s)))
 }
@@ -114,9 +104,8 @@ pub(super) async fn get_attendance(State(s): S, headers: HeaderMap) -> ApiResult
 
 pub(super) async fn set_attendance(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let body = s.read_body(&headers, body).await?;
-    let raw = str_field(&body, "policy")?;
-    let policy = AttendancePolicy::parse(raw).ok_or_else(|| {
+    let body: PolicyBody = typed(s.read_body(&headers, body).await?)?;
+    let policy = AttendancePolicy::parse(&body.policy).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_policy",
             format!("policy must be one of {}", AttendancePolicy::choices()),
@@ -136,7 +125,7 @@ pub(super) async fn get_profile(State(s): S, headers: HeaderMap) -> ApiResult {
 pub(super) async fn set_profile(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
     let body = s.read_body(&headers, body).await?;
-    let (name, decl) = reach::profile_body(&body)?;
+    let (name, decl) = reach::profile_body(body)?;
     let mut room = s.room();
     if let Some(name) = name {
         room.set_display_name(c.who, &name)?;
@@ -281,9 +270,9 @@ pub(super) async fn status(State(s): S, headers: HeaderMap, uri: Uri) -> ApiResu
 
 pub(super) async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let body = s.read_body(&headers, body).await?;
-    let alias = str_field(&body, "alias")?;
-    let kind = match body.get("kind").and_then(Value::as_str) {
+    let body: InviteBody = typed(s.read_body(&headers, body).await?)?;
+    let alias = body.alias.as_str();
+    let kind = match body.kind.as_deref() {
         None => Kind::Agent,
         Some(k) => Kind::parse(k).ok_or_else(|| {
             ApiError::bad_request(
@@ -292,7 +281,7 @@ pub(super) async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiRe
             )
         })?,
     };
-    let location = match body.get("location").and_then(Value::as_str) {
+    let location = match body.location.as_deref() {
         None => Location::Local,
         Some(l) => Location::parse(l).ok_or_else(|| {
             ApiError::bad_request(
@@ -301,7 +290,7 @@ pub(super) async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiRe
             )
         })?,
     };
-    let requested = reach::requested_reach(&body)?;
+    let requested = reach::requested_reach(body.reach.as_deref())?;
     let token = {
         let mut room = s.room();
         let token = room.invite(c.who, alias, kind, location)?;
@@ -319,13 +308,12 @@ pub(super) async fn invite(State(s): S, headers: HeaderMap, body: Body) -> ApiRe
 
 pub(super) async fn remove(State(s): S, headers: HeaderMap, body: Body) -> ApiResult {
     let c = active(&s, &headers)?;
-    let body = s.read_body(&headers, body).await?;
-    let alias = str_field(&body, "alias")?;
-    s.room().remove(c.who, alias)?;
+    let body: RemoveBody = typed(s.read_body(&headers, body).await?)?;
+    s.room().remove(c.who, &body.alias)?;
     s.hub.notify();
     Ok(ok_json(&RemoveAnswer {
         ok: true,
-        removed: alias.to_string(),
+        removed: body.alias,
     }))
 }
 
@@ -400,8 +388,8 @@ pub(super) async fn set_public_url(State(s): S, headers: HeaderMap, body: Body) 
     if !c.is_host {
         return Err(ApiError::host_required("set the public URL"));
     }
-    let body = s.read_body(&headers, body).await?;
-    let url = RoomUrl::parse(str_field(&body, "url")?)
+    let body: PublicUrlBody = typed(s.read_body(&headers, body).await?)?;
+    let url = RoomUrl::parse(&body.url)
         .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
     let url = url.as_str();
     {
