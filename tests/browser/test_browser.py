@@ -14,7 +14,8 @@ This file holds the core steps and the runner; harness.py the WebDriver client a
 room under test; steps_reading.py (Markdown, seen-by, long history) and steps_access.py
 (assets, accessibility, keyboard, notifications, installing), steps_topics.py (topics,
 questions, search) and steps_room_views.py (names, cards, the drawer, the first visit, the
-host's invite/brief/remove, the truth after close, the screenshot gallery) the rest. axe-core is
+host's invite/brief/remove, the truth after close, the screenshot gallery) and steps_rail.py
+(the rail's tab strip at every width) the rest. axe-core is
 vendored in vendor/ for the accessibility step only.
 
     python3 tests/browser/test_browser.py            # run everything
@@ -61,6 +62,7 @@ from steps_topics import TOPIC_STEPS
 from steps_claims import CLAIM_STEPS
 from steps_room_views import OPEN_ROOM_STEPS, step_truth_after_close
 from steps_approvals import APPROVAL_STEPS
+from steps_rail import RAIL_STEPS
 
 
 def step_invite_required(d, c):
@@ -627,6 +629,7 @@ STEPS = [
     *CLAIM_STEPS,
     *OPEN_ROOM_STEPS,
     *APPROVAL_STEPS,
+    *RAIL_STEPS,
     step_host_export_and_close,
     step_room_closed_guest,
     step_truth_after_close,

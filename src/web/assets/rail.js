@@ -3,6 +3,13 @@
 // of them stacked in one long scroll. Wide screens keep it beside the timeline; on a phone
 // it is a drawer over the timeline with a scrim behind it, closed by the scrim, Esc, or
 // choosing something that lives in the timeline.
+//
+// The tab strip fits its rail (320 px wide, or the drawer's 88% of a phone): the tabs show
+// their words while all of them fit, then the same a little tighter, then their icons only
+// (the word stays in the tab, hidden from sight, as its accessible name, and becomes its
+// tooltip). Only if even the icons do not fit does the strip scroll sideways, with a thin
+// scrollbar and a shade at the cut edge; the selected tab is always scrolled into view.
+// Measured (not a fixed breakpoint) because the tabs are whatever modules add, with counts.
 
 import { $, el } from "./util.js";
 import { icon } from "./icons.js";
@@ -35,6 +42,7 @@ export function selectPanel(id) {
     t.tabIndex = on ? 0 : -1;
     $(t.dataset.panel).hidden = !on;
   }
+  fitTabs(); // the selected tab's word is bold, so a little wider
   $(id).scrollTop = 0;
   const cb = listeners.get(id);
   if (cb) cb();
@@ -71,7 +79,7 @@ export function addPanel(id, label, iconName, onShow) {
   tab.dataset.panel = id;
   const slot = el("span", "ic");
   slot.append(icon(iconName));
-  tab.append(slot, document.createTextNode(label));
+  tab.append(slot, el("span", "tab-label", label));
   $("rail-tabs").append(tab);
   const section = el("section", "panel");
   section.id = id;
@@ -85,7 +93,53 @@ export function addPanel(id, label, iconName, onShow) {
   return section;
 }
 
+// The steps the strip goes through until its tabs fit (see the top of this file).
+const FITS = ["words", "tight", "icons", "scroll"];
+
+function fitTabs() {
+  const strip = $("rail-tabs");
+  if (!strip.clientWidth) return; // the rail is closed: measured again when it opens
+  for (const fit of FITS) {
+    strip.dataset.fit = fit;
+    if (strip.scrollWidth <= strip.clientWidth + 1) break;
+  }
+  const iconsOnly = strip.dataset.fit === "icons" || strip.dataset.fit === "scroll";
+  for (const t of tabs()) {
+    const word = t.querySelector(".tab-label");
+    t.title = iconsOnly && word ? word.textContent : "";
+  }
+  keepInView();
+}
+
+// Scrolls the strip (only it, never the page) so the selected tab shows whole, with room
+// beside it for the shade that marks a cut edge.
+function keepInView() {
+  const strip = $("rail-tabs");
+  const t = tabs().find((x) => x.dataset.panel === current);
+  if (!t || strip.scrollWidth <= strip.clientWidth + 1) return;
+  const room = 28;
+  const left = t.offsetLeft - room;
+  const right = t.offsetLeft + t.offsetWidth + room;
+  if (left < strip.scrollLeft) strip.scrollLeft = left;
+  else if (right > strip.scrollLeft + strip.clientWidth) strip.scrollLeft = right - strip.clientWidth;
+}
+
 export function wireRail() {
+  const strip = $("rail-tabs");
+  // refitted when the rail changes size (or opens) and when a tab or a count changes; the
+  // rail, not the strip, is watched, as a strip that comes to scroll grows a scrollbar
+  new ResizeObserver(fitTabs).observe($("rail"));
+  new MutationObserver(fitTabs).observe(strip, { childList: true, subtree: true, characterData: true });
+  // a vertical wheel scrolls a strip that scrolls sideways
+  strip.addEventListener(
+    "wheel",
+    (e) => {
+      if (strip.scrollWidth <= strip.clientWidth + 1 || Math.abs(e.deltaX) >= Math.abs(e.deltaY)) return;
+      strip.scrollLeft += e.deltaY;
+      e.preventDefault();
+    },
+    { passive: false },
+  );
   setOpen(wide.matches);
   selectPanel(current);
   wide.addEventListener("change", () => setOpen(wide.matches));
