@@ -31,15 +31,6 @@ fn stranger_is_refused(port: u16, ip: &str, slug: &str, room: &TestRoom, token: 
     assert_error_resp(&r, 404, "not_found");
 }
 
-fn route_status(port: u16, slug: &str) -> Option<String> {
-    let table = Req::get("/_agentgather/routes").send(port).json();
-    table["routes"]
-        .as_array()?
-        .iter()
-        .find(|r| r["slug"] == slug)
-        .and_then(|r| r["status"].as_str().map(str::to_string))
-}
-
 #[test]
 fn an_idle_slug_stays_with_its_host_across_restarts() {
     let room = TestRoom::start("abuse-asleep");
