@@ -567,6 +567,17 @@ pub fn ws_connect_from(port: u16, ip: &str) -> tungstenite::WebSocket<TcpStream>
     ws
 }
 
+/// What the broker's route table says of `slug` (`connected`, `awaiting_reclaim`,
+/// `reserved`), if it holds it.
+pub fn route_status(port: u16, slug: &str) -> Option<String> {
+    let table = Req::get("/_agentgather/routes").send(port).json();
+    table["routes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["slug"] == slug)
+        .and_then(|r| r["status"].as_str().map(str::to_string))
+}
+
 pub fn register_from(
     port: u16,
     ip: &str,
