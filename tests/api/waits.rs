@@ -183,10 +183,11 @@ fn two_faces_of_one_participant_hold_waits_side_by_side() {
         faces.iter().all(|f| !f.is_finished()),
         "a wait of one face ended the other's"
     );
+    // Both were still held above; what ends each is the post (a wait that had ended
+    // early would carry no message, or another).
     let m = r.say(&r.token, "for both faces");
     for f in faces {
-        let (took, v) = f.join().unwrap();
-        assert!(took >= Duration::from_millis(1500), "{took:?}");
+        let (_, v) = f.join().unwrap();
         assert_eq!(v["messages"][0]["id"], m["id"], "{v}");
     }
 }
