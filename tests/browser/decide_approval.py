@@ -43,7 +43,7 @@ def main():
         d = Driver(chrome, chromedriver, workdir)
         d.viewport(375, 740, mobile=True)  # a phone, as on the broker's public link
         d.get(url)
-        d.wait_for("return !document.getElementById('namer').hidden || !document.getElementById('room').hidden",
+        d.wait_for("return !document.getElementById('namer-screen').hidden || !document.getElementById('room').hidden",
                    timeout=20, what="the name picker or the room")
         if visible(d, "#namer"):
             d.type("#namer-input", "Person At Phone")

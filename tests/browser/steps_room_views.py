@@ -165,7 +165,7 @@ def step_first_visit(d, c):
     try:
         for w, h in both_widths(d):
             open_as(d, c, nora["browser_url"])
-            d.wait_for("return !document.getElementById('namer').hidden && document.getElementById('namer-invite').textContent", what="the first visit")
+            d.wait_for("return !document.getElementById('namer-screen').hidden && document.getElementById('namer-invite').textContent", what="the first visit")
             title = d.js("return document.getElementById('namer-title').textContent")
             assert_eq(title, "You're invited to " + c.room.name, "names the room")
             inv = d.js("return document.getElementById('namer-invite').textContent")
@@ -200,7 +200,7 @@ def step_host_invites_edits_removes(d, c):
     assert not visible(d, "#invite-form"), "form closed"
     tab = d.new_tab()
     open_as(d, c, link)
-    d.wait_for("return !document.getElementById('namer').hidden", what="the invite opens the room for pia")
+    d.wait_for("return !document.getElementById('namer-screen').hidden", what="the invite opens the room for pia")
     d.type("#namer-input", "Pia Park")
     d.click("#namer-submit")
     wait_room(d)

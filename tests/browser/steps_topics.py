@@ -203,7 +203,7 @@ def open_other(d, c, who, name):
     """A tab of another human; picks a display name if they have none yet."""
     tab = d.new_tab()
     open_as(d, c, who["browser_url"])
-    d.wait_for("return !document.getElementById('namer').hidden || !document.getElementById('room').hidden", what="namer or room")
+    d.wait_for("return !document.getElementById('namer-screen').hidden || !document.getElementById('room').hidden", what="namer or room")
     if visible(d, "#namer"):
         d.type("#namer-input", name)
         d.click("#namer-submit")

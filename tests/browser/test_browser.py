@@ -93,7 +93,7 @@ def step_display_name_flow(d, c):
     st, v = c.room.api("POST", "profile", c.room.host_token, {"display_name": "Olivia Operator"})
     assert st == 200, (st, v)
     open_as(d, c, c.alice["browser_url"])
-    d.wait_for("return !document.getElementById('namer').hidden", what="the display-name picker")
+    d.wait_for("return !document.getElementById('namer-screen').hidden", what="the display-name picker")
     assert_eq(d.js("return location.hash"), "", "the token fragment is cleared from the address bar")
     assert "#token" not in d.js("return location.href")
     assert d.js("return sessionStorage.length") >= 1

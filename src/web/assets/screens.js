@@ -12,7 +12,7 @@ import { plainText } from "./markdown.js";
 export function showScreen(which) {
   show($("boot"), which === "boot");
   show($("gate"), which === "gate");
-  show($("namer"), which === "namer");
+  show($("namer-screen"), which === "namer");
   show($("room"), which === "room");
 }
 
