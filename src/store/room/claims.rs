@@ -264,30 +264,40 @@ impl Room {
         Ok((claim, stored))
     }
 
-    /// `GET /claims`: the live claims, oldest first; those overlapping `filter` if given.
-    /// A closed room has none.
+    /// The live claims, oldest first; those overlapping `filter` if given. A closed room
+    /// has none.
     pub fn claims(&self, filter: Option<&Glob>, now: i64) -> Vec<ClaimView> {
-        self.claims_page(filter, now, 0).0
+        self.live_claims(filter, now, 0).cloned().collect()
     }
 
-    /// [`Self::claims`] after claim id `after`, as many as one page holds; and whether
-    /// more follow. Only the page's claims are copied.
+    /// `GET /claims`: [`Self::claims`] after claim id `after`, as many as one page holds;
+    /// and whether more follow. Only the page's claims are copied.
     pub fn claims_page(
         &self,
         filter: Option<&Glob>,
         now: i64,
         after: u64,
     ) -> (Vec<ClaimView>, bool) {
-        if !self.is_open() {
-            return (Vec::new(), false);
-        }
-        let mut budget = OVERLAP_BUDGET;
-        let live = self.claim_index.live(now).filter(|c| {
-            c.view.id > after
-                && filter.is_none_or(|f| c.globs.iter().any(|g| g.overlaps_within(f, &mut budget)))
-        });
-        let (page, more) = fill_page(&mut 0, live.map(|c| &c.view));
+        let (page, more) = fill_page(&mut 0, self.live_claims(filter, now, after));
         (page.into_iter().cloned().collect(), more)
+    }
+
+    fn live_claims<'a>(
+        &'a self,
+        filter: Option<&'a Glob>,
+        now: i64,
+        after: u64,
+    ) -> impl Iterator<Item = &'a ClaimView> {
+        let mut budget = OVERLAP_BUDGET;
+        self.claim_index
+            .live(now)
+            .filter(move |c| {
+                self.is_open()
+                    && c.view.id > after
+                    && filter
+                        .is_none_or(|f| c.globs.iter().any(|g| g.overlaps_within(f, &mut budget)))
+            })
+            .map(|c| &c.view)
     }
 
     /// Appends a `claim` or `claim_update` row.
