@@ -27,9 +27,21 @@ pub fn page_takes(held: usize, next: usize) -> bool {
     held == 0 || held.saturating_add(next) <= PAGE_BYTES
 }
 
-/// How many bytes `item` takes in a JSON answer.
+/// How many bytes `item` takes in a JSON answer: counted as it is written, with no copy
+/// kept (the answer writes it once more).
 pub fn json_len<T: serde::Serialize>(item: &T) -> usize {
-    serde_json::to_vec(item).map_or(0, |v| v.len())
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, item).map_or(0, |()| count.0)
 }
 
 /// The items of a page that already holds `held` bytes: those of `items` that fit by
