@@ -328,17 +328,29 @@ impl Client {
             let path = format!("/export?format=json&{}", from.query());
             let page: ExportPage = self.get(&path)?;
             next = page.next();
-            if next == Some(from) {
-                return Err(ClientError::Protocol {
-                    url: self.url(&path),
-                    reason: "the export's next page is the page itself".into(),
-                });
-            }
+            self.check_progress(&path, from, next)?;
             whole.topics.extend(page.topics);
             whole.messages.extend(page.messages);
         }
         whole.header.message_count = whole.messages.len() as u64;
         Ok(whole)
+    }
+
+    /// Refuses a page whose cursor to the next page is the cursor that asked for it:
+    /// following it would page forever, and stopping there would cut the list short.
+    fn check_progress<C: PartialEq>(
+        &self,
+        path: &str,
+        asked: C,
+        next: Option<C>,
+    ) -> Result<(), ClientError> {
+        if next == Some(asked) {
+            return Err(ClientError::Protocol {
+                url: self.url(path),
+                reason: "the next page is the page itself".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn post_message(&self, body: &PostBody) -> Result<PostAnswer, ClientError> {

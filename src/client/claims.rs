@@ -37,7 +37,7 @@ impl Client {
     /// The live claims; those overlapping `path` when given.
     /// Read page by page.
     pub fn claims(&self, path: Option<&str>) -> Result<ClaimsAnswer, ClientError> {
-        let page = |after: u64| -> Result<ClaimsAnswer, ClientError> {
+        let page_path = |after: u64| {
             let mut q = form_urlencoded::Serializer::new(String::new());
             if let Some(p) = path {
                 q.append_pair("path", p);
@@ -45,14 +45,13 @@ impl Client {
             if after > 0 {
                 q.append_pair("after_id", &after.to_string());
             }
-            self.get(&format!("/claims?{}", q.finish()))
+            format!("/claims?{}", q.finish())
         };
-        let mut all = page(0)?;
+        let mut all: ClaimsAnswer = self.get(&page_path(0))?;
         while let (true, Some(after)) = (all.has_more, all.next_after_id) {
-            let next = page(after)?;
-            if next.next_after_id == Some(after) {
-                break;
-            }
+            let asked = page_path(after);
+            let next: ClaimsAnswer = self.get(&asked)?;
+            self.check_progress(&asked, after, next.next_after_id)?;
             all.claims.extend(next.claims);
             all.has_more = next.has_more;
             all.next_after_id = next.next_after_id;

@@ -52,21 +52,20 @@ impl Client {
 
     /// Every topic `filter` lets through, latest activity first, read page by page.
     pub fn topics(&self, filter: &TopicFilter) -> Result<TopicsAnswer, ClientError> {
-        let page = |before: Option<u64>| -> Result<TopicsAnswer, ClientError> {
+        let path = |before: Option<u64>| {
             let q = query(&[
                 ("status", filter.status.map(|s| s.to_string())),
                 ("kind", filter.kind.map(|k| k.to_string())),
                 ("tag", filter.tag.clone()),
                 ("before_activity", before.map(|b| b.to_string())),
             ]);
-            self.get(&format!("/topics?{q}"))
+            format!("/topics?{q}")
         };
-        let mut all = page(None)?;
+        let mut all: TopicsAnswer = self.get(&path(None))?;
         while let (true, Some(before)) = (all.has_more, all.next_before_activity) {
-            let next = page(Some(before))?;
-            if next.next_before_activity == Some(before) {
-                break;
-            }
+            let asked = path(Some(before));
+            let next: TopicsAnswer = self.get(&asked)?;
+            self.check_progress(&asked, before, next.next_before_activity)?;
             all.topics.extend(next.topics);
             all.has_more = next.has_more;
             all.next_before_activity = next.next_before_activity;
@@ -76,7 +75,7 @@ impl Client {
 
     /// One page of a topic's thread: the messages after `after_id`.
     pub fn topic_page(&self, id: u64, after_id: u64) -> Result<TopicPage, ClientError> {
-        self.get(&format!("/topics/{id}?after_id={after_id}"))
+        self.get(&topic_page_path(id, after_id))
     }
 
     /// A topic with its whole thread, read page by page.
@@ -84,6 +83,7 @@ impl Client {
         let mut page = self.topic_page(id, 0)?;
         while let (true, Some(after)) = (page.has_more, page.next_after_id) {
             let next = self.topic_page(id, after)?;
+            self.check_progress(&topic_page_path(id, after), after, next.next_after_id)?;
             page.messages.extend(next.messages);
             page.topic = next.topic;
             page.has_more = next.has_more;
@@ -102,4 +102,8 @@ impl Client {
         ]);
         self.get(&format!("/search?{q}"))
     }
+}
+
+fn topic_page_path(id: u64, after_id: u64) -> String {
+    format!("/topics/{id}?after_id={after_id}")
 }
