@@ -107,6 +107,30 @@ pub struct ExportPage<M = Message> {
 }
 
 impl<M> ExportPage<M> {
+    /// A page of `topics` and `messages` under `header`, and where the next starts.
+    pub fn new(
+        header: ExportHeader,
+        topics: Vec<ExportTopic>,
+        messages: Vec<M>,
+        next: Option<ExportCursor>,
+    ) -> ExportPage<M> {
+        ExportPage {
+            ok: true,
+            header,
+            topics,
+            messages,
+            has_more: next.is_some(),
+            next_after_topic: match next {
+                Some(ExportCursor::Topics { after }) => Some(after),
+                _ => None,
+            },
+            next_after_id: match next {
+                Some(ExportCursor::Messages { after }) => Some(after),
+                _ => None,
+            },
+        }
+    }
+
     /// Where the next page starts, if one follows.
     pub fn next(&self) -> Option<ExportCursor> {
         match (self.next_after_topic, self.next_after_id) {
@@ -285,6 +309,27 @@ mod tests {
         assert_eq!(f.matches("````").count(), 2);
         assert_eq!(fenced("plain"), "```text\nplain\n```");
         assert_eq!(table_cell("<i>a|b</i>"), "&lt;i&gt;a\\|b&lt;/i&gt;");
+    }
+
+    #[test]
+    fn a_page_says_where_the_next_starts_as_it_was_told() {
+        let header: ExportHeader = serde_json::from_value(serde_json::json!({
+            "version": 1, "exported_at": "t", "room": "r", "room_status": "open",
+            "created_at": null, "closed_at": null, "attendance_policy": "manual-ok",
+            "brief": {"body": "", "brief_version": 0, "brief_updated_at": null,
+                      "brief_updated_by": null},
+            "participants": []
+        }))
+        .unwrap();
+        for next in [
+            None,
+            Some(ExportCursor::Topics { after: 4 }),
+            Some(ExportCursor::Messages { after: 9 }),
+        ] {
+            let page = ExportPage::<Message>::new(header.clone(), vec![], vec![], next);
+            assert_eq!(page.next(), next);
+            assert_eq!(page.has_more, next.is_some());
+        }
     }
 
     #[test]

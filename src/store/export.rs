@@ -94,21 +94,7 @@ pub fn page(room: &Room, from: ExportCursor) -> Result<ExportPage<Arc<StoredMess
             next = Some(ExportCursor::Messages { after: last });
         }
     }
-    Ok(ExportPage {
-        ok: true,
-        header,
-        topics,
-        messages,
-        has_more: next.is_some(),
-        next_after_topic: match next {
-            Some(ExportCursor::Topics { after }) => Some(after),
-            _ => None,
-        },
-        next_after_id: match next {
-            Some(ExportCursor::Messages { after }) => Some(after),
-            _ => None,
-        },
-    })
+    Ok(ExportPage::new(header, topics, messages, next))
 }
 
 /// The Markdown of a page made from `from`: pages made one after another from the first
