@@ -60,18 +60,19 @@ pub struct LeaveArgs {
 pub struct SendArgs {
     /// Who to address (mentioned as @alias); `all` is everyone (host or human only).
     pub alias: String,
-    /// The message text (`-` reads it from standard input).
-    pub text: Vec<String>,
-    /// Read the text from this file (`-`: standard input).
-    #[arg(long)]
-    pub file: Option<PathBuf>,
-    /// message | question | status | request_review | request_debug
-    #[arg(long = "type", default_value = "message")]
-    pub kind: MessageType,
+    #[command(flatten)]
+    pub post: PostArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct SayArgs {
+    #[command(flatten)]
+    pub post: PostArgs,
+}
+
+/// What `send` and `say` post: the text, from the arguments or a file, and its type.
+#[derive(Args, Debug)]
+pub struct PostArgs {
     /// The message text (`-` reads it from standard input).
     pub text: Vec<String>,
     /// Read the text from this file (`-`: standard input).
@@ -338,13 +339,13 @@ fn print_sent(ctx: &Ctx, m: &Message) {
 pub fn send(ctx: &Ctx, a: SendArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let alias = a.alias.trim_start_matches('@');
-    let text = post_text(&a.text, a.file.as_deref())?;
+    let text = post_text(&a.post.text, a.post.file.as_deref())?;
     if alias == "all" {
-        return send_all(ctx, &s, &text, a.kind);
+        return send_all(ctx, &s, &text, a.post.kind);
     }
     let body = PostBody {
         text: format!("@{alias} {text}"),
-        kind: Some(a.kind),
+        kind: Some(a.post.kind),
         to: Some(alias.to_string()),
         ..Default::default()
     };
@@ -382,8 +383,8 @@ fn send_all(ctx: &Ctx, s: &Session, text: &str, kind: MessageType) -> Result<(),
 pub fn say(ctx: &Ctx, a: SayArgs) -> Result<(), CliError> {
     let s = ctx.session()?;
     let body = PostBody {
-        text: post_text(&a.text, a.file.as_deref())?,
-        kind: Some(a.kind),
+        text: post_text(&a.post.text, a.post.file.as_deref())?,
+        kind: Some(a.post.kind),
         ..Default::default()
     };
     print_sent(ctx, &post(ctx, &s, body)?);
